@@ -1,0 +1,966 @@
+"""Relational vs non-relational slot dynamics on bouncing balls, in pure numpy.
+
+The M-step ablation of Relational N-EM (van Steenkiste, Chang, Greff, Schmidhuber,
+ICLR 2018) on oracle slot states: every ball is a slot s_k = (x, y, vx, vy), and a
+dynamics model predicts the state delta of each slot for the next step.
+
+    non-relational  delta_k = MLP_dyn(s_k)                                4-64-64-4
+    relational      m_kj    = MLP_msg([s_k; s_j])  for ordered pairs j != k   8-64-8
+                    agg_k   = mean_{j != k} m_kj
+                    delta_k = MLP_dyn([s_k; agg_k])                         12-64-64-4
+
+Both are trained with 4-step backprop-through-time on K=4 sequences and evaluated as
+closed-loop predictors from frame 0 on K = 4, 3, 5, 6.
+
+Sections: config, simulator, parameters and layers, models, optimizer, training,
+evaluation, output, main.
+
+Examples:
+    python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
+    python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, well under 1 s
+    python3 relational_nem_bouncing_balls.py --eval-k 4,6 --out /tmp/run.json
+"""
+from __future__ import annotations
+
+import os
+
+# One BLAS thread per process: at these matrix sizes (128 x 64) a second thread only adds
+# synchronisation, and the two models train in two processes side by side.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import platform
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODEL_KINDS = ("non_relational", "relational")
+
+
+# ----------------------------------------------------------------------------- config
+def _opt(default, help, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class Config:
+    # experiment
+    seed: int = _opt(0, "seed of every random generator of the run")
+    quick: bool = _opt(False, "smoke run: few epochs and small data sets (see QUICK)")
+    # data
+    k_train: int = _opt(4, "number of balls in training and validation sequences")
+    n_train: int = _opt(300, "training sequences")
+    n_val: int = _opt(50, "validation sequences")
+    n_eval: int = _opt(50, "evaluation sequences for each evaluation K")
+    t_train: int = _opt(25, "steps per training / validation sequence")
+    t_eval: int = _opt(30, "steps per closed-loop evaluation rollout (step 0 = the given frame)")
+    eval_k: tuple = _opt((4, 3, 5, 6), "comma-separated numbers of balls to evaluate on")
+    radius: float = _opt(0.11, "ball radius in box units (the box is [0, 1]^2)")
+    dt: float = _opt(0.05, "time step of the explicit Euler simulator")
+    # models
+    hidden: int = _opt(64, "hidden units of every MLP layer")
+    msg_dim: int = _opt(8, "size of the relational message m_kj")
+    # training
+    epochs: int = _opt(60, "training epochs")
+    batch: int = _opt(32, "sequences per optimizer step")
+    lr: float = _opt(3e-3, "Adam learning rate")
+    t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
+    grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
+    dtype: str = _opt("float32", "float type of training and evaluation", choices=("float32", "float64"))
+    jobs: int = _opt(2, "processes that train the two models (1 = one after the other)")
+    # output
+    n_samples: int = _opt(3, "K_train evaluation sequences stored whole in run.json for the figures")
+    log_every: int = _opt(10, "print one log line every this many epochs")
+    out: str = _opt("run.json", "output JSON path, relative to the working directory")
+    no_save: bool = _opt(False, "do not write the output JSON")
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps per epoch: N_train * (T_train - t_bptt) // batch (196 for the defaults)."""
+        return self.n_train * (self.t_train - self.t_bptt) // self.batch
+
+
+# The --quick smoke run: same model sizes and optimizer, a tiny budget.
+QUICK = dict(epochs=4, n_train=64, n_val=16, n_eval=16, t_eval=20, log_every=1)
+
+
+class ConfigError(ValueError):
+    """A configuration or input that cannot be run; main() prints it on one line, exit code 2."""
+
+
+def parse_int_list(text: str, option: str) -> tuple:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated integers such as 4,3,5,6 (got {text!r})")
+    if not values:
+        raise ConfigError(f"{option} must list at least one integer (got {text!r})")
+    return values
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2, no usage dump
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser(description: str = "") -> argparse.ArgumentParser:
+    """The CLI, generated from the fields of Config."""
+    parser = _Parser(description=description or __doc__.split("\n")[0])
+    for f in dataclasses.fields(Config):
+        flag = "--" + f.name.replace("_", "-")
+        meta = f.metadata
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+        elif f.name == "eval_k":
+            parser.add_argument(flag, type=str, default=",".join(map(str, f.default)), help=meta["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
+            parser.add_argument(flag, type=kind, default=f.default, help=meta["help"],
+                                choices=meta.get("choices"))
+    return parser
+
+
+def config_from_args(argv) -> Config:
+    """Parse argv into a validated Config (raises ConfigError)."""
+    args = vars(build_parser().parse_args(argv))
+    args["eval_k"] = parse_int_list(args["eval_k"], "--eval-k")
+    if args["quick"]:
+        defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+        for name, value in QUICK.items():
+            if args[name] == defaults[name]:  # an explicit flag wins over --quick
+                args[name] = value
+    cfg = Config(**args)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: Config) -> None:
+    """Reject impossible or nonsensical settings before any data or training (ConfigError)."""
+    def need(ok, message):
+        if not ok:
+            raise ConfigError(message)
+
+    for name in ("epochs", "batch", "hidden", "msg_dim", "n_train", "n_val", "n_eval",
+                 "t_bptt", "jobs", "n_samples", "log_every"):
+        value = getattr(cfg, name)
+        need(value >= 1, f"--{name.replace('_', '-')} must be a positive integer (got {value})")
+    need(cfg.seed >= 0, f"--seed must be a non-negative integer (got {cfg.seed})")
+    for name in ("lr", "grad_clip"):
+        value = getattr(cfg, name)
+        need(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number (got {value})")
+    need(cfg.t_train >= cfg.t_bptt + 1,
+         f"--t-train must be at least --t-bptt + 1 = {cfg.t_bptt + 1} for one BPTT window (got {cfg.t_train})")
+    need(cfg.t_eval >= 2, f"--t-eval must be at least 2 steps (got {cfg.t_eval})")
+    need(cfg.steps_per_epoch >= 1,
+         f"--batch {cfg.batch} is larger than the {cfg.n_train * (cfg.t_train - cfg.t_bptt)} training windows "
+         f"(--n-train x (--t-train - --t-bptt)); use --batch at most that")
+    need(0 < cfg.radius < 0.25, f"--radius must be in (0, 0.25) box units (got {cfg.radius})")
+    need(0 < cfg.dt <= 0.1, f"--dt must be in (0, 0.1] (got {cfg.dt})")
+    need(cfg.n_samples <= cfg.n_eval, f"--n-samples must be at most --n-eval = {cfg.n_eval} (got {cfg.n_samples})")
+    need(cfg.k_train >= 2, f"--k-train must be at least 2 so that pairs exist (got {cfg.k_train})")
+    for k in cfg.eval_k:
+        need(k >= 2, f"--eval-k values must be at least 2 balls (got {k})")
+    need(len(set(cfg.eval_k)) == len(cfg.eval_k), f"--eval-k lists a K twice: {','.join(map(str, cfg.eval_k))}")
+    for k, option in [(cfg.k_train, "--k-train")] + [(k, "--eval-k") for k in cfg.eval_k]:
+        k_max = max_balls(cfg.radius)
+        need(k <= k_max, f"{option} {k}: at most {k_max} balls of radius {cfg.radius} fit at separation "
+                         f"{MIN_SEPARATION} r in the unit box; use fewer balls or a smaller --radius")
+    if not cfg.no_save:
+        check_output_path(cfg.out, "--out")
+
+
+def check_output_path(path: str, option: str) -> None:
+    """Fail early when `path` cannot be written: missing folder, a folder in its place, no permission."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigError(f"{option} {path}: folder {folder} does not exist; create it or choose an existing folder")
+    if os.path.isdir(path):
+        raise ConfigError(f"{option} {path} is a folder; give a file path such as {os.path.join(path, 'run.json')}")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{option} {path}: folder {folder} is not writable")
+
+
+# ----------------------------------------------------------------------------- simulator
+MIN_SEPARATION = 2.2    # initial centres at least 2.2 r apart
+SPEED_RANGE = (0.6, 1.0)
+
+
+def max_balls(radius: float) -> int:
+    """An upper bound on how many balls can start `MIN_SEPARATION * radius` apart.
+
+    Centres lie in the square [r, 1-r]^2 of side L = 1 - 2r; disks of radius d/2 around
+    them (d = 2.2 r) are disjoint and lie in a square of side L + d, so K pi d^2 / 4 <= (L + d)^2.
+    """
+    d = MIN_SEPARATION * radius
+    return int((1 - 2 * radius + d) ** 2 / (math.pi * d * d / 4))
+
+
+def initial_state(n: int, k: int, radius: float, rng: np.random.Generator,
+                  max_restarts: int = 20, tries_per_ball: int = 100):
+    """Random non-overlapping starts: positions (n, k, 2) in [r, 1-r]^2 at least 2.2 r apart,
+    velocities (n, k, 2) with speed uniform in [0.6, 1.0] and direction uniform.
+
+    Balls are placed one at a time, vectorised over sequences: ball i is redrawn in every
+    sequence where it lands closer than 2.2 r to an earlier ball; a sequence in which some
+    ball finds no place after `tries_per_ball` draws is started again from its first ball.
+    Raises ValueError when K balls cannot be placed.
+    """
+    if k > max_balls(radius):
+        raise ValueError(f"cannot place {k} balls of radius {radius}: at most {max_balls(radius)} fit "
+                         f"at separation {MIN_SEPARATION} r in the unit box")
+    pos = np.empty((n, k, 2))
+    pending = np.arange(n)                                  # sequences still to place
+    for _ in range(max_restarts):
+        pending = _place_balls(pos, pending, radius, rng, tries_per_ball)
+        if len(pending) == 0:
+            break
+    else:
+        raise ValueError(f"could not place {k} balls of radius {radius} at separation {MIN_SEPARATION} r "
+                         f"after {max_restarts} restarts; use fewer balls or a smaller radius")
+    speed = rng.uniform(*SPEED_RANGE, size=(n, k))
+    angle = rng.uniform(0.0, 2.0 * np.pi, size=(n, k))
+    vel = np.stack([speed * np.cos(angle), speed * np.sin(angle)], axis=-1)   # (n, k, 2)
+    return pos, vel
+
+
+def _place_balls(pos, seqs, radius, rng, tries_per_ball):
+    """Draw every ball of the sequences `seqs` in pos (n, k, 2) in place, ball by ball;
+    returns the sequences in which some ball found no free place (to be started again)."""
+    k = pos.shape[1]
+    min_dist = MIN_SEPARATION * radius
+    active, stuck = seqs, []
+    for i in range(k):
+        todo = active
+        for _ in range(tries_per_ball):
+            pos[todo, i] = rng.uniform(radius, 1.0 - radius, size=(len(todo), 2))
+            gap = np.linalg.norm(pos[todo, :i] - pos[todo, i:i + 1], axis=-1).min(axis=1, initial=np.inf)
+            todo = todo[gap < min_dist]                                      # (m,) still overlapping
+            if len(todo) == 0:
+                break
+        if len(todo):
+            stuck.append(todo)
+            active = np.setdiff1d(active, todo)
+    return np.concatenate(stuck) if stuck else seqs[:0]
+
+
+def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: float,
+             return_events: bool = False):
+    """Roll the physics forward; returns states (n_steps, n, k, 4) = (x, y, vx, vy).
+
+    The state is recorded before each update. One update: explicit Euler move; then ball
+    pairs (i < j, one at a time) that overlap and approach exchange the normal component
+    of their velocities and are pushed apart by half the overlap each; then the wall pass
+    mirrors any position outside [r, 1-r] back inside and points its velocity inwards.
+    The wall pass comes last, so every recorded position lies in [r, 1-r] exactly.
+    Equal masses: kinetic energy and, in pair collisions, momentum are conserved.
+
+    With return_events, also returns {"wall": (n_steps, n, k) bool, "pair": (n_steps, n, k, k)
+    bool}: True where that ball bounced off a wall / that pair collided during the step that
+    starts at that recorded state.
+    """
+    pos = np.array(pos, dtype=np.float64)            # (n, k, 2)
+    vel = np.array(vel, dtype=np.float64)            # (n, k, 2)
+    n, k, _ = pos.shape
+    lo, hi = radius, 1.0 - radius
+    states = np.empty((n_steps, n, k, 4))
+    wall_events = np.zeros((n_steps, n, k), dtype=bool)
+    pair_events = np.zeros((n_steps, n, k, k), dtype=bool)
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    for t in range(n_steps):
+        states[t, :, :, :2] = pos
+        states[t, :, :, 2:] = vel
+        pos += vel * dt
+        for i, j in pairs:
+            offset = pos[:, j] - pos[:, i]                                   # (n, 2) from i to j
+            dist = np.sqrt(offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1])   # (n,)
+            rel_vel = vel[:, j] - vel[:, i]
+            approaching = rel_vel[:, 0] * offset[:, 0] + rel_vel[:, 1] * offset[:, 1] < 0
+            hit = (dist < 2 * radius) & approaching & (dist > 0)
+            if not hit.any():
+                continue
+            normal = offset[hit] / dist[hit, None]                           # (h, 2) unit i -> j
+            vi, vj = vel[hit, i], vel[hit, j]
+            # exchange the normal components: vi_n <-> vj_n
+            transfer = ((vi[:, 0] - vj[:, 0]) * normal[:, 0] + (vi[:, 1] - vj[:, 1]) * normal[:, 1])[:, None] * normal
+            vel[hit, i] = vi - transfer
+            vel[hit, j] = vj + transfer
+            push = (0.5 * (2 * radius - dist[hit]))[:, None] * normal       # half the overlap each
+            pos[hit, i] -= push
+            pos[hit, j] += push
+            pair_events[t, hit, i, j] = pair_events[t, hit, j, i] = True
+        # walls: mirror the position back inside, velocity points inwards; repeated until
+        # inside (one pass always suffices for the validated radius < 0.25, dt <= 0.1)
+        while True:
+            below, above = pos < lo, pos > hi                                # (n, k, 2)
+            if not (below.any() or above.any()):
+                break
+            wall_events[t] |= (below | above).any(axis=-1)
+            pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+            vel = np.where(below, np.abs(vel), np.where(above, -np.abs(vel), vel))
+    if return_events:
+        return states, {"wall": wall_events, "pair": pair_events}
+    return states
+
+
+def make_dataset(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """n simulated sequences, shape (n, n_steps, k, 4), float64."""
+    pos, vel = initial_state(n, k, radius, rng)
+    return simulate(pos, vel, n_steps, dt, radius).transpose(1, 0, 2, 3).copy()
+
+
+# ----------------------------------------------------------------------------- parameters and layers
+class ParamBuffer:
+    """The layout of every parameter of a model in one flat vector.
+
+    `views(flat)` names slices of any vector with this layout: the parameters, their
+    gradients and Adam's moments share names, and Adam and clipping act on whole vectors.
+    """
+
+    def __init__(self, shapes: dict):
+        self.shapes = dict(shapes)
+        self.slices, size = {}, 0
+        for name, shape in self.shapes.items():
+            self.slices[name] = slice(size, size + math.prod(shape))
+            size += math.prod(shape)
+        self.size = size
+
+    def views(self, flat: np.ndarray) -> dict:
+        return {name: flat[self.slices[name]].reshape(shape) for name, shape in self.shapes.items()}
+
+
+class Workspace(dict):
+    """Preallocated per-step buffers of one model for n_steps steps of a (B, K) batch:
+    name -> array (n_steps, ...). The forward pass of step t writes its activations into
+    slot t, the backward pass its gradients; weight gradients are then one matmul per
+    layer over all steps at once."""
+
+    def __init__(self, n_steps, batch, k, shapes: dict, dtype):
+        super().__init__((name, np.zeros((n_steps,) + shape, dtype)) for name, shape in shapes.items())
+        self.n_steps, self.batch, self.k = n_steps, batch, k
+        self.ones = np.ones(n_steps * batch * k, dtype)   # sums over rows as ones @ D (a fast bias gradient)
+        # slot[t][name] = self[name][t], built once: the hot loops index many small views
+        self.slot = [{name: array[t] for name, array in self.items()} for t in range(n_steps)]
+
+
+class MLP:
+    """ReLU MLP sizes[0] -> ... -> sizes[-1] with a linear output layer.
+
+    Parameters `{name}.W{l}` (in, out) and `{name}.b{l}` (out,). Workspace buffers, per step
+    and row: `{name}.a{l}` (sizes[l]) = input of layer l (a0 = the MLP input, filled by the
+    caller; a{l} = ReLU output of layer l-1), `{name}.out` = output, `{name}.d{l}` = gradient
+    w.r.t. the pre-activation of layer l.
+    """
+
+    def __init__(self, name: str, sizes):
+        self.name, self.sizes = name, tuple(sizes)
+        self.n_layers = L = len(sizes) - 1
+        self.W = [f"{name}.W{l}" for l in range(L)]
+        self.b = [f"{name}.b{l}" for l in range(L)]
+        self.a = [f"{name}.a{l}" for l in range(L)] + [f"{name}.out"]   # a[l] = input of layer l, a[L] = output
+        self.d = [f"{name}.d{l}" for l in range(L)]
+
+    def param_shapes(self) -> dict:
+        shapes = {}
+        for l in range(self.n_layers):
+            shapes[f"{self.name}.W{l}"] = (self.sizes[l], self.sizes[l + 1])
+            shapes[f"{self.name}.b{l}"] = (self.sizes[l + 1],)
+        return shapes
+
+    def init_params(self, p: dict, rng, last_scale: float = 0.1) -> None:
+        """He-normal weights, zero biases; the output layer scaled down so training starts near delta = 0."""
+        for l in range(self.n_layers):
+            W = p[f"{self.name}.W{l}"]
+            W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / W.shape[0])
+            if l == self.n_layers - 1:
+                W *= last_scale
+            p[f"{self.name}.b{l}"][...] = 0.0
+
+    def workspace_shapes(self, rows: int) -> dict:
+        shapes = {f"{self.name}.a{l}": (rows, self.sizes[l]) for l in range(self.n_layers)}
+        shapes[f"{self.name}.out"] = (rows, self.sizes[-1])
+        shapes.update({f"{self.name}.d{l}": (rows, self.sizes[l + 1]) for l in range(self.n_layers)})
+        return shapes
+
+    def forward(self, p: dict, slot: dict) -> np.ndarray:
+        """Reads the input slot[a0] (R, in); returns the output slot[out] (R, out)."""
+        a = slot[self.a[0]]
+        zero = a.dtype.type(0)
+        for l in range(self.n_layers):
+            z = slot[self.a[l + 1]]                                                 # (R, sizes[l+1])
+            np.matmul(a, p[self.W[l]], out=z)
+            z += p[self.b[l]]
+            if l < self.n_layers - 1:
+                np.maximum(z, zero, out=z)                                          # ReLU in place
+            a = z
+        return a
+
+    def backward_input(self, p: dict, slot: dict, need_input_grad: bool = True, out=None):
+        """Backpropagates the output gradient, which the caller wrote into slot[d{L-1}], to every
+        pre-activation slot[d{l}]; returns the input gradient (R, in) (into `out` if given) or None."""
+        d = slot[self.d[-1]]
+        for l in range(self.n_layers - 1, 0, -1):
+            d_act = d @ p[self.W[l]].T                                              # (R, sizes[l])
+            d = slot[self.d[l - 1]]
+            np.multiply(d_act, slot[self.a[l]] > 0, out=d)                         # ReLU'
+        return np.matmul(d, p[self.W[0]].T, out=out) if need_input_grad else None
+
+    def weight_grads(self, ws: Workspace, steps: slice, g: dict) -> None:
+        """Writes dL/dW{l} = sum over steps and rows of a{l}^T d{l} and dL/db{l} = sum of d{l} into g."""
+        for l in range(self.n_layers):
+            a = ws[self.a[l]][steps].reshape(-1, self.sizes[l])                     # (steps*R, in)
+            d = ws[self.d[l]][steps].reshape(-1, self.sizes[l + 1])                 # (steps*R, out)
+            np.matmul(a.T, d, out=g[self.W[l]])
+            np.matmul(ws.ones[:len(d)], d, out=g[self.b[l]])                       # sum over rows
+
+
+# ----------------------------------------------------------------------------- models
+class DynamicsModel:
+    """Shared machinery: flat parameters, workspaces, the forward/backward API.
+
+    forward(S) -> (delta, cache) for S (B, K, 4); backward(d_delta, cache) -> (grads, dS).
+    With a workspace `ws` and step `t`, forward writes its activations into slot t of ws and
+    the returned delta is a view valid until slot t is written again.
+    """
+
+    kind = ""
+
+    def _setup(self, blocks, dtype):
+        shapes = {}
+        for block in blocks:
+            shapes.update(block.param_shapes())
+        self.layout = ParamBuffer(shapes)
+        self.dtype = np.dtype(dtype)
+        self.flat = np.zeros(self.layout.size, self.dtype)
+        self.params = self.layout.views(self.flat)
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.size
+
+    def grads_like(self, flat: np.ndarray) -> dict:
+        """Named views of a gradient vector (cached for the last vector asked for)."""
+        if getattr(self, "_grads_flat", None) is not flat:
+            self._grads_flat, self._grads_views = flat, self.layout.views(flat)
+        return self._grads_views
+
+    def make_workspace(self, n_steps: int, batch: int, k: int) -> Workspace:
+        shapes = self._workspace_shapes(batch, k)
+        shapes["states"] = (batch, k, 4)   # slot t = s_t of a closed-loop unroll (n_steps slots)
+        return Workspace(n_steps, batch, k, shapes, self.dtype)
+
+    def forward(self, S: np.ndarray, ws: Workspace | None = None, t: int = 0):
+        B, K, _ = S.shape
+        if ws is None:
+            ws, t = self.make_workspace(1, B, K), 0
+        return self._forward(S, ws, t), (ws, t)
+
+    def backward(self, d_delta: np.ndarray, cache):
+        """Gradients of sum(d_delta * delta) for one forward call: (grads keyed like params, dS)."""
+        ws, t = cache
+        dS = self.backward_input(d_delta, cache)
+        grad_flat = np.zeros(self.layout.size, self.dtype)
+        self.weight_grads(ws, slice(t, t + 1), grad_flat)
+        return self.grads_like(grad_flat), dS
+
+    def weight_grads(self, ws: Workspace, steps: slice, grad_flat: np.ndarray) -> None:
+        self._weight_grads(ws, steps, self.grads_like(grad_flat))
+
+
+class NonRelationalDynamics(DynamicsModel):
+    """delta_k = MLP_dyn(s_k): every slot updated alone (4-hidden-hidden-4)."""
+
+    kind = "non_relational"
+
+    def __init__(self, hidden: int = 64, rng: np.random.Generator | None = None, dtype=np.float64):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.dyn = MLP("dyn", (4, hidden, hidden, 4))
+        self._setup([self.dyn], dtype)
+        self.dyn.init_params(self.params, rng)
+
+    def _workspace_shapes(self, batch, k):
+        return self.dyn.workspace_shapes(batch * k)              # rows ordered (b, k)
+
+    def _forward(self, S, ws, t):
+        B, K, slot = ws.batch, ws.k, ws.slot[t]
+        np.copyto(slot["dyn.a0"].reshape(B, K, 4), S)
+        return self.dyn.forward(self.params, slot).reshape(B, K, 4)
+
+    def backward_input(self, d_delta, cache, need_input_grad: bool = True):
+        ws, t = cache
+        B, K, slot = ws.batch, ws.k, ws.slot[t]
+        np.copyto(slot["dyn.d2"].reshape(B, K, 4), d_delta)
+        dX = self.dyn.backward_input(self.params, slot, need_input_grad)
+        return None if dX is None else dX.reshape(B, K, 4)
+
+    def _weight_grads(self, ws, steps, g):
+        self.dyn.weight_grads(ws, steps, g)
+
+
+def context_index(k: int) -> np.ndarray:
+    """(K-1, K) index of the context ball of every ordered pair j != k: ctx[d, k] = (k + 1 + d) mod K."""
+    return (np.arange(k)[None, :] + 1 + np.arange(k - 1)[:, None]) % k
+
+
+def context_view(doubled: np.ndarray) -> np.ndarray:
+    """For doubled = [c; c] of shape (2K, B, H), the read-only (K-1, K, B, H) view
+    v[d, k] = c[(k + 1 + d) mod K] = c[ctx[d, k]]: the context gather without a copy."""
+    K2, B, H = doubled.shape
+    s0, s1, s2 = doubled.strides
+    return np.lib.stride_tricks.as_strided(doubled[1:], shape=(K2 // 2 - 1, K2 // 2, B, H),
+                                           strides=(s0, s0, s1, s2), writeable=False)
+
+
+class RelationalDynamics(DynamicsModel):
+    """m_kj = MLP_msg([s_k; s_j]) for j != k, agg_k = mean_{j != k} m_kj, delta_k = MLP_dyn([s_k; agg_k]).
+
+    Message MLP 8-hidden-msg_dim, dynamics MLP (4+msg_dim)-hidden-hidden-4. Evaluated on the
+    K(K-1) ordered off-diagonal pairs only. Rows are ordered (k, b) so that pair tensors
+    are (K-1, K, B, H): pair (d, k) has context ball j = ctx[d, k].
+
+    Fast paths, each equal to the plain formula:
+      * the first message layer W [s_k; s_j] + b is split into A s_k + (B s_j + b), with
+        A = W1[:4], B = W1[4:]: two (K B, 4) x (4, H) products instead of a pair tensor of inputs;
+      * the second message layer is affine, so mean_j (h_kj W2 + b2) = (mean_j h_kj) W2 + b2:
+        one (K B, H) x (H, msg) product instead of one per pair.
+    """
+
+    kind = "relational"
+
+    def __init__(self, hidden: int = 64, msg_dim: int = 8, rng: np.random.Generator | None = None,
+                 dtype=np.float64):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.hidden, self.msg_dim = hidden, msg_dim
+        self.msg = MLP("msg", (8, hidden, msg_dim))
+        self.dyn = MLP("dyn", (4 + msg_dim, hidden, hidden, 4))
+        self._setup([self.msg, self.dyn], dtype)
+        self.msg.init_params(self.params, rng, last_scale=1.0)
+        self.dyn.init_params(self.params, rng)
+        self._scatter = {}
+
+    def context_scatter(self, k: int) -> np.ndarray:
+        """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows
+        sums every pair into its context ball (the transpose of the context gather)."""
+        if k not in self._scatter:
+            scatter = np.zeros((k, (k - 1) * k), self.dtype)
+            scatter[context_index(k).ravel(), np.arange((k - 1) * k)] = 1.0
+            self._scatter[k] = scatter
+        return self._scatter[k]
+
+    def _workspace_shapes(self, batch, k):
+        R, H, M = batch * k, self.hidden, self.msg_dim
+        shapes = self.dyn.workspace_shapes(R)                       # dyn.a0 = [s_k; agg_k] (R, 4 + M)
+        shapes["dyn.da0"] = (R, 4 + M)                              # gradient w.r.t. [s_k; agg_k]
+        shapes.update({
+            "msg.focus": (R, H),                                    # A s_k
+            "msg.context": (2 * R, H),                              # B s_j + b1, stored twice (context_view)
+            "msg.h": (k - 1, k, batch, H),                          # ReLU pair hidden units
+            "msg.hmean": (R, H),                                    # mean_{j != k} of msg.h
+            "msg.dh": (k - 1, k, batch, H),
+            "msg.dfocus": (R, H),
+            "msg.dcontext": (R, H),
+        })
+        return shapes
+
+    def _forward(self, S, ws, t):
+        p, B, K, H, slot = self.params, ws.batch, ws.k, self.hidden, ws.slot[t]
+        x_agg = slot["dyn.a0"]                                      # (R, 4 + M), rows (k, b)
+        x, agg = x_agg[:, :4], x_agg[:, 4:]
+        np.copyto(x.reshape(K, B, 4), S.transpose(1, 0, 2))
+        W1 = p["msg.W0"]                                            # (8, H) acting on [s_k; s_j]
+        focus = np.matmul(x, W1[:4], out=slot["msg.focus"])         # (R, H)
+        doubled = slot["msg.context"]                               # (2R, H)
+        context = np.matmul(x, W1[4:], out=doubled[:len(x)])       # (R, H)
+        context += p["msg.b0"]
+        doubled[len(x):] = context
+        h = slot["msg.h"]                                           # (K-1, K, B, H): h[d, k] = pair (k, ctx[d, k])
+        np.add(context_view(doubled.reshape(2 * K, B, H)), focus.reshape(K, B, H), out=h)
+        np.maximum(h, h.dtype.type(0), out=h)
+        hmean = slot["msg.hmean"]                                   # (R, H)
+        np.add.reduce(h, axis=0, out=hmean.reshape(K, B, H))        # sum over the K-1 partners
+        hmean *= 1.0 / (K - 1)
+        np.matmul(hmean, p["msg.W1"], out=agg)                      # (R, M) = mean_{j != k} m_kj
+        agg += p["msg.b1"]
+        out = self.dyn.forward(p, slot)                             # (R, 4)
+        return out.reshape(K, B, 4).transpose(1, 0, 2)              # (B, K, 4)
+
+    def backward_input(self, d_delta, cache, need_input_grad: bool = True):
+        ws, t = cache
+        p, B, K, H, slot = self.params, ws.batch, ws.k, self.hidden, ws.slot[t]
+        scatter = self.context_scatter(K)
+        np.copyto(slot["dyn.d2"].reshape(K, B, 4), d_delta.transpose(1, 0, 2))
+        d_x_agg = self.dyn.backward_input(p, slot, out=slot["dyn.da0"])   # (R, 4 + M)
+        d_hsum = d_x_agg[:, 4:] @ p["msg.W1"].T                     # (R, H)
+        d_hsum *= 1.0 / (K - 1)                                     # d/d(sum_j h_kj) of the mean
+        dh = slot["msg.dh"]                                         # (K-1, K, B, H)
+        np.multiply(slot["msg.h"] > 0, d_hsum.reshape(K, B, H), out=dh)
+        d_focus = slot["msg.dfocus"]
+        np.add.reduce(dh, axis=0, out=d_focus.reshape(K, B, H))      # sum over partners j
+        d_context = slot["msg.dcontext"]                            # sum over pairs whose context is j
+        np.matmul(scatter, dh.reshape((K - 1) * K, B * H), out=d_context.reshape(K, B * H))
+        if not need_input_grad:
+            return None
+        W1 = p["msg.W0"]
+        dX = d_x_agg[:, :4] + d_focus @ W1[:4].T + d_context @ W1[4:].T   # (R, 4)
+        return dX.reshape(K, B, 4).transpose(1, 0, 2)
+
+    def _weight_grads(self, ws, steps, g):
+        H, M = self.hidden, self.msg_dim
+        self.dyn.weight_grads(ws, steps, g)
+        x = ws["dyn.a0"][steps][..., :4].reshape(-1, 4)             # (steps*R, 4)
+        d_focus = ws["msg.dfocus"][steps].reshape(-1, H)
+        d_context = ws["msg.dcontext"][steps].reshape(-1, H)
+        np.matmul(x.T, d_focus, out=g["msg.W0"][:4])
+        np.matmul(x.T, d_context, out=g["msg.W0"][4:])
+        np.matmul(ws.ones[:len(d_context)], d_context, out=g["msg.b0"])
+        d_agg = ws["dyn.da0"][steps][..., 4:].reshape(-1, M)         # (steps*R, M)
+        np.matmul(ws["msg.hmean"][steps].reshape(-1, H).T, d_agg, out=g["msg.W1"])
+        np.matmul(ws.ones[:len(d_agg)], d_agg, out=g["msg.b1"])
+
+
+def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None) -> DynamicsModel:
+    dtype = dtype or cfg.dtype
+    if kind == "non_relational":
+        return NonRelationalDynamics(cfg.hidden, rng=rng, dtype=dtype)
+    return RelationalDynamics(cfg.hidden, cfg.msg_dim, rng=rng, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- optimizer
+class Adam:
+    """Adam (Kingma & Ba 2015) on one flat parameter vector, updated in place:
+    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  theta -= lr * m_hat / (sqrt(v_hat) + eps),
+    with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)."""
+
+    def __init__(self, params: np.ndarray, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
+        self.m, self.v = np.zeros_like(params), np.zeros_like(params)
+        self._tmp = np.zeros_like(params)
+        self.t = 0
+
+    def step(self, grad: np.ndarray) -> None:
+        self.t += 1
+        b1, b2, tmp = self.beta1, self.beta2, self._tmp
+        self.m *= b1
+        self.m += np.multiply(grad, 1 - b1, out=tmp)
+        self.v *= b2
+        self.v += np.multiply(np.square(grad, out=tmp), 1 - b2, out=tmp)
+        np.sqrt(self.v, out=tmp)                      # sqrt(v_hat) + eps = sqrt(v) / sqrt(1 - b2^t) + eps
+        tmp *= 1.0 / math.sqrt(1 - b2 ** self.t)
+        tmp += self.eps
+        np.divide(self.m, tmp, out=tmp)
+        tmp *= self.lr / (1 - b1 ** self.t)           # lr * m_hat / (sqrt(v_hat) + eps)
+        self.params -= tmp
+
+
+def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
+    """Scales grad in place to global L2 norm <= max_norm; returns the norm before clipping."""
+    norm = math.sqrt(float(np.dot(grad, grad)))
+    if norm > max_norm:
+        grad *= max_norm / norm
+    return norm
+
+
+# ----------------------------------------------------------------------------- training
+def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace | None = None,
+                        grad_flat: np.ndarray | None = None):
+    """Closed-loop BPTT loss and gradients for one batch of windows.
+
+    window (t_bptt + 1, B, K, 4): window[0] starts the unroll s_{t+1} = s_t + delta(s_t);
+    loss = mean over the t_bptt steps of the per-element MSE between s_{t+1} and window[t+1].
+    Returns (loss, grads) with grads keyed like model.params (views into grad_flat, which
+    is allocated when not given). `ws` is a workspace for (t_bptt + 1, B, K), reused
+    between calls to save allocations.
+    """
+    T = window.shape[0] - 1
+    B, K = window.shape[1:3]
+    if ws is None:
+        ws = model.make_workspace(T + 1, B, K)
+    states = ws["states"]                                           # (T+1, B, K, 4)
+    states[0] = window[0]
+    for t in range(T):
+        delta, _ = model.forward(states[t], ws, t)
+        np.add(states[t], delta, out=states[t + 1])
+    err = states[1:] - window[1:]                                   # (T, B, K, 4)
+    loss = float(np.vdot(err, err)) / err.size
+    err *= 2.0 / err.size                                           # dL/ds_{t+1} through step t's loss term
+    ds = err[T - 1]
+    for t in reversed(range(T)):
+        # ds = dL/ds_{t+1}; s_{t+1} = s_t + delta_t, so dL/d delta_t = ds and
+        # dL/ds_t = ds + (d delta_t / d s_t)^T ds + the loss term of s_t itself
+        dS = model.backward_input(ds, (ws, t), need_input_grad=t > 0)
+        if t > 0:
+            ds = ds + dS + err[t - 1]
+    if grad_flat is None:
+        grad_flat = np.zeros(model.n_params, model.dtype)
+    model.weight_grads(ws, slice(0, T), grad_flat)
+    return loss, model.grads_like(grad_flat)
+
+
+def rollout(model: DynamicsModel, init: np.ndarray, n_steps: int, ws: Workspace | None = None) -> np.ndarray:
+    """Closed-loop prediction from init (n, K, 4): returns (n_steps, n, K, 4), [0] = init."""
+    n, K, _ = init.shape
+    ws = ws if ws is not None else model.make_workspace(1, n, K)
+    traj = np.empty((n_steps, n, K, 4), model.dtype)
+    traj[0] = init
+    for t in range(1, n_steps):
+        delta, _ = model.forward(traj[t - 1], ws, 0)
+        np.add(traj[t - 1], delta, out=traj[t])
+    return traj
+
+
+class Validator:
+    """(val_mse_1step, val_mse_bptt) of a model on validation sequences val (N, T, K, 4),
+    with inputs and workspaces built once for the per-epoch calls.
+
+    val_mse_1step: per-element MSE of one predicted step from every true state s_t, t < T-1.
+    val_mse_bptt: the training loss (mean over t_bptt closed-loop steps of the per-element MSE)
+    on the non-overlapping windows starting at t = 0, t_bptt, 2 t_bptt, ...
+    """
+
+    def __init__(self, model: DynamicsModel, val: np.ndarray, t_bptt: int):
+        N, T, K, _ = val.shape
+        val = val.astype(model.dtype)
+        self.model, self.t_bptt = model, t_bptt
+        self.inputs = val[:, :-1].reshape(-1, K, 4)                 # (N (T-1), K, 4)
+        self.targets = val[:, 1:].reshape(-1, K, 4)
+        starts = np.arange(0, T - t_bptt, t_bptt)
+        windows = val[:, starts[:, None] + np.arange(t_bptt + 1)]   # (N, W, t_bptt+1, K, 4)
+        self.windows = windows.transpose(2, 0, 1, 3, 4).reshape(t_bptt + 1, -1, K, 4)
+        self.ws_1step = model.make_workspace(1, len(self.inputs), K)
+        self.ws_rollout = model.make_workspace(1, self.windows.shape[1], K)
+
+    def __call__(self):
+        delta, _ = self.model.forward(self.inputs, self.ws_1step, 0)
+        mse_1 = float(np.mean((self.inputs + delta - self.targets) ** 2))
+        pred = rollout(self.model, self.windows[0], self.t_bptt + 1, self.ws_rollout)
+        mse_bptt = float(np.mean((pred[1:] - self.windows[1:]) ** 2))
+        return mse_1, mse_bptt
+
+
+def rng_for(seed: int, purpose: str) -> np.random.Generator:
+    """One independent generator per (seed, purpose), e.g. rng_for(0, "data/train")."""
+    return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def train_model(kind: str, cfg: Config, train: np.ndarray, val: np.ndarray, log=print):
+    """Trains one model with Adam on random (sequence, start) windows of `train` (N, T, K, 4).
+
+    Returns (model, history, timing): history holds per-epoch lists of epoch, train_loss
+    (mean BPTT loss of the epoch's steps), val_mse_1step, val_mse_bptt and grad_norm (mean
+    global gradient norm before clipping); timing holds train_s, step_s and steps_per_sec.
+    """
+    t_start = time.perf_counter()
+    dtype = np.dtype(cfg.dtype)
+    model = make_model(kind, cfg, rng_for(cfg.seed, f"init/{kind}"), dtype)
+    batch_rng = rng_for(cfg.seed, f"batches/{kind}")
+    N, T, K, _ = train.shape
+    train_tm = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype=dtype)   # (T, N, K, 4) time-major
+    validate = Validator(model, val, cfg.t_bptt)
+    offsets = np.arange(cfg.t_bptt + 1)[:, None]                               # (t_bptt+1, 1)
+    ws = model.make_workspace(cfg.t_bptt + 1, cfg.batch, K)
+    grad = np.zeros(model.n_params, dtype)
+    adam = Adam(model.flat, cfg.lr)
+    history = {key: [] for key in ("epoch", "train_loss", "val_mse_1step", "val_mse_bptt", "grad_norm")}
+    step_seconds = 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        t_epoch = time.perf_counter()
+        loss_sum = norm_sum = 0.0
+        for _ in range(cfg.steps_per_epoch):
+            seq = batch_rng.integers(N, size=cfg.batch)
+            start = batch_rng.integers(T - cfg.t_bptt, size=cfg.batch)
+            window = train_tm[start + offsets, seq]                                  # (t_bptt+1, B, K, 4)
+            loss, _ = bptt_loss_and_grads(model, window, ws, grad)
+            norm_sum += clip_grad_norm(grad, cfg.grad_clip)
+            adam.step(grad)
+            loss_sum += loss
+        step_seconds += time.perf_counter() - t_epoch
+        if not math.isfinite(loss_sum):
+            raise FloatingPointError(f"{kind}: training diverged (non-finite loss) in epoch {epoch}")
+        val_1, val_b = validate()
+        for key, value in zip(history, (epoch, loss_sum / cfg.steps_per_epoch, val_1, val_b,
+                                        norm_sum / cfg.steps_per_epoch)):
+            history[key].append(value)
+        if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
+            rate = epoch * cfg.steps_per_epoch / step_seconds
+            log(f"[{kind:>14}] epoch {epoch:3d}/{cfg.epochs}  train {history['train_loss'][-1]:.5f}  "
+                f"val 1-step {val_1:.5f}  val {cfg.t_bptt}-step {val_b:.5f}  "
+                f"|g| {history['grad_norm'][-1]:.2f}  {rate:.0f} steps/s")
+    n_steps = cfg.epochs * cfg.steps_per_epoch
+    timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,
+              "steps_per_sec": n_steps / step_seconds, "optimizer_steps": n_steps}
+    return model, history, timing
+
+
+def _train_job(kind, cfg, train, val):
+    """Worker entry point: trains one model, returns what the parent needs (picklable)."""
+    model, history, timing = train_model(kind, cfg, train, val, log=lambda line: print(line, flush=True))
+    return kind, model.flat, history, timing
+
+
+def train_both(cfg: Config, train, val):
+    """Trains both models, in two processes when cfg.jobs >= 2 (same numbers either way)."""
+    models, histories, timings = {}, {}, {}
+    if cfg.jobs >= 2:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with context.Pool(2) as pool:
+            jobs = [pool.apply_async(_train_job, (kind, cfg, train, val)) for kind in reversed(MODEL_KINDS)]
+            results = [job.get() for job in jobs]
+    else:
+        results = [_train_job(kind, cfg, train, val) for kind in MODEL_KINDS]
+    for kind, flat, history, timing in results:
+        model = make_model(kind, cfg, np.random.default_rng(0))
+        model.flat[...] = flat
+        models[kind], histories[kind], timings[kind] = model, history, timing
+    return {k: models[k] for k in MODEL_KINDS}, histories, timings
+
+
+# ----------------------------------------------------------------------------- evaluation
+def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """Per-step errors of a rollout pred against truth, both (T, n, K, 4).
+
+    pos_err / vel_err: mean over sequences and balls of the Euclidean distance |d(x, y)|,
+    |d(vx, vy)|; pos_mse / vel_mse: per-element mean squared error. The mean_* scalars
+    average the T per-step values, step 0 included (where pred = truth).
+    """
+    diff = pred.astype(np.float64) - truth                          # (T, n, K, 4)
+    out = {
+        "pos_err": np.sqrt((diff[..., :2] ** 2).sum(-1)).mean(axis=(1, 2)),
+        "vel_err": np.sqrt((diff[..., 2:] ** 2).sum(-1)).mean(axis=(1, 2)),
+        "pos_mse": (diff[..., :2] ** 2).mean(axis=(1, 2, 3)),
+        "vel_mse": (diff[..., 2:] ** 2).mean(axis=(1, 2, 3)),
+    }
+    result = {key: value.tolist() for key, value in out.items()}
+    result.update({f"mean_{key}": float(value.mean()) for key, value in out.items()})
+    return result
+
+
+def evaluate(models: dict, eval_sets: dict, cfg: Config):
+    """Closed-loop rollouts from frame 0 for every evaluation K; returns (rollout, samples)."""
+    results, preds = {}, {}
+    for k, truth in eval_sets.items():                              # truth (n, T, K, 4)
+        truth_tm = truth.transpose(1, 0, 2, 3)                      # (T, n, K, 4)
+        entry = {"K": k, "T": cfg.t_eval}
+        for kind, model in models.items():
+            pred = rollout(model, truth_tm[0].astype(model.dtype), cfg.t_eval)
+            entry[kind] = rollout_metrics(pred, truth_tm)
+            preds[k, kind] = pred
+        results[str(k)] = entry
+    k_samples = cfg.k_train if cfg.k_train in eval_sets else next(iter(eval_sets))
+    idx = slice(0, cfg.n_samples)
+
+    def as_list(a):
+        return np.round(np.asarray(a, np.float64), 5).tolist()
+
+    samples = {"K": k_samples, "index": list(range(cfg.n_samples)), "radius": cfg.radius,
+               "truth": as_list(eval_sets[k_samples].transpose(1, 0, 2, 3)[:, idx])}
+    samples.update({kind: as_list(preds[k_samples, kind][:, idx]) for kind in models})
+    return results, samples
+
+
+# ----------------------------------------------------------------------------- output
+def source_sha256(path: str = __file__) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def write_json_atomic(path: str, payload: dict) -> None:
+    """Writes JSON to a temporary file in the target folder, then renames it into place."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def make_data(cfg: Config):
+    """Training, validation and per-K evaluation sequences, each (n, T, K, 4) float64."""
+    try:
+        train = make_dataset(cfg.n_train, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/train"))
+        val = make_dataset(cfg.n_val, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/val"))
+        eval_sets = {k: make_dataset(cfg.n_eval, cfg.t_eval, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"data/eval/K={k}"))
+                     for k in cfg.eval_k}
+    except ValueError as err:
+        raise ConfigError(str(err))
+    return train, val, eval_sets
+
+
+def run(cfg: Config, log=print) -> dict:
+    """The whole experiment: data, training of both models, evaluation; returns the run.json payload."""
+    t0 = time.perf_counter()
+    train, val, eval_sets = make_data(cfg)
+    t_data = time.perf_counter() - t0
+    log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={cfg.k_train}, "
+        f"{cfg.n_eval} eval sequences at K={','.join(map(str, cfg.eval_k))} ({t_data:.2f} s)")
+    t1 = time.perf_counter()
+    models, histories, timings = train_both(cfg, train, val)
+    t_train = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    rollouts, samples = evaluate(models, eval_sets, cfg)
+    t_eval = time.perf_counter() - t2
+    payload = {
+        "config": dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch},
+        "env": {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+                "source_sha256": source_sha256()},
+        "params": {kind: models[kind].n_params for kind in MODEL_KINDS},
+        "timing": {"data_s": t_data, "train_wall_s": t_train, "eval_s": t_eval,
+                   "parallel_training": cfg.jobs >= 2,
+                   **{f"train_{kind}_s": timings[kind]["train_s"] for kind in MODEL_KINDS},
+                   "steps_per_sec": {kind: timings[kind]["steps_per_sec"] for kind in MODEL_KINDS},
+                   "optimizer_steps": timings["relational"]["optimizer_steps"]},
+        "history": histories,
+        "rollout": rollouts,
+        "samples": samples,
+    }
+    payload["timing"]["total_s"] = time.perf_counter() - t0
+    return payload
+
+
+def summary_table(payload: dict) -> str:
+    """The headline table: mean closed-loop errors per K for both models."""
+    lines = [f"{'K':>3} | {'vel err non-rel':>15} {'vel err rel':>11} {'rel/non':>7} | "
+             f"{'vel MSE non-rel':>15} {'vel MSE rel':>11} | {'pos err non-rel':>15} {'pos err rel':>11}"]
+    for key, entry in payload["rollout"].items():
+        nr, r = entry["non_relational"], entry["relational"]
+        lines.append(f"{key:>3} | {nr['mean_vel_err']:15.4f} {r['mean_vel_err']:11.4f} "
+                     f"{r['mean_vel_err'] / nr['mean_vel_err']:7.3f} | {nr['mean_vel_mse']:15.4f} "
+                     f"{r['mean_vel_mse']:11.4f} | {nr['mean_pos_err']:15.4f} {r['mean_pos_err']:11.4f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    try:
+        cfg = config_from_args(argv)
+        payload = run(cfg)
+        if not cfg.no_save:
+            check_output_path(cfg.out, "--out")
+            write_json_atomic(cfg.out, payload)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    T = payload["config"]["t_eval"]
+    print(f"mean over the {T} closed-loop steps (step 0 included); err = mean Euclidean error, MSE = per-element")
+    print(summary_table(payload))
+    print(f"total {payload['timing']['total_s']:.2f} s" + ("" if cfg.no_save else f"; wrote {cfg.out}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
