@@ -1,0 +1,123 @@
+"""The command lines: a --quick run with both companion scripts, determinism, bad input, provenance."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+import relational_nem_bouncing_balls as R
+from conftest import GIF, MAIN, ROOT, VIZ, run_script
+
+TINY = ["--epochs", "2", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8",
+        "--eval-k", "4,3", "--n-samples", "2"]
+
+
+def test_quick_run_then_figures_and_gif(tmp_path):
+    done = run_script(MAIN, "--seed", "0", "--quick", "--out", "quick.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = json.loads((tmp_path / "quick.json").read_text())
+    assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "samples"}
+    assert run["params"] == {"non_relational": 4740, "relational": 6348}
+    assert run["config"]["quick"] and run["config"]["epochs"] == R.QUICK["epochs"]
+    assert list(run["rollout"]) == ["4", "3", "5", "6"]
+    for key, entry in run["rollout"].items():
+        assert entry["K"] == int(key) and entry["T"] == run["config"]["t_eval"]
+        for model in R.MODEL_KINDS:
+            for metric in ("pos_err", "vel_err", "pos_mse", "vel_mse"):
+                assert len(entry[model][metric]) == entry["T"]
+                assert entry[model][f"mean_{metric}"] == pytest.approx(np.mean(entry[model][metric]))
+    for model in R.MODEL_KINDS:
+        assert run["history"][model]["epoch"] == list(range(1, R.QUICK["epochs"] + 1))
+        assert run["timing"]["steps_per_sec"][model] > 0
+    truth = np.asarray(run["samples"]["truth"])
+    assert truth.shape == (run["config"]["t_eval"], 3, 4, 4)
+    assert run["env"]["source_sha256"] == hashlib.sha256(open(MAIN, "rb").read()).hexdigest()
+
+    viz = run_script(VIZ, "--run", "quick.json", "--out", "figs", cwd=tmp_path)
+    assert viz.returncode == 0, viz.stderr
+    assert sorted(os.listdir(tmp_path / "figs")) == sorted(
+        ["training_curves.png", "rollout_errors.png", "extrapolation_summary.png",
+         "sample_trajectories.png", "rendered_frames.png"])
+    gif = run_script(GIF, "--run", "quick.json", "--out", "roll.gif", "--sample", "2", "--frame-size", "64",
+                     cwd=tmp_path)
+    assert gif.returncode == 0, gif.stderr
+    import imageio.v2 as imageio
+    frames = imageio.mimread(tmp_path / "roll.gif")
+    assert len(frames) == run["config"]["t_eval"]
+
+
+def test_same_seed_same_numbers_serial_or_parallel():
+    a = R.run(R.config_from_args(TINY + ["--jobs", "1"]), log=lambda *_: None)
+    b = R.run(R.config_from_args(TINY + ["--jobs", "2"]), log=lambda *_: None)
+    for key in ("history", "rollout", "samples"):
+        assert a[key] == b[key]
+    c = R.run(R.config_from_args(TINY + ["--jobs", "1", "--seed", "1"]), log=lambda *_: None)
+    assert c["history"] != a["history"]
+
+
+BAD_MAIN = [
+    (["--epochs", "0"], "--epochs must be a positive integer"),
+    (["--batch", "-3"], "--batch must be a positive integer"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--n-train", "0"], "--n-train must be a positive integer"),
+    (["--t-train", "4"], "--t-train must be at least --t-bptt + 1 = 5"),
+    (["--t-eval", "1"], "--t-eval must be at least 2"),
+    (["--eval-k", "4,x"], "--eval-k must be comma-separated integers"),
+    (["--eval-k", "4,1"], "--eval-k values must be at least 2"),
+    (["--eval-k", "40"], "--eval-k 40: at most"),
+    (["--k-train", "1"], "--k-train must be at least 2"),
+    (["--radius", "0.3"], "--radius must be in (0, 0.25)"),
+    (["--dt", "0"], "--dt must be in (0, 0.1]"),
+    (["--batch", "100000"], "--batch 100000 is larger than the"),
+    (["--n-samples", "99"], "--n-samples must be at most --n-eval"),
+    (["--out", "missing_folder/run.json"], "folder"),
+    (["--epochs", "two"], "argument --epochs: invalid int value"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_MAIN)
+def test_bad_input_main(tmp_path, args, message):
+    done = run_script(MAIN, *args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert os.listdir(tmp_path) == []                        # nothing written
+
+
+def test_out_is_a_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    done = run_script(MAIN, "--out", "sub", cwd=tmp_path)
+    assert done.returncode == 2 and "is a folder" in done.stderr
+
+
+def test_unplaceable_balls_fail_before_training(tmp_path):
+    # 16 balls pass the packing bound at r = 0.11 but do not fit by random placement
+    done = run_script(MAIN, "--eval-k", "4,16", cwd=tmp_path)
+    assert done.returncode == 2 and "could not place 16 balls" in done.stderr
+    assert "epoch" not in done.stdout and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("script", [VIZ, GIF])
+def test_bad_input_companions(tmp_path, script):
+    missing = run_script(script, "--run", "nope.json", cwd=tmp_path)
+    assert missing.returncode == 2 and "file not found" in missing.stderr
+    (tmp_path / "bad.json").write_text("{not json")
+    bad = run_script(script, "--run", "bad.json", cwd=tmp_path)
+    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    (tmp_path / "partial.json").write_text(json.dumps({"config": {}}))
+    partial = run_script(script, "--run", "partial.json", cwd=tmp_path)
+    assert partial.returncode == 2 and "missing key" in partial.stderr
+    for done in (missing, bad, partial):
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bad.json", "partial.json"]
+
+
+def test_committed_run_json_comes_from_committed_code():
+    with open(os.path.join(ROOT, "run.json")) as f:
+        run = json.load(f)
+    with open(MAIN, "rb") as f:
+        assert run["env"]["source_sha256"] == hashlib.sha256(f.read()).hexdigest(), \
+            "run.json is stale: regenerate it with python3 relational_nem_bouncing_balls.py --seed 0"
+    assert run["config"]["seed"] == 0 and not run["config"]["quick"]
