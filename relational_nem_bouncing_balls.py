@@ -455,9 +455,13 @@ class DynamicsModel:
         return self._grads_views
 
     def make_workspace(self, n_steps: int, batch: int, k: int) -> Workspace:
-        shapes = self._workspace_shapes(batch, k)
-        shapes["states"] = (batch, k, 4)   # slot t = s_t of a closed-loop unroll (n_steps slots)
-        return Workspace(n_steps, batch, k, shapes, self.dtype)
+        ws = Workspace(n_steps, batch, k, self._workspace_shapes(batch, k), self.dtype)
+        ws.states = np.zeros((n_steps + 1, batch, k, 4), self.dtype)   # s_0 .. s_T of a closed-loop unroll
+        self._add_scratch(ws)
+        return ws
+
+    def _add_scratch(self, ws: Workspace) -> None:
+        """Buffers used only within one step (shared by all slots) and extra per-slot views."""
 
     def forward(self, S: np.ndarray, ws: Workspace | None = None, t: int = 0):
         B, K, _ = S.shape
@@ -562,15 +566,22 @@ class RelationalDynamics(DynamicsModel):
         shapes = self.dyn.workspace_shapes(R)                       # dyn.a0 = [s_k; agg_k] (R, 4 + M)
         shapes["dyn.da0"] = (R, 4 + M)                              # gradient w.r.t. [s_k; agg_k]
         shapes.update({
-            "msg.focus": (R, H),                                    # A s_k
-            "msg.context": (2 * R, H),                              # B s_j + b1, stored twice (context_view)
-            "msg.h": (k - 1, k, batch, H),                          # ReLU pair hidden units
-            "msg.hmean": (R, H),                                    # mean_{j != k} of msg.h
-            "msg.dh": (k - 1, k, batch, H),
+            "msg.hmean": (R, H),                                    # mean_{j != k} of the pair hidden units
             "msg.dfocus": (R, H),
             "msg.dcontext": (R, H),
         })
         return shapes
+
+    def _add_scratch(self, ws):
+        K, B, H = ws.k, ws.batch, self.hidden
+        # The pair tensors are the largest buffers: only a bool ReLU mask is kept per step, so
+        # that one process's workspace stays near the size of a core's L2 cache.
+        for slot in ws.slot:
+            slot["msg.active"] = np.zeros((K - 1, K, B, H), bool)       # pair pre-activation > 0
+        ws.focus = np.zeros((K * B, H), self.dtype)                      # A s_k
+        ws.context = np.zeros((2 * K * B, H), self.dtype)                # B s_j + b1, stored twice
+        ws.context_pairs = context_view(ws.context.reshape(2 * K, B, H))  # (K-1, K, B, H), slow to build: once
+        ws.pair = np.zeros((K - 1, K, B, H), self.dtype)                 # pair hidden units, then their gradient
 
     def _forward(self, S, ws, t):
         p, B, K, H, slot = self.params, ws.batch, ws.k, self.hidden, ws.slot[t]
@@ -578,13 +589,13 @@ class RelationalDynamics(DynamicsModel):
         x, agg = x_agg[:, :4], x_agg[:, 4:]
         np.copyto(x.reshape(K, B, 4), S.transpose(1, 0, 2))
         W1 = p["msg.W0"]                                            # (8, H) acting on [s_k; s_j]
-        focus = np.matmul(x, W1[:4], out=slot["msg.focus"])         # (R, H)
-        doubled = slot["msg.context"]                               # (2R, H)
-        context = np.matmul(x, W1[4:], out=doubled[:len(x)])       # (R, H)
+        focus = np.matmul(x, W1[:4], out=ws.focus)                  # (R, H)
+        context = np.matmul(x, W1[4:], out=ws.context[:len(x)])    # (R, H)
         context += p["msg.b0"]
-        doubled[len(x):] = context
-        h = slot["msg.h"]                                           # (K-1, K, B, H): h[d, k] = pair (k, ctx[d, k])
-        np.add(context_view(doubled.reshape(2 * K, B, H)), focus.reshape(K, B, H), out=h)
+        ws.context[len(x):] = context
+        h = ws.pair                                                 # (K-1, K, B, H): h[d, k] = pair (k, ctx[d, k])
+        np.add(ws.context_pairs, focus.reshape(K, B, H), out=h)
+        np.greater(h, 0, out=slot["msg.active"])
         np.maximum(h, h.dtype.type(0), out=h)
         hmean = slot["msg.hmean"]                                   # (R, H)
         np.add.reduce(h, axis=0, out=hmean.reshape(K, B, H))        # sum over the K-1 partners
@@ -602,8 +613,8 @@ class RelationalDynamics(DynamicsModel):
         d_x_agg = self.dyn.backward_input(p, slot, out=slot["dyn.da0"])   # (R, 4 + M)
         d_hsum = d_x_agg[:, 4:] @ p["msg.W1"].T                     # (R, H)
         d_hsum *= 1.0 / (K - 1)                                     # d/d(sum_j h_kj) of the mean
-        dh = slot["msg.dh"]                                         # (K-1, K, B, H)
-        np.multiply(slot["msg.h"] > 0, d_hsum.reshape(K, B, H), out=dh)
+        dh = ws.pair                                                # (K-1, K, B, H)
+        np.multiply(slot["msg.active"], d_hsum.reshape(K, B, H), out=dh)
         d_focus = slot["msg.dfocus"]
         np.add.reduce(dh, axis=0, out=d_focus.reshape(K, B, H))      # sum over partners j
         d_context = slot["msg.dcontext"]                            # sum over pairs whose context is j
@@ -678,14 +689,14 @@ def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace 
     window (t_bptt + 1, B, K, 4): window[0] starts the unroll s_{t+1} = s_t + delta(s_t);
     loss = mean over the t_bptt steps of the per-element MSE between s_{t+1} and window[t+1].
     Returns (loss, grads) with grads keyed like model.params (views into grad_flat, which
-    is allocated when not given). `ws` is a workspace for (t_bptt + 1, B, K), reused
+    is allocated when not given). `ws` is a workspace for (t_bptt, B, K), reused
     between calls to save allocations.
     """
     T = window.shape[0] - 1
     B, K = window.shape[1:3]
     if ws is None:
-        ws = model.make_workspace(T + 1, B, K)
-    states = ws["states"]                                           # (T+1, B, K, 4)
+        ws = model.make_workspace(T, B, K)
+    states = ws.states                                              # (T+1, B, K, 4)
     states[0] = window[0]
     for t in range(T):
         delta, _ = model.forward(states[t], ws, t)
@@ -767,7 +778,7 @@ def train_model(kind: str, cfg: Config, train: np.ndarray, val: np.ndarray, log=
     train_tm = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype=dtype)   # (T, N, K, 4) time-major
     validate = Validator(model, val, cfg.t_bptt)
     offsets = np.arange(cfg.t_bptt + 1)[:, None]                               # (t_bptt+1, 1)
-    ws = model.make_workspace(cfg.t_bptt + 1, cfg.batch, K)
+    ws = model.make_workspace(cfg.t_bptt, cfg.batch, K)
     grad = np.zeros(model.n_params, dtype)
     adam = Adam(model.flat, cfg.lr)
     history = {key: [] for key in ("epoch", "train_loss", "val_mse_1step", "val_mse_bptt", "grad_norm")}
