@@ -23,6 +23,8 @@ GHOST_COLOUR = (215, 215, 215)     # the true balls, drawn faintly under each mo
 GAP = 6                 # pixels between panels
 STRIP = 6               # height of the colour strip above each panel
 PROGRESS = 4            # height of the progress bar under the panels
+LEVELS = 6              # anti-aliasing levels of a ball edge; frames are palette-indexed and the
+                        # GIF writer remaps a palette in time ~ its size squared: keep it small
 
 
 class InputError(ValueError):
@@ -63,39 +65,87 @@ def check_out_file(path: str, option: str = "--out") -> None:
 
 def disk_coverage(positions: np.ndarray, radius: float, size: int) -> np.ndarray:
     """Fraction of each pixel covered by any ball: positions (T, K, 2) in box units ([0, 1]^2,
-    y up) -> (T, size, size) in [0, 1], approximated by clip(radius_px - distance_px + 0.5, 0, 1)."""
-    centres = (np.arange(size) + 0.5) / size                                # (size,) pixel centres
-    px = positions[..., 0][:, :, None, None]                                # (T, K, 1, 1)
-    py = (1.0 - positions[..., 1])[:, :, None, None]                        # image rows run downwards
-    dist = np.sqrt((centres[None, None, None, :] - px) ** 2 + (centres[None, None, :, None] - py) ** 2)
-    return np.clip((radius - dist) * size + 0.5, 0.0, 1.0).max(axis=1)
+    y up) -> (T, size, size) in [0, 1], approximated by clip(radius_px - distance_px + 0.5, 0, 1).
+
+    Each ball is evaluated only on its bounding box of pixels, then max-combined into the frame.
+    """
+    T, K, _ = positions.shape
+    r_px = radius * size
+    half = int(np.ceil(r_px)) + 1
+    width = 2 * half + 1
+    cx = positions[..., 0] * size                                           # (T, K) pixel coordinates
+    cy = (1.0 - positions[..., 1]) * size                                   # image rows run downwards
+    x0 = np.floor(cx).astype(int) - half                                    # box origin
+    y0 = np.floor(cy).astype(int) - half
+    offsets = np.arange(width) + 0.5                                        # pixel centres within the box
+    dx2 = (x0[..., None] + offsets - cx[..., None]) ** 2                    # (T, K, width)
+    dy2 = (y0[..., None] + offsets - cy[..., None]) ** 2
+    sprites = np.clip(r_px - np.sqrt(dy2[..., :, None] + dx2[..., None, :]) + 0.5, 0.0, 1.0)   # (T, K, w, w)
+    pad = width                                                             # balls may sit outside the box
+    cover = np.zeros((T, size + 2 * pad, size + 2 * pad))
+    for t in range(T):
+        for k in range(K):
+            x, y = x0[t, k] + pad, y0[t, k] + pad
+            if 0 <= x <= size + pad and 0 <= y <= size + pad:               # skip balls far outside the frame
+                region = cover[t, y:y + width, x:x + width]
+                np.maximum(region, sprites[t, k], out=region)
+    return cover[:, pad:pad + size, pad:pad + size]
+
+
+def panel_palette(colour) -> np.ndarray:
+    """(LEVELS^2, 3) RGB of every (ghost level g, ball level b): the background blended with
+    GHOST_COLOUR by g / (LEVELS - 1), then with `colour` by b / (LEVELS - 1); row = g * LEVELS + b."""
+    level = np.arange(LEVELS) / (LEVELS - 1)
+    bg, ghost, ball = (np.array(c, float) for c in (BACKGROUND, GHOST_COLOUR, colour))
+    under = bg + level[:, None] * (ghost - bg)                              # (LEVELS, 3)
+    rgb = under[:, None, :] + level[None, :, None] * (ball - under[:, None, :])
+    return rgb.reshape(-1, 3).round().astype(np.uint8)
+
+
+def render_levels(positions: np.ndarray, radius: float, size: int, ghost=None) -> np.ndarray:
+    """Palette rows (T, size, size) of panel_palette: balls at `positions` (T, K, 2) over
+    `ghost` (T, K, 2) balls, e.g. the true positions, each quantised to LEVELS coverage levels."""
+    levels = np.rint(disk_coverage(positions, radius, size) * (LEVELS - 1)).astype(np.uint8)
+    if ghost is not None:
+        levels += LEVELS * np.rint(disk_coverage(ghost, radius, size) * (LEVELS - 1)).astype(np.uint8)
+    return levels
 
 
 def render_frames(positions: np.ndarray, radius: float, size: int, colour, ghost=None) -> np.ndarray:
-    """Anti-aliased balls of `colour` on a light background, uint8 frames (T, size, size, 3).
+    """Anti-aliased balls of `colour` on a light background, uint8 RGB frames (T, size, size, 3);
     `ghost` (T, K, 2), e.g. the true positions, is drawn faintly underneath."""
-    image = np.broadcast_to(np.array(BACKGROUND, float), (len(positions), size, size, 3))
-    layers = [(ghost, GHOST_COLOUR)] if ghost is not None else []
-    for pos, rgb in layers + [(positions, colour)]:
-        cover = disk_coverage(pos, radius, size)[..., None]                 # (T, size, size, 1)
-        image = image + cover * (np.array(rgb, float) - image)
-    return image.round().astype(np.uint8)
+    return panel_palette(colour)[render_levels(positions, radius, size, ghost)]
 
 
-def compose(panels: list, strip_colours: list) -> np.ndarray:
-    """Panels (T, S, S, 3) side by side with a colour strip above each and a progress bar below."""
+def compose(panels: list, colours: list):
+    """Palette-indexed GIF frames: panels (T, S, S) of render_levels side by side, a colour strip
+    above each, a progress bar below. Returns (frames (T, H, W) uint8, palette (n, 3) uint8)."""
     T, S = panels[0].shape[:2]
+    n_panel = LEVELS * LEVELS
+    extra = np.array([(255, 255, 255), (120, 120, 120), (90, 90, 90)] + list(colours), np.uint8)
+    palette = np.concatenate([panel_palette(c) for c in colours] + [extra])
+    white, outline, bar = len(colours) * n_panel + np.arange(3)
     width = len(panels) * S + (len(panels) - 1) * GAP
-    frames = np.full((T, STRIP + S + PROGRESS, width, 3), 255, np.uint8)
-    for i, (panel, colour) in enumerate(zip(panels, strip_colours)):
+    frames = np.full((T, STRIP + S + PROGRESS, width), white, np.uint8)
+    for i, (panel, colour) in enumerate(zip(panels, colours)):
         x0 = i * (S + GAP)
-        frames[:, :STRIP - 2, x0:x0 + S] = colour
-        frames[:, STRIP:STRIP + S, x0:x0 + S] = panel
-        frames[:, STRIP:STRIP + S, [x0, x0 + S - 1]] = 120                  # box outline
-        frames[:, [STRIP, STRIP + S - 1], x0:x0 + S] = 120
+        frames[:, :STRIP - 2, x0:x0 + S] = len(colours) * n_panel + 3 + i       # colour strip
+        frames[:, STRIP:STRIP + S, x0:x0 + S] = panel + i * n_panel
+        frames[:, STRIP:STRIP + S, [x0, x0 + S - 1]] = outline
+        frames[:, [STRIP, STRIP + S - 1], x0:x0 + S] = outline
     for t in range(T):                                                      # progress bar: step t of T
-        frames[t, -PROGRESS:, :int(round(width * (t + 1) / T))] = 90
-    return frames
+        frames[t, -PROGRESS:, :int(round(width * (t + 1) / T))] = bar
+    return frames, palette
+
+
+def build_frames(samples: dict, sample: int, size: int):
+    """GIF frames (T, H, W) palette indices and their palette for one stored sample sequence."""
+    truth = np.asarray(samples["truth"], float)[:, sample, :, :2]              # (T, K, 2)
+    panels = []
+    for name in PANELS:
+        positions = np.asarray(samples[name], float)[:, sample, :, :2]         # (T, K, 2)
+        panels.append(render_levels(positions, samples["radius"], size, ghost=None if name == "truth" else truth))
+    return compose(panels, [PANEL_COLOURS[name] for name in PANELS])
 
 
 def main(argv=None) -> int:
@@ -117,22 +167,18 @@ def main(argv=None) -> int:
         n = len(samples.get("truth", [[]])[0])
         if not 0 <= args.sample < n:
             raise InputError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
-        truth = np.asarray(samples["truth"], float)[:, args.sample, :, :2]        # (T, K, 2)
-        panels = []
-        for name in PANELS:
-            positions = np.asarray(samples[name], float)[:, args.sample, :, :2]   # (T, K, 2)
-            panels.append(render_frames(positions, samples["radius"], args.frame_size, PANEL_COLOURS[name],
-                                        ghost=None if name == "truth" else truth))
+        frames, palette = build_frames(samples, args.sample, args.frame_size)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (KeyError, IndexError, TypeError, ValueError) as err:
         print(f"error: --run {args.run}: malformed samples ({type(err).__name__}: {err})", file=sys.stderr)
         return 2
-    import imageio.v2 as imageio
+    import imageio.v3 as iio
 
-    frames = compose(panels, [PANEL_COLOURS[name] for name in PANELS])
-    imageio.mimsave(args.out, list(frames), duration=1.0 / args.fps, loop=0)
+    # palette-indexed frames with their palette: the GIF writer has nothing to quantise
+    iio.imwrite(args.out, frames, extension=".gif", mode="P", palette=palette.tobytes(),
+                duration=1000.0 / args.fps, loop=0)
     print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px "
           f"(dark = ground truth, red = non-relational, green = relational; "
           f"light grey = true positions under each model)")

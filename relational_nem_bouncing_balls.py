@@ -91,7 +91,7 @@ class Config:
 
 
 # The --quick smoke run: same model sizes and optimizer, a tiny budget.
-QUICK = dict(epochs=4, n_train=64, n_val=16, n_eval=16, t_eval=20, log_every=1)
+QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, log_every=1)
 
 
 class ConfigError(ValueError):
@@ -833,7 +833,8 @@ def train_both(cfg: Config, train, val):
         model = make_model(kind, cfg, np.random.default_rng(0))
         model.flat[...] = flat
         models[kind], histories[kind], timings[kind] = model, history, timing
-    return {k: models[k] for k in MODEL_KINDS}, histories, timings
+    return ({k: models[k] for k in MODEL_KINDS}, {k: histories[k] for k in MODEL_KINDS},
+            {k: timings[k] for k in MODEL_KINDS})
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -889,7 +890,10 @@ def write_json_atomic(path: str, payload: dict) -> None:
     """Writes JSON to a temporary file in the target folder, then renames it into place."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(tmp, 0o666 & ~umask)                        # mkstemp creates 0600; give the usual mode
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=1)
             f.write("\n")

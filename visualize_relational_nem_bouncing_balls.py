@@ -27,11 +27,13 @@ METRICS = {   # key -> axis label naming what it computes
     "pos_mse": "position: per-element MSE",
 }
 DPI = 90
+K_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 3, 4)))
 TEMP_PREFIX = ".tmp-"
 NEEDED = ("config", "history", "rollout", "samples")
 
 
 def training_curves(run, plt):
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
     keys = [("train_loss", f"train loss ({run['config']['t_bptt']}-step BPTT, per-element MSE)"),
             ("val_mse_1step", "validation 1-step MSE (teacher-forced)"),
             ("val_mse_bptt", f"validation {run['config']['t_bptt']}-step closed-loop MSE")]
@@ -41,8 +43,9 @@ def training_curves(run, plt):
             h = run["history"][model]
             ax.plot(h["epoch"], h[key], color=COLOURS[model], label=LABELS[model])
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FORMAT_G)                  # plain numbers, no mathtext (slow to draw)
-        ax.yaxis.set_minor_formatter(NULL_FORMAT)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))   # labelled ticks within a decade
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))          # plain numbers: mathtext is slow to draw
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("epoch")
         ax.set_ylabel("per-element MSE")
         ax.set_title(title, fontsize=10)
@@ -53,24 +56,25 @@ def training_curves(run, plt):
 
 
 def rollout_errors(run, plt):
+    """One panel per metric; colour = model, line style = evaluation K."""
+    from matplotlib.lines import Line2D
     ks = list(run["rollout"])
-    fig, axes = plt.subplots(len(METRICS), len(ks), figsize=(3.2 * len(ks) + 1.0, 2.4 * len(METRICS)), squeeze=False,
-                             sharex=True, gridspec_kw=dict(left=0.09, right=0.98, bottom=0.06, top=0.92,
-                                                           wspace=0.28, hspace=0.12))
-    for col, k in enumerate(ks):
-        entry = run["rollout"][k]
-        for row, (metric, label) in enumerate(METRICS.items()):
-            ax = axes[row, col]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True,
+                             gridspec_kw=dict(left=0.08, right=0.98, bottom=0.07, top=0.86, wspace=0.2, hspace=0.12))
+    for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
+        for k, style in zip(ks, K_STYLES):
             for model in MODELS:
-                ax.plot(entry[model][metric], color=COLOURS[model], label=LABELS[model])
-            ax.grid(alpha=0.3)
-            if row == 0:
-                ax.set_title(f"K = {k}" + (" (training K)" if int(k) == run["config"]["k_train"] else ""))
-            if row == len(METRICS) - 1:
-                ax.set_xlabel("closed-loop step")
-            if col == 0:
-                ax.set_ylabel(label.replace(": ", ":\n"), fontsize=8)
-    axes[0, 0].legend(fontsize=8)
+                ax.plot(run["rollout"][k][model][metric], style, color=COLOURS[model], lw=1.3)
+        ax.set_ylabel(label.replace(": ", ":\n"), fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("closed-loop step")
+    k_train = run["config"]["k_train"]
+    handles = [Line2D([], [], color=COLOURS[m], label=LABELS[m]) for m in MODELS]
+    handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}" + (" (train)" if int(k) == k_train else ""))
+                for k, s in zip(ks, K_STYLES)]
+    fig.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.935))
     n = run["config"]["n_eval"]
     fig.suptitle(f"Closed-loop rollout error per step from frame 0 (mean over {n} sequences and all balls)")
     return fig
@@ -78,7 +82,7 @@ def rollout_errors(run, plt):
 
 def extrapolation_summary(run, plt):
     ks = list(run["rollout"])
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), gridspec_kw=dict(left=0.08, right=0.98, bottom=0.08, top=0.91,
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), gridspec_kw=dict(left=0.08, right=0.98, bottom=0.08, top=0.88,
                                                                        wspace=0.22, hspace=0.35))
     x = np.arange(len(ks))
     for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
@@ -93,10 +97,11 @@ def extrapolation_summary(run, plt):
         ax.set_ylabel(f"mean over steps of the\n{label.split(': ')[1]}", fontsize=9)
         ax.set_title(label.split(":")[0], fontsize=10)
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncols=2, fontsize=9, frameon=False)
     T = run["config"]["t_eval"]
-    fig.suptitle(f"Mean closed-loop error over {T} steps (step 0 included) per evaluation K; "
-                 f"numbers = relational / non-relational")
+    fig.suptitle(f"Mean closed-loop error over {T} steps (step 0 included) per evaluation K;\n"
+                 f"numbers above bars = relational / non-relational", x=0.4)
     return fig
 
 
@@ -164,8 +169,8 @@ FIGURES = {
 }
 
 # two groups of about equal drawing time, one per worker process
-WORKER_GROUPS = (("rollout_errors.png", "rendered_frames.png"),
-                 ("training_curves.png", "extrapolation_summary.png", "sample_trajectories.png"))
+WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_frames.png"),
+                 ("training_curves.png", "sample_trajectories.png"))
 
 
 def draw_to_temp(run, out_dir, names) -> list:
@@ -205,10 +210,7 @@ def main(argv=None) -> int:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-    global FORMAT_G, NULL_FORMAT
-    FORMAT_G, NULL_FORMAT = FormatStrFormatter("%g"), NullFormatter()
     warm = plt.figure(figsize=(1, 1))            # load fonts once, before the workers fork
     warm.text(0.5, 0.5, "0.1")
     warm.canvas.draw()

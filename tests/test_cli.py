@@ -43,8 +43,13 @@ def test_quick_run_then_figures_and_gif(tmp_path):
                      cwd=tmp_path)
     assert gif.returncode == 0, gif.stderr
     import imageio.v2 as imageio
-    frames = imageio.mimread(tmp_path / "roll.gif")
-    assert len(frames) == run["config"]["t_eval"]
+    decoded = imageio.mimread(tmp_path / "roll.gif")
+    assert len(decoded) == run["config"]["t_eval"]
+    # the palette-indexed frames decode to exactly the intended colours
+    import make_relational_nem_bouncing_balls_gif as G
+    frames, palette = G.build_frames(run["samples"], 2, 64)
+    for t in (0, len(frames) // 2, len(frames) - 1):
+        np.testing.assert_array_equal(np.asarray(decoded[t])[..., :3], palette[frames[t]])
 
 
 def test_same_seed_same_numbers_serial_or_parallel():

@@ -1,0 +1,61 @@
+"""Micro-benchmarks behind the README's performance table.
+
+    python3 benchmarks/bench.py            # data generation and training-step timings
+
+Each figure is the median of several repeats (this VM's speed drifts between runs).
+"""
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np  # noqa: E402
+
+import relational_nem_bouncing_balls as R  # noqa: E402
+
+
+def median_seconds(fn, repeats=5):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_data(n=300, steps=25, k=4):
+    pos, vel = R.initial_state(n, k, 0.11, np.random.default_rng(0))
+    vectorised = median_seconds(lambda: R.simulate(pos, vel, steps, 0.05, 0.11))
+    per_sequence = median_seconds(lambda: [R.simulate(pos[i:i + 1], vel[i:i + 1], steps, 0.05, 0.11)
+                                           for i in range(n)], repeats=3)
+    print(f"simulate {n} sequences x {steps} steps, K={k}: vectorised {vectorised * 1e3:.1f} ms, "
+          f"per-sequence loop {per_sequence * 1e3:.0f} ms, speed-up {per_sequence / vectorised:.0f}x")
+
+
+def bench_steps(k=4, batch=32, t_bptt=4, n_windows=100, dtype=np.float32, **model_kw):
+    train = R.make_dataset(300, 25, k, 0.05, 0.11, np.random.default_rng(0))
+    data = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype)
+    rng = np.random.default_rng(1)
+    offsets = np.arange(t_bptt + 1)[:, None]
+    windows = [data[rng.integers(25 - t_bptt, size=batch) + offsets, rng.integers(300, size=batch)]
+               for _ in range(n_windows)]
+    for kind in R.MODEL_KINDS:
+        cfg = R.Config(**model_kw)
+        model = R.make_model(kind, cfg, np.random.default_rng(0), dtype)
+        ws, grad = model.make_workspace(t_bptt, batch, k), np.zeros(model.n_params, dtype)
+        adam = R.Adam(model.flat, 1e-9)
+
+        def steps():
+            for w in windows:
+                R.bptt_loss_and_grads(model, w, ws, grad)
+                R.clip_grad_norm(grad, 5.0)
+                adam.step(grad)
+        per_step = median_seconds(steps) / n_windows
+        print(f"{kind:>14} K={k}: {per_step * 1e6:.0f} us per optimizer step ({1 / per_step:.0f} steps/s)")
+
+
+if __name__ == "__main__":
+    bench_data()
+    bench_steps()
