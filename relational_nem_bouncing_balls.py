@@ -65,6 +65,8 @@ class Config:
     t_train: int = _opt(25, "steps per training / validation sequence")
     t_eval: int = _opt(30, "steps per closed-loop evaluation rollout (step 0 = the given frame)")
     eval_k: tuple = _opt((4, 3, 5, 6), "comma-separated numbers of balls to evaluate on")
+    t_long: int = _opt(100, "steps of the long-horizon rollouts (at least --t-eval)")
+    post_window: int = _opt(3, "states after a ball-ball collision counted by post_collision_vel_mse")
     radius: float = _opt(0.11, "ball radius in box units (the box is [0, 1]^2)")
     dt: float = _opt(0.05, "time step of the explicit Euler simulator")
     # models
@@ -77,12 +79,17 @@ class Config:
     t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
     grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
     dtype: str = _opt("float32", "float type of training and evaluation", choices=("float32", "float64"))
-    jobs: int = _opt(2, "processes that train the two models (1 = one after the other)")
+    jobs: int = _opt(0, "worker processes: the two models of a run, or the seeds of a sweep (0 = all cores)")
     # output
     n_samples: int = _opt(3, "K_train evaluation sequences stored whole in run.json for the figures")
     log_every: int = _opt(10, "print one log line every this many epochs")
-    out: str = _opt("run.json", "output JSON path, relative to the working directory")
+    out: str = _opt("run.json", "output JSON path, relative to the working directory (sweep.json for --seeds "
+                                "and --aggregate)")
     no_save: bool = _opt(False, "do not write the output JSON")
+    # many seeds
+    seeds: str = _opt("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
+    seed_dir: str = _opt("sweep_runs", "folder for the per-seed JSON files of --seeds")
+    aggregate: tuple = _opt((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 
     @property
     def steps_per_epoch(self) -> int:
@@ -124,6 +131,8 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
             parser.add_argument(flag, action="store_true", help=meta["help"])
         elif f.name == "eval_k":
             parser.add_argument(flag, type=str, default=",".join(map(str, f.default)), help=meta["help"])
+        elif f.name == "aggregate":
+            parser.add_argument(flag, nargs="+", default=(), metavar="FILE", help=meta["help"])
         else:
             kind = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
             parser.add_argument(flag, type=kind, default=f.default, help=meta["help"],
@@ -135,6 +144,9 @@ def config_from_args(argv) -> Config:
     """Parse argv into a validated Config (raises ConfigError)."""
     args = vars(build_parser().parse_args(argv))
     args["eval_k"] = parse_int_list(args["eval_k"], "--eval-k")
+    args["aggregate"] = tuple(args["aggregate"])
+    if (args["seeds"] or args["aggregate"]) and args["out"] == "run.json":
+        args["out"] = "sweep.json"
     if args["quick"]:
         defaults = {f.name: f.default for f in dataclasses.fields(Config)}
         for name, value in QUICK.items():
@@ -152,10 +164,17 @@ def validate_config(cfg: Config) -> None:
             raise ConfigError(message)
 
     for name in ("epochs", "batch", "hidden", "msg_dim", "n_train", "n_val", "n_eval",
-                 "t_bptt", "jobs", "n_samples", "log_every"):
+                 "t_bptt", "n_samples", "log_every", "post_window"):
         value = getattr(cfg, name)
         need(value >= 1, f"--{name.replace('_', '-')} must be a positive integer (got {value})")
     need(cfg.seed >= 0, f"--seed must be a non-negative integer (got {cfg.seed})")
+    need(cfg.jobs >= 0, f"--jobs must be 0 (all cores) or a positive integer (got {cfg.jobs})")
+    need(cfg.t_long >= cfg.t_eval, f"--t-long must be at least --t-eval = {cfg.t_eval} (got {cfg.t_long})")
+    need(not (cfg.seeds and cfg.aggregate), "--seeds and --aggregate cannot be combined: run the seeds, or "
+                                            "summarise existing per-seed files")
+    if cfg.seeds:
+        parse_seeds(cfg.seeds)
+        check_folder_creatable(cfg.seed_dir, "--seed-dir")
     for name in ("lr", "grad_clip"):
         value = getattr(cfg, name)
         need(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number (got {value})")
@@ -178,6 +197,29 @@ def validate_config(cfg: Config) -> None:
                          f"{MIN_SEPARATION} r in the unit box; use fewer balls or a smaller --radius")
     if not cfg.no_save:
         check_output_path(cfg.out, "--out")
+
+
+def parse_seeds(text: str) -> list:
+    """'0-9' or '0,3,5-7' -> sorted list of distinct non-negative seeds (ConfigError otherwise)."""
+    seeds = []
+    for part in text.split(","):
+        bounds = part.strip().split("-")
+        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds) or int(bounds[0]) > int(bounds[-1]):
+            raise ConfigError(f"--seeds must be non-negative integers and ranges such as 0-9 or 0,3,5-7 "
+                              f"(got {text!r})")
+        seeds.extend(range(int(bounds[0]), int(bounds[-1]) + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds lists a seed twice (got {text!r})")
+    return sorted(seeds)
+
+
+def check_folder_creatable(path: str, option: str) -> None:
+    """The folder exists, or its parent does so that it can be created."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{option} {path} is a file; give a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(path) and not os.path.isdir(parent):
+        raise ConfigError(f"{option} {path}: parent folder {parent} does not exist")
 
 
 def check_output_path(path: str, option: str) -> None:
@@ -255,7 +297,7 @@ def _place_balls(pos, seqs, radius, rng, tries_per_ball):
 
 
 def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: float,
-             return_events: bool = False):
+             return_events: bool = False, collide: bool = True):
     """Roll the physics forward; returns states (n_steps, n, k, 4) = (x, y, vx, vy).
 
     The state is recorded before each update. One update: explicit Euler move; then ball
@@ -267,7 +309,8 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: 
 
     With return_events, also returns {"wall": (n_steps, n, k) bool, "pair": (n_steps, n, k, k)
     bool}: True where that ball bounced off a wall / that pair collided during the step that
-    starts at that recorded state.
+    starts at that recorded state. collide=False skips the ball pairs: free flight with wall
+    reflection, the constant-velocity baseline.
     """
     pos = np.array(pos, dtype=np.float64)            # (n, k, 2)
     vel = np.array(vel, dtype=np.float64)            # (n, k, 2)
@@ -276,7 +319,7 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: 
     states = np.empty((n_steps, n, k, 4))
     wall_events = np.zeros((n_steps, n, k), dtype=bool)
     pair_events = np.zeros((n_steps, n, k, k), dtype=bool)
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)] if collide else []
     for t in range(n_steps):
         states[t, :, :, :2] = pos
         states[t, :, :, 2:] = vel
@@ -812,23 +855,35 @@ def train_model(kind: str, cfg: Config, train: np.ndarray, val: np.ndarray, log=
     return model, history, timing
 
 
-def _train_job(kind, cfg, train, val):
+def _print_flush(line):
+    print(line, flush=True)
+
+
+def _silent(*_):
+    pass
+
+
+def _train_job(kind, cfg, train, val, verbose=True):
     """Worker entry point: trains one model, returns what the parent needs (picklable)."""
-    model, history, timing = train_model(kind, cfg, train, val, log=lambda line: print(line, flush=True))
+    model, history, timing = train_model(kind, cfg, train, val, log=_print_flush if verbose else _silent)
     return kind, model.flat, history, timing
 
 
-def train_both(cfg: Config, train, val):
-    """Trains both models, in two processes when cfg.jobs >= 2 (same numbers either way)."""
+def n_workers(cfg: Config) -> int:
+    return cfg.jobs or os.cpu_count() or 1
+
+
+def train_both(cfg: Config, train, val, verbose: bool = True):
+    """Trains both models, in two processes when there are two workers (same numbers either way)."""
     models, histories, timings = {}, {}, {}
-    if cfg.jobs >= 2:
+    if n_workers(cfg) >= 2:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with context.Pool(2) as pool:
-            jobs = [pool.apply_async(_train_job, (kind, cfg, train, val)) for kind in reversed(MODEL_KINDS)]
+            jobs = [pool.apply_async(_train_job, (kind, cfg, train, val, verbose)) for kind in reversed(MODEL_KINDS)]
             results = [job.get() for job in jobs]
     else:
-        results = [_train_job(kind, cfg, train, val) for kind in MODEL_KINDS]
+        results = [_train_job(kind, cfg, train, val, verbose) for kind in MODEL_KINDS]
     for kind, flat, history, timing in results:
         model = make_model(kind, cfg, np.random.default_rng(0))
         model.flat[...] = flat
@@ -838,6 +893,41 @@ def train_both(cfg: Config, train, val):
 
 
 # ----------------------------------------------------------------------------- evaluation
+BASELINES = ("constant_velocity", "uninformed")
+PREDICTORS = MODEL_KINDS + BASELINES
+# The uninformed guess: every ball at the box centre, at rest. For positions symmetric about the
+# centre and directions uniform, this constant minimises the expected squared error, so its
+# error is the level at which a predictor that has lost track of the balls saturates.
+UNINFORMED_STATE = np.array([0.5, 0.5, 0.0, 0.0])
+EVENT_CLASSES = ("free", "wall", "ball")
+
+
+def make_predictors(models: dict, cfg: Config) -> dict:
+    """name -> (rollout_fn(init (n, K, 4), n_steps) -> (n_steps, n, K, 4), step_fn(S) -> next S).
+
+    constant_velocity: free flight with wall reflection and no ball-ball interaction (the
+    simulator with collide=False), what perfect non-relational physics achieves;
+    uninformed: UNINFORMED_STATE at every step after the given frame.
+    """
+    predictors = {}
+    for kind, model in models.items():
+        predictors[kind] = (
+            lambda init, n, m=model: rollout(m, init.astype(m.dtype), n),
+            lambda S, m=model: S + m.forward(S.astype(m.dtype))[0])
+
+    def free_flight(init, n):
+        return simulate(init[..., :2], init[..., 2:], n, cfg.dt, cfg.radius, collide=False)
+
+    def guess(init, n):
+        pred = np.broadcast_to(UNINFORMED_STATE, (n,) + init.shape).copy()
+        pred[0] = init
+        return pred
+
+    predictors["constant_velocity"] = (free_flight, lambda S: free_flight(S, 2)[1])
+    predictors["uninformed"] = (guess, lambda S: np.broadcast_to(UNINFORMED_STATE, S.shape))
+    return predictors
+
+
 def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
     """Per-step errors of a rollout pred against truth, both (T, n, K, 4).
 
@@ -857,17 +947,107 @@ def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
     return result
 
 
-def evaluate(models: dict, eval_sets: dict, cfg: Config):
-    """Closed-loop rollouts from frame 0 for every evaluation K; returns (rollout, samples)."""
-    results, preds = {}, {}
-    for k, truth in eval_sets.items():                              # truth (n, T, K, 4)
-        truth_tm = truth.transpose(1, 0, 2, 3)                      # (T, n, K, 4)
-        entry = {"K": k, "T": cfg.t_eval}
-        for kind, model in models.items():
-            pred = rollout(model, truth_tm[0].astype(model.dtype), cfg.t_eval)
-            entry[kind] = rollout_metrics(pred, truth_tm)
-            preds[k, kind] = pred
-        results[str(k)] = entry
+def post_collision_mask(pair_events: np.ndarray, window: int) -> np.ndarray:
+    """(T, n, K) bool: ball k at recorded state s is within `window` states after a ball-ball
+    collision of k, i.e. k collided during a step t (t -> t+1) with t + 1 <= s <= t + window."""
+    collided = pair_events.any(axis=-1)                             # (T, n, K): collision during step t
+    mask = np.zeros_like(collided)
+    for w in range(1, window + 1):
+        mask[w:] |= collided[:-w]
+    return mask
+
+
+def masked_vel_mse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray):
+    """Per-element velocity MSE over the (step, sequence, ball) entries where mask is True (None if none)."""
+    if not mask.any():
+        return None
+    return float(((pred[..., 2:].astype(np.float64) - truth[..., 2:])[mask] ** 2).mean())
+
+
+def one_step_by_event(step_fn, truth: np.ndarray, events: dict) -> dict:
+    """Teacher-forced one-step errors split by what each ball does during the step.
+
+    For every t < T-1 the predictor gets the true state s_t and predicts s_{t+1}; each
+    (t, sequence, ball) counts as "ball" if the ball collided with another ball during the
+    step, else "wall" if it bounced off a wall, else "free". Returns {cls: {pos_mse, vel_mse,
+    count}} (per-element MSE; None where count is 0).
+    """
+    T, n, K, _ = truth.shape
+    pred = np.asarray(step_fn(truth[:-1].reshape(-1, K, 4)), np.float64).reshape(T - 1, n, K, 4)
+    sq = (pred - truth[1:]) ** 2                                    # (T-1, n, K, 4)
+    ball = events["pair"][:-1].any(axis=-1)                         # (T-1, n, K)
+    wall = events["wall"][:-1] & ~ball
+    classes = {"free": ~ball & ~wall, "wall": wall, "ball": ball}
+    return {cls: {"pos_mse": float(sq[..., :2][mask].mean()) if mask.any() else None,
+                  "vel_mse": float(sq[..., 2:][mask].mean()) if mask.any() else None,
+                  "count": int(mask.sum())}
+            for cls, mask in classes.items()}
+
+
+def wasserstein1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1-Wasserstein distance between two empirical distributions with equal sample counts,
+    row by row: a, b (T, m) -> (T,), the mean |sorted(a) - sorted(b)|."""
+    return np.abs(np.sort(a, axis=1) - np.sort(b, axis=1)).mean(axis=1)
+
+
+def pair_distances(states: np.ndarray) -> np.ndarray:
+    """(T, n, K, 4) -> (T, n K (K-1) / 2) centre distances of every unordered pair."""
+    T, n, K, _ = states.shape
+    i, j = np.triu_indices(K, 1)
+    return np.linalg.norm(states[:, :, i, :2] - states[:, :, j, :2], axis=-1).reshape(T, -1)
+
+
+def long_horizon_metrics(pred: np.ndarray, truth: np.ndarray, radius: float) -> dict:
+    """Per-step measures of a long rollout pred against truth (T, n, K, 4).
+
+    vel_err: mean Euclidean velocity error; pair_dist_w1 / speed_w1: 1-Wasserstein distance
+    between the predicted and true distributions (pooled over sequences) of pairwise centre
+    distances / ball speeds; outside_frac: fraction of predicted balls whose centre lies outside
+    [r, 1-r]^2, i.e. that overlap a wall; energy_ratio: predicted total kinetic energy over the
+    true one (which is conserved).
+    """
+    pred = pred.astype(np.float64)
+    speed_p, speed_t = (np.linalg.norm(s[..., 2:], axis=-1) for s in (pred, truth))   # (T, n, K)
+    outside = ((pred[..., :2] < radius) | (pred[..., :2] > 1 - radius)).any(axis=-1)
+    return {
+        "vel_err": np.linalg.norm(pred[..., 2:] - truth[..., 2:], axis=-1).mean(axis=(1, 2)).tolist(),
+        "pair_dist_w1": wasserstein1(pair_distances(pred), pair_distances(truth)).tolist(),
+        "speed_w1": wasserstein1(speed_p.reshape(len(pred), -1), speed_t.reshape(len(truth), -1)).tolist(),
+        "outside_frac": outside.mean(axis=(1, 2)).tolist(),
+        "energy_ratio": ((speed_p ** 2).sum(axis=(1, 2)) / (speed_t ** 2).sum(axis=(1, 2))).tolist(),
+    }
+
+
+def packing_fraction(k: int, radius: float) -> float:
+    """Fraction of the unit box covered by K balls of this radius."""
+    return k * math.pi * radius ** 2
+
+
+def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
+    """Closed-loop rollouts from frame 0, one-step errors by event class and long rollouts,
+    for the two models and both baselines at every evaluation K.
+
+    eval_sets / long_sets: K -> (states (T, n, K, 4), events). Returns (rollout, one_step,
+    long_horizon, samples), the run.json sections of those names.
+    """
+    predictors = make_predictors(models, cfg)
+    rollouts, one_step, long_horizon, preds = {}, {}, {}, {}
+    for k, (truth, events) in eval_sets.items():
+        mask = post_collision_mask(events["pair"], cfg.post_window)      # (T, n, K)
+        entry = {"K": k, "T": cfg.t_eval, "packing_fraction": packing_fraction(k, cfg.radius),
+                 "post_collision_window": cfg.post_window, "post_collision_count": int(mask.sum())}
+        one_step[str(k)] = {}
+        for name, (rollout_fn, step_fn) in predictors.items():
+            pred = rollout_fn(truth[0], cfg.t_eval)
+            entry[name] = rollout_metrics(pred, truth)
+            entry[name]["post_collision_vel_mse"] = masked_vel_mse(pred, truth, mask)
+            one_step[str(k)][name] = one_step_by_event(step_fn, truth, events)
+            preds[k, name] = pred
+        rollouts[str(k)] = entry
+        long_truth, _ = long_sets[k]
+        long_horizon[str(k)] = {"T": cfg.t_long, **{
+            name: long_horizon_metrics(predictors[name][0](long_truth[0], cfg.t_long), long_truth, cfg.radius)
+            for name in MODEL_KINDS + ("constant_velocity",)}}
     k_samples = cfg.k_train if cfg.k_train in eval_sets else next(iter(eval_sets))
     idx = slice(0, cfg.n_samples)
 
@@ -875,9 +1055,9 @@ def evaluate(models: dict, eval_sets: dict, cfg: Config):
         return np.round(np.asarray(a, np.float64), 5).tolist()
 
     samples = {"K": k_samples, "index": list(range(cfg.n_samples)), "radius": cfg.radius,
-               "truth": as_list(eval_sets[k_samples].transpose(1, 0, 2, 3)[:, idx])}
+               "truth": as_list(eval_sets[k_samples][0][:, idx])}
     samples.update({kind: as_list(preds[k_samples, kind][:, idx]) for kind in models})
-    return results, samples
+    return rollouts, one_step, long_horizon, samples
 
 
 # ----------------------------------------------------------------------------- output
@@ -905,29 +1085,41 @@ def write_json_atomic(path: str, payload: dict) -> None:
 
 
 def make_data(cfg: Config):
-    """Training, validation and per-K evaluation sequences, each (n, T, K, 4) float64."""
+    """Training and validation sequences (n, T, K, 4), and per evaluation K the closed-loop
+    and long-horizon test sets: K -> (states (T, n, K, 4), events), all float64."""
+    def test_set(k, n_steps, purpose):
+        pos, vel = initial_state(cfg.n_eval, k, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"))
+        return simulate(pos, vel, n_steps, cfg.dt, cfg.radius, return_events=True)
+
     try:
         train = make_dataset(cfg.n_train, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/train"))
         val = make_dataset(cfg.n_val, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/val"))
-        eval_sets = {k: make_dataset(cfg.n_eval, cfg.t_eval, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"data/eval/K={k}"))
-                     for k in cfg.eval_k}
+        eval_sets = {k: test_set(k, cfg.t_eval, "data/eval") for k in cfg.eval_k}
+        long_sets = {k: test_set(k, cfg.t_long, "data/long") for k in cfg.eval_k}
     except ValueError as err:
         raise ConfigError(str(err))
-    return train, val, eval_sets
+    return train, val, eval_sets, long_sets
 
 
 def run(cfg: Config, log=print) -> dict:
-    """The whole experiment: data, training of both models, evaluation; returns the run.json payload."""
+    """The whole experiment: data, training of both models, evaluation; returns the run.json
+    payload. log=None runs silently."""
+    verbose, log = log is not None, log or _silent
     t0 = time.perf_counter()
-    train, val, eval_sets = make_data(cfg)
+    train, val, eval_sets, long_sets = make_data(cfg)
     t_data = time.perf_counter() - t0
     log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={cfg.k_train}, "
-        f"{cfg.n_eval} eval sequences at K={','.join(map(str, cfg.eval_k))} ({t_data:.2f} s)")
+        f"{cfg.n_eval} eval sequences of {cfg.t_eval} and {cfg.t_long} steps at K={','.join(map(str, cfg.eval_k))} "
+        f"({t_data:.2f} s)")
+    for k in cfg.eval_k:
+        if packing_fraction(k, cfg.radius) > 1.5 * packing_fraction(cfg.k_train, cfg.radius):
+            log(f"note: K={k} balls of radius {cfg.radius} cover {packing_fraction(k, cfg.radius):.0%} of the box "
+                f"(training K={cfg.k_train}: {packing_fraction(cfg.k_train, cfg.radius):.0%}): denser than training")
     t1 = time.perf_counter()
-    models, histories, timings = train_both(cfg, train, val)
+    models, histories, timings = train_both(cfg, train, val, verbose)
     t_train = time.perf_counter() - t1
     t2 = time.perf_counter()
-    rollouts, samples = evaluate(models, eval_sets, cfg)
+    rollouts, one_step, long_horizon, samples = evaluate(models, eval_sets, long_sets, cfg)
     t_eval = time.perf_counter() - t2
     payload = {
         "config": dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch},
@@ -935,12 +1127,14 @@ def run(cfg: Config, log=print) -> dict:
                 "source_sha256": source_sha256()},
         "params": {kind: models[kind].n_params for kind in MODEL_KINDS},
         "timing": {"data_s": t_data, "train_wall_s": t_train, "eval_s": t_eval,
-                   "parallel_training": cfg.jobs >= 2,
+                   "parallel_training": n_workers(cfg) >= 2,
                    **{f"train_{kind}_s": timings[kind]["train_s"] for kind in MODEL_KINDS},
                    "steps_per_sec": {kind: timings[kind]["steps_per_sec"] for kind in MODEL_KINDS},
                    "optimizer_steps": timings["relational"]["optimizer_steps"]},
         "history": histories,
         "rollout": rollouts,
+        "one_step": one_step,
+        "long_horizon": long_horizon,
         "samples": samples,
     }
     payload["timing"]["total_s"] = time.perf_counter() - t0
@@ -959,10 +1153,179 @@ def summary_table(payload: dict) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- many seeds
+# summary metric -> how to read it from one run's payload for K and a predictor (None: not defined)
+def _rollout_value(key):
+    return lambda run, k, name: run["rollout"][k].get(name, {}).get(key)
+
+
+def _one_step_value(cls):
+    return lambda run, k, name: run["one_step"][k].get(name, {}).get(cls, {}).get("vel_mse")
+
+
+def _long_value(key, reduce):
+    def read(run, k, name):
+        values = run["long_horizon"][k].get(name, {}).get(key)
+        return None if values is None else float(reduce(np.asarray(values)))
+    return read
+
+
+SWEEP_METRICS = {
+    "vel_err": _rollout_value("mean_vel_err"),
+    "vel_mse": _rollout_value("mean_vel_mse"),
+    "pos_err": _rollout_value("mean_pos_err"),
+    "pos_mse": _rollout_value("mean_pos_mse"),
+    "post_collision_vel_mse": _rollout_value("post_collision_vel_mse"),
+    "one_step_vel_mse_free": _one_step_value("free"),
+    "one_step_vel_mse_wall": _one_step_value("wall"),
+    "one_step_vel_mse_ball": _one_step_value("ball"),
+    "long_pair_dist_w1": _long_value("pair_dist_w1", np.mean),
+    "long_speed_w1": _long_value("speed_w1", np.mean),
+    "long_outside_frac": _long_value("outside_frac", np.mean),
+    "long_energy_drift": _long_value("energy_ratio", lambda r: np.mean(np.abs(r - 1.0))),
+}
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond)
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def mean_interval(values) -> dict:
+    """{mean, std, ci95: [lo, hi]} of a sample: t-interval of the mean (std and ci95 None for one value)."""
+    values = np.asarray(values, np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return {"mean": mean, "std": None, "ci95": None}
+    std = float(values.std(ddof=1))
+    half = (T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96) * std / math.sqrt(len(values))
+    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+
+
+def summarise(runs: dict, failed: dict) -> dict:
+    """The sweep summary of per-seed payloads runs {seed: run.json payload}.
+
+    summary[K][metric][predictor] = mean_interval over seeds; ratio[K][metric] = mean_interval of
+    the paired per-seed relational / non-relational ratio; wins[K][metric] = seeds in which the
+    relational model's value is lower (every metric is an error: lower is better).
+    """
+    seeds = sorted(runs)
+    first = runs[seeds[0]]
+    summary, ratio, wins = {}, {}, {}
+    for k in first["rollout"]:
+        summary[k], ratio[k], wins[k] = {}, {}, {}
+        for metric, read in SWEEP_METRICS.items():
+            summary[k][metric] = {}
+            for name in PREDICTORS:
+                values = [read(runs[s], k, name) for s in seeds]
+                if all(v is not None for v in values):
+                    summary[k][metric][name] = mean_interval(values)
+            pairs = [(read(runs[s], k, "relational"), read(runs[s], k, "non_relational")) for s in seeds]
+            pairs = [(r, n) for r, n in pairs if r is not None and n is not None]
+            if pairs:
+                ratio[k][metric] = mean_interval([r / n if n else math.inf for r, n in pairs])
+                wins[k][metric] = sum(r < n for r, n in pairs)
+    return {"seeds": seeds, "failed": {str(s): failed[s] for s in sorted(failed)}, "n_seeds": len(seeds),
+            "config": {key: v for key, v in first["config"].items() if key not in ("seed", "out", "seeds", "jobs")},
+            "env": first["env"], "metrics": list(SWEEP_METRICS), "summary": summary, "ratio": ratio, "wins": wins}
+
+
+def seed_file(seed_dir: str, seed: int) -> str:
+    return os.path.join(seed_dir, f"seed_{seed}.json")
+
+
+def _sweep_job(cfg: Config):
+    """Worker: one seed's whole experiment, written to its own file; a failure is written too."""
+    path = seed_file(cfg.seed_dir, cfg.seed)
+    try:
+        payload = run(cfg, log=None)
+    except Exception as err:  # a diverged or failed seed is reported, not lost
+        payload = {"seed": cfg.seed, "error": f"{type(err).__name__}: {err}"}
+    write_json_atomic(path, payload)
+    return cfg.seed, path, payload.get("error")
+
+
+def run_sweep(cfg: Config, log=print) -> dict:
+    """Runs every seed of cfg.seeds in worker processes (one seed per process at a time, its two
+    models trained one after the other), then summarises the per-seed files."""
+    seeds = parse_seeds(cfg.seeds)
+    os.makedirs(cfg.seed_dir, exist_ok=True)
+    jobs = [dataclasses.replace(cfg, seed=s, jobs=1, seeds="", out=seed_file(cfg.seed_dir, s)) for s in seeds]
+    t0 = time.perf_counter()
+    workers = min(n_workers(cfg), len(seeds))
+    if workers >= 2:
+        methods = multiprocessing.get_all_start_methods()
+        with multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers) as pool:
+            results = []
+            for result in pool.imap_unordered(_sweep_job, jobs):
+                results.append(result)
+                log(f"seed {result[0]}: " + (f"FAILED {result[2]}" if result[2] else f"done ({result[1]})") +
+                    f"  [{len(results)}/{len(seeds)}, {time.perf_counter() - t0:.0f} s]")
+    else:
+        results = [_sweep_job(job) for job in jobs]
+    summary = aggregate_files([path for _, path, _ in sorted(results)])
+    summary["timing"] = {"wall_s": time.perf_counter() - t0, "workers": workers}
+    return summary
+
+
+def aggregate_files(paths) -> dict:
+    """The sweep summary rebuilt from per-seed JSON files (ConfigError for unreadable ones)."""
+    runs, failed, configs = {}, {}, {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                payload = json.load(f)
+            seed = payload["config"]["seed"] if "config" in payload else payload["seed"]
+        except FileNotFoundError:
+            raise ConfigError(f"--aggregate {path}: file not found")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
+                              f"({type(err).__name__}: {err})")
+        if seed in runs or seed in failed:
+            raise ConfigError(f"--aggregate {path}: seed {seed} appears twice")
+        if "error" in payload:
+            failed[seed] = payload["error"]
+            continue
+        missing = [key for key in ("rollout", "one_step", "long_horizon") if key not in payload]
+        if missing:
+            raise ConfigError(f"--aggregate {path}: missing {', '.join(missing)}; per-seed files come from --seeds")
+        runs[seed] = payload
+        configs[seed] = {key: v for key, v in payload["config"].items() if key not in ("seed", "out", "seeds", "jobs")}
+    if not runs:
+        raise ConfigError("--aggregate: no successful seed among the files" if failed else "--aggregate: no files")
+    reference = next(iter(configs.values()))
+    for seed, config in configs.items():
+        if config != reference:
+            changed = sorted(key for key in reference if config.get(key) != reference[key])
+            raise ConfigError(f"--aggregate: seed {seed} was run with a different config ({', '.join(changed)})")
+    return summarise(runs, failed)
+
+
+def sweep_table(summary: dict, metrics=("vel_err", "vel_mse", "post_collision_vel_mse", "one_step_vel_mse_ball")) -> str:
+    """Per K and metric: mean of each predictor and relational wins out of the seeds."""
+    n = summary["n_seeds"]
+    lines = [f"{'K':>3} {'metric':<24} {'non-rel':>8} {'rel':>8} {'const-v':>8} {'uninf':>8}  wins"]
+    for k, per_metric in summary["summary"].items():
+        for metric in metrics:
+            row = per_metric[metric]
+            cells = [f"{row[name]['mean']:8.4f}" if name in row else f"{'-':>8}" for name in PREDICTORS]
+            lines.append(f"{k:>3} {metric:<24} {' '.join(cells)}  {summary['wins'][k].get(metric, 0)}/{n}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     try:
         cfg = config_from_args(argv)
+        if cfg.aggregate or cfg.seeds:
+            summary = aggregate_files(cfg.aggregate) if cfg.aggregate else run_sweep(cfg)
+            if not cfg.no_save:
+                check_output_path(cfg.out, "--out")
+                write_json_atomic(cfg.out, summary)
+            print(f"{summary['n_seeds']} seeds" + (f", failed: {summary['failed']}" if summary["failed"] else "") +
+                  "; means over seeds, wins = seeds in which relational < non-relational")
+            print(sweep_table(summary))
+            print("" if cfg.no_save else f"wrote {cfg.out}")
+            return 0
         payload = run(cfg)
         if not cfg.no_save:
             check_output_path(cfg.out, "--out")

@@ -53,11 +53,11 @@ def test_quick_run_then_figures_and_gif(tmp_path):
 
 
 def test_same_seed_same_numbers_serial_or_parallel():
-    a = R.run(R.config_from_args(TINY + ["--jobs", "1"]), log=lambda *_: None)
-    b = R.run(R.config_from_args(TINY + ["--jobs", "2"]), log=lambda *_: None)
+    a = R.run(R.config_from_args(TINY + ["--jobs", "1"]), log=None)
+    b = R.run(R.config_from_args(TINY + ["--jobs", "2"]), log=None)
     for key in ("history", "rollout", "samples"):
         assert a[key] == b[key]
-    c = R.run(R.config_from_args(TINY + ["--jobs", "1", "--seed", "1"]), log=lambda *_: None)
+    c = R.run(R.config_from_args(TINY + ["--jobs", "1", "--seed", "1"]), log=None)
     assert c["history"] != a["history"]
 
 
