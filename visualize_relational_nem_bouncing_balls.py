@@ -3,8 +3,9 @@
     python3 visualize_relational_nem_bouncing_balls.py                      # run.json -> viz/
     python3 visualize_relational_nem_bouncing_balls.py --run other.json --out other_viz
 
-Figures: training_curves.png, rollout_errors.png, extrapolation_summary.png,
-sample_trajectories.png, rendered_frames.png.
+Figures of a run: training_curves.png, rollout_errors.png, extrapolation_summary.png,
+sample_trajectories.png, rendered_frames.png, collision_metrics.png, long_horizon.png.
+Figures of a sweep summary (--run sweep.json): sweep_summary.png, sweep_wins.png.
 """
 import multiprocessing
 import os
@@ -29,7 +30,8 @@ METRICS = {   # key -> axis label naming what it computes
 DPI = 90
 K_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 3, 4)))
 TEMP_PREFIX = ".tmp-"
-NEEDED = ("config", "history", "rollout", "samples")
+NEEDED = ("config", "history", "rollout", "one_step", "long_horizon", "samples")
+SWEEP_NEEDED = ("seeds", "n_seeds", "metrics", "summary", "wins")
 
 
 def training_curves(run, plt):
@@ -160,17 +162,151 @@ def rendered_frames(run, plt, size=96, gap=4):
     return fig
 
 
+PREDICTOR_COLOURS = {"non_relational": COLOURS["non_relational"], "relational": COLOURS["relational"],
+                     "constant_velocity": (0.25, 0.45, 0.85), "uninformed": (0.6, 0.6, 0.6)}
+PREDICTOR_LABELS = {**LABELS, "constant_velocity": "constant velocity + walls", "uninformed": "uninformed guess"}
+
+
+def grouped_bars(ax, ks, values: dict, errors: dict = None):
+    """Bars per K (x) and predictor (colour); values/errors: predictor -> list over ks."""
+    names = [n for n in PREDICTOR_COLOURS if n in values]
+    width = 0.8 / len(names)
+    x = np.arange(len(ks))
+    for i, name in enumerate(names):
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, values[name], width, color=PREDICTOR_COLOURS[name],
+               label=PREDICTOR_LABELS[name], yerr=None if errors is None else errors[name],
+               error_kw=dict(lw=0.8, capsize=1.5))
+    ax.set_xticks(x, [f"K={k}" for k in ks])
+    ax.grid(alpha=0.3, axis="y")
+
+
+def collision_metrics(run, plt):
+    """Teacher-forced one-step velocity MSE by event class, and post-collision rollout velocity MSE."""
+    ks = list(run["one_step"])
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.4),
+                             gridspec_kw=dict(left=0.05, right=0.99, bottom=0.12, top=0.78, wspace=0.25))
+    for ax, cls in zip(axes, ("free", "wall", "ball")):
+        values = {name: [run["one_step"][k][name][cls]["vel_mse"] or 0.0 for k in ks]
+                  for name in run["one_step"][ks[0]]}
+        grouped_bars(ax, ks, values)
+        counts = ", ".join(str(run["one_step"][k]["relational"][cls]["count"]) for k in ks)
+        ax.set_title(f"one step from the true state: {cls} steps\n(ball-steps per K: {counts})", fontsize=9)
+        ax.set_ylabel("velocity per-element MSE", fontsize=9)
+    window = run["config"]["post_window"]
+    values = {name: [run["rollout"][k][name]["post_collision_vel_mse"] or 0.0 for k in ks]
+              for name in PREDICTOR_COLOURS if name in run["rollout"][ks[0]]}
+    grouped_bars(axes[3], ks, values)
+    axes[3].set_title(f"closed loop from frame 0: the {window} states after\neach ball-ball collision "
+                      f"of the colliding balls", fontsize=9)
+    axes[3].set_ylabel("velocity per-element MSE", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.99))
+    fig.suptitle(f"Velocity error by event (seed {run['config']['seed']}; free = no wall or ball contact in the step)",
+                 y=0.91, fontsize=10)
+    return fig
+
+
+def long_horizon(run, plt):
+    """Per-step measures of the long closed-loop rollouts; line style = K."""
+    from matplotlib.lines import Line2D
+    ks = list(run["long_horizon"])
+    keys = [("vel_err", "velocity: mean Euclidean error"), ("pair_dist_w1", "pair distances: W1 to truth"),
+            ("speed_w1", "speeds: W1 to truth"), ("outside_frac", "fraction of balls overlapping a wall"),
+            ("energy_ratio", "kinetic energy / true kinetic energy")]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.6), sharex=True,
+                             gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.9, wspace=0.25, hspace=0.2))
+    names = [n for n in PREDICTOR_COLOURS if n in run["long_horizon"][ks[0]]]
+    for ax, (key, label) in zip(axes.ravel(), keys):
+        for k, style in zip(ks, K_STYLES):
+            for name in names:
+                ax.plot(run["long_horizon"][k][name][key], style, color=PREDICTOR_COLOURS[name], lw=1.1)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes[1]:
+        ax.set_xlabel("closed-loop step")
+    axes[1, 2].axis("off")
+    handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
+    handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}") for k, s in zip(ks, K_STYLES)]
+    axes[1, 2].legend(handles=handles, loc="center", fontsize=10, frameon=False)
+    T = run["long_horizon"][ks[0]]["T"]
+    fig.suptitle(f"{T}-step closed-loop rollouts from frame 0: error, and measures that need no step-by-step "
+                 f"alignment (mean over {run['config']['n_eval']} sequences)", fontsize=11)
+    return fig
+
+
+SWEEP_LABELS = {
+    "vel_err": "rollout velocity: mean Euclidean error", "vel_mse": "rollout velocity: per-element MSE",
+    "pos_err": "rollout position: mean Euclidean error", "pos_mse": "rollout position: per-element MSE",
+    "post_collision_vel_mse": "post-collision rollout velocity MSE",
+    "one_step_vel_mse_free": "one-step velocity MSE, free steps",
+    "one_step_vel_mse_wall": "one-step velocity MSE, wall steps",
+    "one_step_vel_mse_ball": "one-step velocity MSE, ball-ball steps",
+    "long_pair_dist_w1": "long rollout: pair-distance W1 (step mean)",
+    "long_speed_w1": "long rollout: speed W1 (step mean)",
+    "long_outside_frac": "long rollout: fraction overlapping a wall",
+    "long_energy_drift": "long rollout: |energy ratio - 1| (step mean)",
+}
+
+
+def sweep_summary(sweep, plt):
+    ks = list(sweep["summary"])
+    metrics = sweep["metrics"]
+    cols = 4
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), squeeze=False,
+                             gridspec_kw=dict(left=0.04, right=0.99, bottom=0.05, top=0.9, wspace=0.22, hspace=0.42))
+    for ax, metric in zip(axes.ravel(), metrics):
+        cells = {k: sweep["summary"][k][metric] for k in ks}
+        names = [n for n in PREDICTOR_COLOURS if all(n in cells[k] for k in ks)]
+        values = {n: [cells[k][n]["mean"] for k in ks] for n in names}
+        errors = {n: np.array([[cells[k][n]["mean"] - (cells[k][n]["ci95"] or [cells[k][n]["mean"]] * 2)[0],
+                                (cells[k][n]["ci95"] or [cells[k][n]["mean"]] * 2)[1] - cells[k][n]["mean"]]
+                               for k in ks]).T for n in names}
+        grouped_bars(ax, ks, values, errors)
+        ax.set_title(SWEEP_LABELS.get(metric, metric), fontsize=9)
+        ax.tick_params(labelsize=8)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncols=4, fontsize=9, frameon=False)
+    fig.suptitle(f"Mean over {sweep['n_seeds']} seeds with 95 % t-intervals", x=0.2, fontsize=11)
+    return fig
+
+
+def sweep_wins(sweep, plt):
+    ks = list(sweep["wins"])
+    metrics = sweep["metrics"]
+    wins = np.array([[sweep["wins"][k].get(m, np.nan) for k in ks] for m in metrics], float)
+    n = sweep["n_seeds"]
+    width = 3.6 + 0.8 * len(ks)                   # 3.4 inches of metric labels on the left
+    fig, ax = plt.subplots(figsize=(width, 0.42 * len(metrics) + 1.3),
+                           gridspec_kw=dict(left=3.4 / width, right=0.97, bottom=0.08, top=0.86))
+    ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(metrics)):
+        for j in range(len(ks)):
+            ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9)
+    ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
+    ax.set_yticks(range(len(metrics)), [SWEEP_LABELS.get(m, m) for m in metrics], fontsize=9)
+    fig.suptitle(f"Seeds (of {n}) in which the relational model's\nerror is lower than the non-relational model's",
+                 fontsize=10)
+    return fig
+
+
 FIGURES = {
     "training_curves.png": training_curves,
     "rollout_errors.png": rollout_errors,
     "extrapolation_summary.png": extrapolation_summary,
     "sample_trajectories.png": sample_trajectories,
     "rendered_frames.png": rendered_frames,
+    "collision_metrics.png": collision_metrics,
+    "long_horizon.png": long_horizon,
 }
+SWEEP_FIGURES = {"sweep_summary.png": sweep_summary, "sweep_wins.png": sweep_wins}
 
 # two groups of about equal drawing time, one per worker process
-WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_frames.png"),
-                 ("training_curves.png", "sample_trajectories.png"))
+WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_frames.png", "long_horizon.png"),
+                 ("training_curves.png", "sample_trajectories.png", "collision_metrics.png"),
+                 ("sweep_summary.png",), ("sweep_wins.png",))
 
 
 def draw_to_temp(run, out_dir, names) -> list:
@@ -179,7 +315,7 @@ def draw_to_temp(run, out_dir, names) -> list:
     errors = []
     for name in names:
         try:
-            fig = FIGURES[name](run, plt)
+            fig = {**FIGURES, **SWEEP_FIGURES}[name](run, plt)
         except (KeyError, IndexError, TypeError, ValueError) as err:
             errors.append(f"{name} ({type(err).__name__}: {err})")
             continue
@@ -191,7 +327,8 @@ def draw_to_temp(run, out_dir, names) -> list:
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json written by the main script")
+    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json of one run, or the sweep.json summary of "
+                                                           "--seeds (then sweep_*.png are drawn)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists)")
     args = parser.parse_args(argv)
     try:
@@ -200,10 +337,13 @@ def main(argv=None) -> int:
             raise InputError(f"--out {args.out} is a file; give a folder")
         if not os.path.isdir(parent):
             raise InputError(f"--out {args.out}: parent folder {parent} does not exist")
-        run = load_run(args.run, NEEDED)
-        for model in MODELS:
-            if model not in run["history"]:
-                raise InputError(f"--run {args.run}: history has no entry for {model}")
+        run = load_run(args.run, ())
+        is_sweep = "summary" in run and "seeds" in run
+        run = load_run(args.run, SWEEP_NEEDED if is_sweep else NEEDED)
+        if not is_sweep:
+            for model in MODELS:
+                if model not in run["history"]:
+                    raise InputError(f"--run {args.run}: history has no entry for {model}")
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -218,13 +358,15 @@ def main(argv=None) -> int:
 
     created = not os.path.isdir(args.out)
     os.makedirs(args.out, exist_ok=True)
-    jobs = [(run, args.out, names) for names in WORKER_GROUPS]
-    if "fork" in multiprocessing.get_all_start_methods():   # two processes draw half the figures each
+    figures = SWEEP_FIGURES if is_sweep else FIGURES
+    jobs = [(run, args.out, [n for n in group if n in figures]) for group in WORKER_GROUPS
+            if any(n in figures for n in group)]
+    if "fork" in multiprocessing.get_all_start_methods():   # two processes share the figures
         with multiprocessing.get_context("fork").Pool(2) as pool:
             errors = sum(pool.starmap(draw_to_temp, jobs), [])
     else:
         errors = sum((draw_to_temp(*job) for job in jobs), [])
-    temps = {name: os.path.join(args.out, TEMP_PREFIX + name) for name in FIGURES}
+    temps = {name: os.path.join(args.out, TEMP_PREFIX + name) for name in figures}
     if errors:                                   # no partial output: drop every temp file
         for path in temps.values():
             if os.path.exists(path):
@@ -235,7 +377,7 @@ def main(argv=None) -> int:
         return 2
     for name, path in temps.items():
         os.replace(path, os.path.join(args.out, name))
-    print(f"wrote {len(FIGURES)} figures to {args.out}/: {', '.join(FIGURES)}")
+    print(f"wrote {len(figures)} figures to {args.out}/: {', '.join(figures)}")
     return 0
 
 

@@ -17,7 +17,8 @@ def test_quick_run_then_figures_and_gif(tmp_path):
     done = run_script(MAIN, "--seed", "0", "--quick", "--out", "quick.json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     run = json.loads((tmp_path / "quick.json").read_text())
-    assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "samples"}
+    assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "one_step", "long_horizon",
+                        "samples"}
     assert run["params"] == {"non_relational": 4740, "relational": 6348}
     assert run["config"]["quick"] and run["config"]["epochs"] == R.QUICK["epochs"]
     assert list(run["rollout"]) == ["4", "3", "5", "6"]
@@ -38,7 +39,7 @@ def test_quick_run_then_figures_and_gif(tmp_path):
     assert viz.returncode == 0, viz.stderr
     assert sorted(os.listdir(tmp_path / "figs")) == sorted(
         ["training_curves.png", "rollout_errors.png", "extrapolation_summary.png",
-         "sample_trajectories.png", "rendered_frames.png"])
+         "sample_trajectories.png", "rendered_frames.png", "collision_metrics.png", "long_horizon.png"])
     gif = run_script(GIF, "--run", "quick.json", "--out", "roll.gif", "--sample", "2", "--frame-size", "64",
                      cwd=tmp_path)
     assert gif.returncode == 0, gif.stderr
