@@ -31,6 +31,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -58,7 +59,8 @@ class Config:
     seed: int = _opt(0, "seed of every random generator of the run")
     quick: bool = _opt(False, "smoke run: few epochs and small data sets (see QUICK)")
     # data
-    k_train: int = _opt(4, "number of balls in training and validation sequences")
+    k_train: int = _opt(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
+                           "(each batch then draws one K; --n-train and --n-val are split evenly)")
     n_train: int = _opt(300, "training sequences")
     n_val: int = _opt(50, "validation sequences")
     n_eval: int = _opt(50, "evaluation sequences for each evaluation K")
@@ -72,6 +74,8 @@ class Config:
     # models
     hidden: int = _opt(64, "hidden units of every MLP layer")
     msg_dim: int = _opt(8, "size of the relational message m_kj")
+    agg: str = _opt("mean", "how the relational model combines the other balls: mean or sum of messages, or "
+                            "attention-gated sum of effects (R-NEM); a sweep takes a comma-separated list")
     # training
     epochs: int = _opt(60, "training epochs")
     batch: int = _opt(32, "sequences per optimizer step")
@@ -82,6 +86,8 @@ class Config:
     jobs: int = _opt(0, "worker processes: the two models of a run, or the seeds of a sweep (0 = all cores)")
     # output
     n_samples: int = _opt(3, "K_train evaluation sequences stored whole in run.json for the figures")
+    n_attention: int = _opt(10, "with --agg attention: evaluation sequences (at most --n-eval) whose "
+                                 "teacher-forced gates are stored")
     log_every: int = _opt(10, "print one log line every this many epochs")
     out: str = _opt("run.json", "output JSON path, relative to the working directory (sweep.json for --seeds "
                                 "and --aggregate)")
@@ -89,6 +95,7 @@ class Config:
     # many seeds
     seeds: str = _opt("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
     seed_dir: str = _opt("sweep_runs", "folder for the per-seed JSON files of --seeds")
+    curriculum: str = _opt("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
     aggregate: tuple = _opt((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 
     @property
@@ -129,8 +136,9 @@ def build_parser(description: str = "") -> argparse.ArgumentParser:
         meta = f.metadata
         if f.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=meta["help"])
-        elif f.name == "eval_k":
-            parser.add_argument(flag, type=str, default=",".join(map(str, f.default)), help=meta["help"])
+        elif f.name in ("eval_k", "k_train"):
+            default = f.default if isinstance(f.default, int) else ",".join(map(str, f.default))
+            parser.add_argument(flag, type=str, default=str(default), help=meta["help"])
         elif f.name == "aggregate":
             parser.add_argument(flag, nargs="+", default=(), metavar="FILE", help=meta["help"])
         else:
@@ -144,6 +152,8 @@ def config_from_args(argv) -> Config:
     """Parse argv into a validated Config (raises ConfigError)."""
     args = vars(build_parser().parse_args(argv))
     args["eval_k"] = parse_int_list(args["eval_k"], "--eval-k")
+    k_train = parse_int_list(args["k_train"], "--k-train")
+    args["k_train"] = k_train[0] if len(k_train) == 1 else k_train
     args["aggregate"] = tuple(args["aggregate"])
     if (args["seeds"] or args["aggregate"]) and args["out"] == "run.json":
         args["out"] = "sweep.json"
@@ -164,7 +174,7 @@ def validate_config(cfg: Config) -> None:
             raise ConfigError(message)
 
     for name in ("epochs", "batch", "hidden", "msg_dim", "n_train", "n_val", "n_eval",
-                 "t_bptt", "n_samples", "log_every", "post_window"):
+                 "t_bptt", "n_samples", "n_attention", "log_every", "post_window"):
         value = getattr(cfg, name)
         need(value >= 1, f"--{name.replace('_', '-')} must be a positive integer (got {value})")
     need(cfg.seed >= 0, f"--seed must be a non-negative integer (got {cfg.seed})")
@@ -187,16 +197,34 @@ def validate_config(cfg: Config) -> None:
     need(0 < cfg.radius < 0.25, f"--radius must be in (0, 0.25) box units (got {cfg.radius})")
     need(0 < cfg.dt <= 0.1, f"--dt must be in (0, 0.1] (got {cfg.dt})")
     need(cfg.n_samples <= cfg.n_eval, f"--n-samples must be at most --n-eval = {cfg.n_eval} (got {cfg.n_samples})")
-    need(cfg.k_train >= 2, f"--k-train must be at least 2 so that pairs exist (got {cfg.k_train})")
-    for k in cfg.eval_k:
-        need(k >= 2, f"--eval-k values must be at least 2 balls (got {k})")
-    need(len(set(cfg.eval_k)) == len(cfg.eval_k), f"--eval-k lists a K twice: {','.join(map(str, cfg.eval_k))}")
-    for k, option in [(cfg.k_train, "--k-train")] + [(k, "--eval-k") for k in cfg.eval_k]:
+    curriculum = parse_int_list(cfg.curriculum, "--curriculum") if cfg.curriculum else ()
+    need(not cfg.curriculum or cfg.seeds, "--curriculum is a sweep option: use it with --seeds (for one run, "
+                                          "give the list to --k-train)")
+    for option, ks in (("--k-train", k_list(cfg.k_train)), ("--eval-k", cfg.eval_k), ("--curriculum", curriculum)):
+        for k in ks:
+            need(k >= 2, f"{option} values must be at least 2 balls so that pairs exist (got {k})")
+        need(len(set(ks)) == len(ks), f"{option} lists a K twice: {','.join(map(str, ks))}")
+    for option, ks in (("--n-train", k_list(cfg.k_train)), ("--n-val", k_list(cfg.k_train)), ("--n-train", curriculum)):
+        n = getattr(cfg, option[2:].replace("-", "_"))
+        need(n >= len(ks), f"{option} {n} is smaller than the {len(ks)} training K; use at least {len(ks)}")
+    aggs = cfg.agg.split(",")
+    for agg in aggs:
+        need(agg in AGGREGATORS, f"--agg must be one of {', '.join(AGGREGATORS)} (got {agg!r})")
+    need(len(set(aggs)) == len(aggs), f"--agg lists a variant twice: {cfg.agg}")
+    need(len(aggs) == 1 or cfg.seeds, f"--agg takes one of {', '.join(AGGREGATORS)} for a single run "
+                                      f"(a comma-separated list with --seeds; got {cfg.agg})")
+    for k, option in ([(k, "--k-train") for k in k_list(cfg.k_train)] + [(k, "--eval-k") for k in cfg.eval_k]
+                      + [(k, "--curriculum") for k in curriculum]):
         k_max = max_balls(cfg.radius)
         need(k <= k_max, f"{option} {k}: at most {k_max} balls of radius {cfg.radius} fit at separation "
                          f"{MIN_SEPARATION} r in the unit box; use fewer balls or a smaller --radius")
     if not cfg.no_save:
         check_output_path(cfg.out, "--out")
+
+
+def k_list(k_train) -> tuple:
+    """config.k_train (a K or a list of K) as a tuple."""
+    return (k_train,) if isinstance(k_train, int) else tuple(k_train)
 
 
 def parse_seeds(text: str) -> list:
@@ -391,7 +419,9 @@ class Workspace(dict):
     def __init__(self, n_steps, batch, k, shapes: dict, dtype):
         super().__init__((name, np.zeros((n_steps,) + shape, dtype)) for name, shape in shapes.items())
         self.n_steps, self.batch, self.k = n_steps, batch, k
-        self.ones = np.ones(n_steps * batch * k, dtype)   # sums over rows as ones @ D (a fast bias gradient)
+        self.scratch = {}                                 # buffers used within one step, shared by all slots
+        # sums over rows (all steps' ball or pair rows) as ones @ D: a fast bias gradient
+        self.ones = np.ones(n_steps * batch * k * max(1, k - 1), dtype)
         # slot[t][name] = self[name][t], built once: the hot loops index many small views
         self.slot = [{name: array[t] for name, array in self.items()} for t in range(n_steps)]
 
@@ -568,125 +598,308 @@ def context_view(doubled: np.ndarray) -> np.ndarray:
                                            strides=(s0, s0, s1, s2), writeable=False)
 
 
+@functools.lru_cache(maxsize=None)
+def context_scatter(k: int, dtype: str) -> np.ndarray:
+    """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows sums
+    every pair into its context ball (the transpose of the context gather)."""
+    scatter = np.zeros((k, (k - 1) * k), dtype)
+    scatter[context_index(k).ravel(), np.arange((k - 1) * k)] = 1.0
+    scatter.flags.writeable = False
+    return scatter
+
+
+class PairLayer:
+    """The first layer of a pair MLP on all ordered pairs j != k: pre[d, k] = W [u_k; u_j] + b with
+    j = ctx[d, k], computed as A u_k + (B u_j + b), A = W[:n], B = W[n:] (two (R, n) x (n, H)
+    products and a strided context view instead of a tensor of concatenated pair inputs).
+
+    Parameters `{name}.W0` (2n, H), `{name}.b0` (H,). Rows of u are ordered (k, b); pair
+    tensors are (K-1, K, B, H). Gradient buffers per step: `{name}.dfocus`, `{name}.dcontext`.
+    """
+
+    def __init__(self, name: str, n_in: int, n_out: int):
+        self.name, self.n_in, self.n_out = name, n_in, n_out
+        self.mlp = MLP(name, (2 * n_in, n_out))                     # for its parameter shapes and init
+
+    def workspace_shapes(self, rows: int) -> dict:
+        return {f"{self.name}.dfocus": (rows, self.n_out), f"{self.name}.dcontext": (rows, self.n_out)}
+
+    def add_scratch(self, ws: Workspace, dtype) -> None:
+        K, B, H = ws.k, ws.batch, self.n_out
+        ws.scratch[f"{self.name}.focus"] = np.zeros((K * B, H), dtype)          # A u_k
+        context = np.zeros((2 * K * B, H), dtype)                               # B u_j + b, stored twice
+        ws.scratch[f"{self.name}.context"] = context
+        ws.scratch[f"{self.name}.pairs"] = context_view(context.reshape(2 * K, B, H))   # slow to build: once
+
+    def forward(self, p: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """u (R, n) -> out (K-1, K, B, H) pre-activations."""
+        K, B, H, s = ws.k, ws.batch, self.n_out, ws.scratch
+        W = p[f"{self.name}.W0"]
+        focus = np.matmul(u, W[:self.n_in], out=s[f"{self.name}.focus"])              # (R, H)
+        doubled = s[f"{self.name}.context"]
+        context = np.matmul(u, W[self.n_in:], out=doubled[:len(u)])                    # (R, H)
+        context += p[f"{self.name}.b0"]
+        doubled[len(u):] = context
+        return np.add(s[f"{self.name}.pairs"], focus.reshape(K, B, H), out=out)
+
+    def backward(self, p: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
+        """d_pre (K-1, K, B, H) -> d_focus = sum over partners, d_context = sum over the pairs whose
+        context is j (into the slot); returns dL/du (R, n) or None."""
+        K, B, H = ws.k, ws.batch, self.n_out
+        d_focus, d_context = slot[f"{self.name}.dfocus"], slot[f"{self.name}.dcontext"]
+        np.add.reduce(d_pre, axis=0, out=d_focus.reshape(K, B, H))
+        np.matmul(context_scatter(K, d_pre.dtype.name), d_pre.reshape((K - 1) * K, B * H),
+                  out=d_context.reshape(K, B * H))
+        if not need_input_grad:
+            return None
+        W = p[f"{self.name}.W0"]
+        return d_focus @ W[:self.n_in].T + d_context @ W[self.n_in:].T
+
+    def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, g: dict) -> None:
+        """u (steps*R, n): the layer inputs of those steps."""
+        d_focus = ws[f"{self.name}.dfocus"][steps].reshape(-1, self.n_out)
+        d_context = ws[f"{self.name}.dcontext"][steps].reshape(-1, self.n_out)
+        W = g[f"{self.name}.W0"]
+        np.matmul(u.T, d_focus, out=W[:self.n_in])
+        np.matmul(u.T, d_context, out=W[self.n_in:])
+        np.matmul(ws.ones[:len(d_context)], d_context, out=g[f"{self.name}.b0"])
+
+
+class MessageAggregation:
+    """m_kj = MLP_msg([s_k; s_j]) (8-hidden-msg_dim) aggregated over j != k by mean or sum.
+
+    The second message layer is affine, so with scale = 1/(K-1) (mean) or 1 (sum):
+    agg_k = scale sum_j (h_kj W1 + b1) = (scale sum_j h_kj) W1 + scale (K-1) b1: one (R, H) x (H, M)
+    product instead of one per pair. Only a bool ReLU mask of the pair tensor is kept per step,
+    so that a process's workspace stays near the size of a core's L2 cache.
+    """
+
+    def __init__(self, hidden: int, msg_dim: int, agg: str):
+        self.hidden, self.msg_dim, self.agg = hidden, msg_dim, agg
+        self.pair = PairLayer("msg", 4, hidden)
+
+    def param_shapes(self) -> dict:
+        return {"msg.W0": (8, self.hidden), "msg.b0": (self.hidden,),
+                "msg.W1": (self.hidden, self.msg_dim), "msg.b1": (self.msg_dim,)}
+
+    def init_params(self, p: dict, rng) -> None:
+        for name in ("msg.W0", "msg.W1"):
+            p[name][...] = rng.standard_normal(p[name].shape) * math.sqrt(2.0 / p[name].shape[0])
+
+    def scale(self, k: int) -> float:
+        return 1.0 / (k - 1) if self.agg == "mean" else 1.0
+
+    def workspace_shapes(self, batch: int, k: int) -> dict:
+        R = batch * k
+        return {"msg.hbar": (R, self.hidden), **self.pair.workspace_shapes(R)}   # scale * sum_j h_kj
+
+    def add_scratch(self, ws: Workspace, dtype) -> None:
+        self.pair.add_scratch(ws, dtype)
+        for slot in ws.slot:
+            slot["msg.active"] = np.zeros((ws.k - 1, ws.k, ws.batch, self.hidden), bool)   # pair ReLU mask
+        ws.scratch["msg.pair"] = np.zeros((ws.k - 1, ws.k, ws.batch, self.hidden), dtype)
+
+    def forward(self, p, ws, slot, x, agg) -> None:
+        K, B, H = ws.k, ws.batch, self.hidden
+        h = self.pair.forward(p, ws, x, ws.scratch["msg.pair"])    # (K-1, K, B, H)
+        np.greater(h, 0, out=slot["msg.active"])
+        np.maximum(h, h.dtype.type(0), out=h)
+        hbar = slot["msg.hbar"]                                     # (R, H)
+        np.add.reduce(h, axis=0, out=hbar.reshape(K, B, H))        # sum over the K-1 partners
+        hbar *= self.scale(K)
+        np.matmul(hbar, p["msg.W1"], out=agg)                       # (R, M)
+        agg += (self.scale(K) * (K - 1)) * p["msg.b1"]
+
+    def backward_input(self, p, ws, slot, d_agg, need_input_grad):
+        K, B, H = ws.k, ws.batch, self.hidden
+        d_hsum = d_agg @ p["msg.W1"].T                              # (R, H)
+        d_hsum *= self.scale(K)
+        dh = ws.scratch["msg.pair"]                                 # (K-1, K, B, H)
+        np.multiply(slot["msg.active"], d_hsum.reshape(K, B, H), out=dh)
+        return self.pair.backward(p, ws, slot, dh, need_input_grad)
+
+    def weight_grads(self, ws, steps, x, d_agg, g) -> None:
+        self.pair.weight_grads(ws, steps, x, g)
+        np.matmul(ws["msg.hbar"][steps].reshape(-1, self.hidden).T, d_agg, out=g["msg.W1"])
+        np.matmul(ws.ones[:len(d_agg)], d_agg, out=g["msg.b1"])
+        g["msg.b1"] *= self.scale(ws.k) * (ws.k - 1)
+
+
+class AttentionInteraction:
+    """R-NEM's interaction function (van Steenkiste et al. 2018, eq. 5) with small sizes:
+
+        h_k = MLP_enc(s_k)                       4 -> He, ReLU
+        xi_kj = MLP_emb([h_k; h_j])              2 He -> Hm, ReLU (focus k, context j kept apart)
+        e_kj = MLP_eff(xi_kj)                    Hm -> msg_dim, ReLU
+        a_kj = sigmoid(MLP_att(xi_kj))           Hm -> Ha tanh -> 1, an independent gate per pair
+        E_k = sum_{j != k} a_kj e_kj             (agg_k of the dynamics MLP)
+
+    with He = Hm = hidden / 2 and Ha = hidden / 4. Setting `gate_override` to a number replaces
+    every a_kj by it (a test hook: with 1, E_k is the plain sum of effects).
+    """
+
+    def __init__(self, hidden: int, msg_dim: int):
+        self.He = self.Hm = max(1, hidden // 2)
+        self.Ha, self.msg_dim = max(1, hidden // 4), msg_dim
+        self.enc = MLP("enc", (4, self.He))
+        self.emb = PairLayer("emb", self.He, self.Hm)
+        self.eff = MLP("eff", (self.Hm, msg_dim))
+        self.att = MLP("att", (self.Hm, self.Ha, 1))
+        self.gate_override = None
+
+    def param_shapes(self) -> dict:
+        return {**self.enc.param_shapes(), **self.emb.mlp.param_shapes(), **self.eff.param_shapes(),
+                **self.att.param_shapes()}
+
+    def init_params(self, p: dict, rng) -> None:
+        for mlp in (self.enc, self.emb.mlp, self.eff, self.att):
+            mlp.init_params(p, rng, last_scale=1.0)
+
+    def workspace_shapes(self, batch: int, k: int) -> dict:
+        R, P = batch * k, (k - 1) * k * batch
+        return {"enc.h": (R, self.He), "enc.dz": (R, self.He), **self.emb.workspace_shapes(R),
+                "emb.xi": (P, self.Hm), "eff.e": (P, self.msg_dim), "eff.dz": (P, self.msg_dim),
+                "att.t": (P, self.Ha), "att.dzt": (P, self.Ha), "att.a": (P, 1), "att.dza": (P, 1)}
+
+    def add_scratch(self, ws: Workspace, dtype) -> None:
+        self.emb.add_scratch(ws, dtype)
+        ws.scratch["emb.dxi"] = np.zeros(((ws.k - 1) * ws.k * ws.batch, self.Hm), dtype)
+
+    def forward(self, p, ws, slot, x, agg) -> None:
+        K, B, M = ws.k, ws.batch, self.msg_dim
+        zero = x.dtype.type(0)
+        h = np.matmul(x, p["enc.W0"], out=slot["enc.h"])           # (R, He)
+        h += p["enc.b0"]
+        np.maximum(h, zero, out=h)
+        xi = slot["emb.xi"]                                         # (P, Hm), rows (d, k, b)
+        self.emb.forward(p, ws, h, xi.reshape(K - 1, K, B, self.Hm))
+        np.maximum(xi, zero, out=xi)
+        e = np.matmul(xi, p["eff.W0"], out=slot["eff.e"])          # (P, M)
+        e += p["eff.b0"]
+        np.maximum(e, zero, out=e)
+        t = np.matmul(xi, p["att.W0"], out=slot["att.t"])          # (P, Ha)
+        t += p["att.b0"]
+        np.tanh(t, out=t)
+        a = np.matmul(t, p["att.W1"], out=slot["att.a"])           # (P, 1)
+        a += p["att.b1"]
+        np.negative(a, out=a)                                       # sigmoid(z) = 1 / (1 + exp(-z))
+        np.exp(a, out=a)
+        a += 1.0
+        np.reciprocal(a, out=a)
+        if self.gate_override is not None:
+            a[...] = self.gate_override
+        np.add.reduce((a * e).reshape(K - 1, K * B, M), axis=0, out=agg)   # E_k = sum_j a_kj e_kj
+
+    def backward_input(self, p, ws, slot, d_agg, need_input_grad):
+        K, B, M = ws.k, ws.batch, self.msg_dim
+        e, a, t, xi = slot["eff.e"], slot["att.a"], slot["att.t"], slot["emb.xi"]
+        d_e_pairs = np.broadcast_to(d_agg, (K - 1, K * B, M)).reshape(-1, M)      # dL/dE_k for every pair (d, k)
+        dz_e = np.multiply(a, d_e_pairs, out=slot["eff.dz"])                       # dL/de = a dE ...
+        dz_e *= e > 0                                                               # ... through the ReLU
+        dza = np.sum(e * d_e_pairs, axis=1, keepdims=True, out=slot["att.dza"])    # dL/da = e . dE
+        dza *= a * (1.0 - a)                                                        # sigmoid'
+        dzt = np.matmul(dza, p["att.W1"].T, out=slot["att.dzt"])                  # (P, Ha)
+        dzt *= 1.0 - t * t                                                          # tanh'
+        dxi = np.matmul(dz_e, p["eff.W0"].T, out=ws.scratch["emb.dxi"])           # (P, Hm)
+        dxi += dzt @ p["att.W0"].T
+        dxi *= xi > 0                                                               # ReLU of the embedding
+        dh = self.emb.backward(p, ws, slot, dxi.reshape(K - 1, K, B, self.Hm))    # (R, He)
+        dz_h = np.multiply(dh, slot["enc.h"] > 0, out=slot["enc.dz"])
+        return dz_h @ p["enc.W0"].T if need_input_grad else None
+
+    def weight_grads(self, ws, steps, x, d_agg, g) -> None:
+        def stacked(name):
+            return ws[name][steps].reshape(-1, ws[name].shape[-1])
+
+        for W, b, inputs, grads in (("enc.W0", "enc.b0", x, stacked("enc.dz")),
+                                    ("eff.W0", "eff.b0", stacked("emb.xi"), stacked("eff.dz")),
+                                    ("att.W0", "att.b0", stacked("emb.xi"), stacked("att.dzt")),
+                                    ("att.W1", "att.b1", stacked("att.t"), stacked("att.dza"))):
+            np.matmul(inputs.T, grads, out=g[W])
+            np.matmul(ws.ones[:len(grads)], grads, out=g[b])
+        self.emb.weight_grads(ws, steps, stacked("enc.h"), g)
+
+
+AGGREGATORS = ("mean", "sum", "attention")
+
+
 class RelationalDynamics(DynamicsModel):
-    """m_kj = MLP_msg([s_k; s_j]) for j != k, agg_k = mean_{j != k} m_kj, delta_k = MLP_dyn([s_k; agg_k]).
+    """delta_k = MLP_dyn([s_k; agg_k]) with agg_k from the other balls:
 
-    Message MLP 8-hidden-msg_dim, dynamics MLP (4+msg_dim)-hidden-hidden-4. Evaluated on the
-    K(K-1) ordered off-diagonal pairs only. Rows are ordered (k, b) so that pair tensors
-    are (K-1, K, B, H): pair (d, k) has context ball j = ctx[d, k].
+    agg="mean"       agg_k = mean_{j != k} MLP_msg([s_k; s_j])      message MLP 8-hidden-msg_dim
+    agg="sum"        agg_k = sum_{j != k} MLP_msg([s_k; s_j])
+    agg="attention"  agg_k = sum_{j != k} a_kj e_kj (AttentionInteraction)
 
-    Fast paths, each equal to the plain formula:
-      * the first message layer W [s_k; s_j] + b is split into A s_k + (B s_j + b), with
-        A = W1[:4], B = W1[4:]: two (K B, 4) x (4, H) products instead of a pair tensor of inputs;
-      * the second message layer is affine, so mean_j (h_kj W2 + b2) = (mean_j h_kj) W2 + b2:
-        one (K B, H) x (H, msg) product instead of one per pair.
+    Dynamics MLP (4+msg_dim)-hidden-hidden-4. Pair functions are evaluated on the K(K-1) ordered
+    off-diagonal pairs only. Rows are ordered (k, b) so that pair tensors are (K-1, K, B, .):
+    pair (d, k) has context ball j = ctx[d, k].
     """
 
     kind = "relational"
 
     def __init__(self, hidden: int = 64, msg_dim: int = 8, rng: np.random.Generator | None = None,
-                 dtype=np.float64):
+                 dtype=np.float64, agg: str = "mean"):
+        if agg not in AGGREGATORS:
+            raise ValueError(f"agg must be one of {', '.join(AGGREGATORS)} (got {agg!r})")
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.hidden, self.msg_dim = hidden, msg_dim
-        self.msg = MLP("msg", (8, hidden, msg_dim))
+        self.hidden, self.msg_dim, self.agg = hidden, msg_dim, agg
+        self.interaction = (AttentionInteraction(hidden, msg_dim) if agg == "attention"
+                            else MessageAggregation(hidden, msg_dim, agg))
         self.dyn = MLP("dyn", (4 + msg_dim, hidden, hidden, 4))
-        self._setup([self.msg, self.dyn], dtype)
-        self.msg.init_params(self.params, rng, last_scale=1.0)
+        self._setup([self.interaction, self.dyn], dtype)
+        self.interaction.init_params(self.params, rng)
         self.dyn.init_params(self.params, rng)
-        self._scatter = {}
-
-    def context_scatter(self, k: int) -> np.ndarray:
-        """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows
-        sums every pair into its context ball (the transpose of the context gather)."""
-        if k not in self._scatter:
-            scatter = np.zeros((k, (k - 1) * k), self.dtype)
-            scatter[context_index(k).ravel(), np.arange((k - 1) * k)] = 1.0
-            self._scatter[k] = scatter
-        return self._scatter[k]
 
     def _workspace_shapes(self, batch, k):
-        R, H, M = batch * k, self.hidden, self.msg_dim
-        shapes = self.dyn.workspace_shapes(R)                       # dyn.a0 = [s_k; agg_k] (R, 4 + M)
-        shapes["dyn.da0"] = (R, 4 + M)                              # gradient w.r.t. [s_k; agg_k]
-        shapes.update({
-            "msg.hmean": (R, H),                                    # mean_{j != k} of the pair hidden units
-            "msg.dfocus": (R, H),
-            "msg.dcontext": (R, H),
-        })
+        shapes = self.dyn.workspace_shapes(batch * k)               # dyn.a0 = [s_k; agg_k] (R, 4 + M)
+        shapes["dyn.da0"] = (batch * k, 4 + self.msg_dim)           # gradient w.r.t. [s_k; agg_k]
+        shapes.update(self.interaction.workspace_shapes(batch, k))
         return shapes
 
     def _add_scratch(self, ws):
-        K, B, H = ws.k, ws.batch, self.hidden
-        # The pair tensors are the largest buffers: only a bool ReLU mask is kept per step, so
-        # that one process's workspace stays near the size of a core's L2 cache.
-        for slot in ws.slot:
-            slot["msg.active"] = np.zeros((K - 1, K, B, H), bool)       # pair pre-activation > 0
-        ws.focus = np.zeros((K * B, H), self.dtype)                      # A s_k
-        ws.context = np.zeros((2 * K * B, H), self.dtype)                # B s_j + b1, stored twice
-        ws.context_pairs = context_view(ws.context.reshape(2 * K, B, H))  # (K-1, K, B, H), slow to build: once
-        ws.pair = np.zeros((K - 1, K, B, H), self.dtype)                 # pair hidden units, then their gradient
+        self.interaction.add_scratch(ws, self.dtype)
 
     def _forward(self, S, ws, t):
-        p, B, K, H, slot = self.params, ws.batch, ws.k, self.hidden, ws.slot[t]
+        B, K, slot = ws.batch, ws.k, ws.slot[t]
         x_agg = slot["dyn.a0"]                                      # (R, 4 + M), rows (k, b)
-        x, agg = x_agg[:, :4], x_agg[:, 4:]
-        np.copyto(x.reshape(K, B, 4), S.transpose(1, 0, 2))
-        W1 = p["msg.W0"]                                            # (8, H) acting on [s_k; s_j]
-        focus = np.matmul(x, W1[:4], out=ws.focus)                  # (R, H)
-        context = np.matmul(x, W1[4:], out=ws.context[:len(x)])    # (R, H)
-        context += p["msg.b0"]
-        ws.context[len(x):] = context
-        h = ws.pair                                                 # (K-1, K, B, H): h[d, k] = pair (k, ctx[d, k])
-        np.add(ws.context_pairs, focus.reshape(K, B, H), out=h)
-        np.greater(h, 0, out=slot["msg.active"])
-        np.maximum(h, h.dtype.type(0), out=h)
-        hmean = slot["msg.hmean"]                                   # (R, H)
-        np.add.reduce(h, axis=0, out=hmean.reshape(K, B, H))        # sum over the K-1 partners
-        hmean *= 1.0 / (K - 1)
-        np.matmul(hmean, p["msg.W1"], out=agg)                      # (R, M) = mean_{j != k} m_kj
-        agg += p["msg.b1"]
-        out = self.dyn.forward(p, slot)                             # (R, 4)
+        np.copyto(x_agg[:, :4].reshape(K, B, 4), S.transpose(1, 0, 2))
+        self.interaction.forward(self.params, ws, slot, x_agg[:, :4], x_agg[:, 4:])
+        out = self.dyn.forward(self.params, slot)                   # (R, 4)
         return out.reshape(K, B, 4).transpose(1, 0, 2)              # (B, K, 4)
 
     def backward_input(self, d_delta, cache, need_input_grad: bool = True):
         ws, t = cache
-        p, B, K, H, slot = self.params, ws.batch, ws.k, self.hidden, ws.slot[t]
-        scatter = self.context_scatter(K)
+        B, K, slot = ws.batch, ws.k, ws.slot[t]
         np.copyto(slot["dyn.d2"].reshape(K, B, 4), d_delta.transpose(1, 0, 2))
-        d_x_agg = self.dyn.backward_input(p, slot, out=slot["dyn.da0"])   # (R, 4 + M)
-        d_hsum = d_x_agg[:, 4:] @ p["msg.W1"].T                     # (R, H)
-        d_hsum *= 1.0 / (K - 1)                                     # d/d(sum_j h_kj) of the mean
-        dh = ws.pair                                                # (K-1, K, B, H)
-        np.multiply(slot["msg.active"], d_hsum.reshape(K, B, H), out=dh)
-        d_focus = slot["msg.dfocus"]
-        np.add.reduce(dh, axis=0, out=d_focus.reshape(K, B, H))      # sum over partners j
-        d_context = slot["msg.dcontext"]                            # sum over pairs whose context is j
-        np.matmul(scatter, dh.reshape((K - 1) * K, B * H), out=d_context.reshape(K, B * H))
+        d_x_agg = self.dyn.backward_input(self.params, slot, out=slot["dyn.da0"])      # (R, 4 + M)
+        dX = self.interaction.backward_input(self.params, ws, slot, d_x_agg[:, 4:], need_input_grad)
         if not need_input_grad:
             return None
-        W1 = p["msg.W0"]
-        dX = d_x_agg[:, :4] + d_focus @ W1[:4].T + d_context @ W1[4:].T   # (R, 4)
+        dX += d_x_agg[:, :4]
         return dX.reshape(K, B, 4).transpose(1, 0, 2)
 
     def _weight_grads(self, ws, steps, g):
-        H, M = self.hidden, self.msg_dim
         self.dyn.weight_grads(ws, steps, g)
         x = ws["dyn.a0"][steps][..., :4].reshape(-1, 4)             # (steps*R, 4)
-        d_focus = ws["msg.dfocus"][steps].reshape(-1, H)
-        d_context = ws["msg.dcontext"][steps].reshape(-1, H)
-        np.matmul(x.T, d_focus, out=g["msg.W0"][:4])
-        np.matmul(x.T, d_context, out=g["msg.W0"][4:])
-        np.matmul(ws.ones[:len(d_context)], d_context, out=g["msg.b0"])
-        d_agg = ws["dyn.da0"][steps][..., 4:].reshape(-1, M)         # (steps*R, M)
-        np.matmul(ws["msg.hmean"][steps].reshape(-1, H).T, d_agg, out=g["msg.W1"])
-        np.matmul(ws.ones[:len(d_agg)], d_agg, out=g["msg.b1"])
+        d_agg = ws["dyn.da0"][steps][..., 4:].reshape(-1, self.msg_dim)
+        self.interaction.weight_grads(ws, steps, x, d_agg, g)
+
+    def attention(self, ws: Workspace, t: int = 0) -> np.ndarray:
+        """The gates a_kj of the last forward pass in slot t as (B, K, K), zero on the diagonal."""
+        K, B = ws.k, ws.batch
+        a = ws.slot[t]["att.a"].reshape(K - 1, K, B)                # a[d, k, b] for j = ctx[d, k]
+        out = np.zeros((B, K, K))
+        ctx = context_index(K)
+        for d in range(K - 1):
+            out[:, np.arange(K), ctx[d]] = a[d].T
+        return out
 
 
 def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None) -> DynamicsModel:
     dtype = dtype or cfg.dtype
     if kind == "non_relational":
         return NonRelationalDynamics(cfg.hidden, rng=rng, dtype=dtype)
-    return RelationalDynamics(cfg.hidden, cfg.msg_dim, rng=rng, dtype=dtype)
+    return RelationalDynamics(cfg.hidden, cfg.msg_dim, rng=rng, dtype=dtype, agg=cfg.agg)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -806,41 +1019,49 @@ def rng_for(seed: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
 
 
-def train_model(kind: str, cfg: Config, train: np.ndarray, val: np.ndarray, log=print):
-    """Trains one model with Adam on random (sequence, start) windows of `train` (N, T, K, 4).
+def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
+    """Trains one model with Adam on random (sequence, start) windows of train {K: (N_K, T, K, 4)};
+    with several K, each batch first draws one K uniformly (batches stay rectangular).
 
     Returns (model, history, timing): history holds per-epoch lists of epoch, train_loss
-    (mean BPTT loss of the epoch's steps), val_mse_1step, val_mse_bptt and grad_norm (mean
-    global gradient norm before clipping); timing holds train_s, step_s and steps_per_sec.
+    (mean BPTT loss of the epoch's steps), val_mse_1step, val_mse_bptt (means over the training
+    K) and grad_norm (mean global gradient norm before clipping), and with several K `batch_k`,
+    the K of every batch; timing holds train_s, step_s and steps_per_sec.
     """
     t_start = time.perf_counter()
     dtype = np.dtype(cfg.dtype)
     model = make_model(kind, cfg, rng_for(cfg.seed, f"init/{kind}"), dtype)
     batch_rng = rng_for(cfg.seed, f"batches/{kind}")
-    N, T, K, _ = train.shape
-    train_tm = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype=dtype)   # (T, N, K, 4) time-major
-    validate = Validator(model, val, cfg.t_bptt)
+    ks = k_list(cfg.k_train)
+    train_tm = {k: np.ascontiguousarray(train[k].transpose(1, 0, 2, 3), dtype=dtype) for k in ks}   # (T, N, K, 4)
+    validators = [Validator(model, val[k], cfg.t_bptt) for k in ks]
     offsets = np.arange(cfg.t_bptt + 1)[:, None]                               # (t_bptt+1, 1)
-    ws = model.make_workspace(cfg.t_bptt, cfg.batch, K)
+    workspaces = {k: model.make_workspace(cfg.t_bptt, cfg.batch, k) for k in ks}
     grad = np.zeros(model.n_params, dtype)
     adam = Adam(model.flat, cfg.lr)
     history = {key: [] for key in ("epoch", "train_loss", "val_mse_1step", "val_mse_bptt", "grad_norm")}
+    if len(ks) > 1:
+        history["batch_k"] = []
     step_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         loss_sum = norm_sum = 0.0
         for _ in range(cfg.steps_per_epoch):
+            k = ks[batch_rng.integers(len(ks))] if len(ks) > 1 else ks[0]
+            T, N = train_tm[k].shape[:2]
             seq = batch_rng.integers(N, size=cfg.batch)
             start = batch_rng.integers(T - cfg.t_bptt, size=cfg.batch)
-            window = train_tm[start + offsets, seq]                                  # (t_bptt+1, B, K, 4)
-            loss, _ = bptt_loss_and_grads(model, window, ws, grad)
+            window = train_tm[k][start + offsets, seq]                               # (t_bptt+1, B, K, 4)
+            loss, _ = bptt_loss_and_grads(model, window, workspaces[k], grad)
+            if len(ks) > 1:
+                history["batch_k"].append(int(k))
             norm_sum += clip_grad_norm(grad, cfg.grad_clip)
             adam.step(grad)
             loss_sum += loss
         step_seconds += time.perf_counter() - t_epoch
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"{kind}: training diverged (non-finite loss) in epoch {epoch}")
-        val_1, val_b = validate()
+        val_1, val_b = np.mean([validate() for validate in validators], axis=0).tolist()
         for key, value in zip(history, (epoch, loss_sum / cfg.steps_per_epoch, val_1, val_b,
                                         norm_sum / cfg.steps_per_epoch)):
             history[key].append(value)
@@ -873,17 +1094,21 @@ def n_workers(cfg: Config) -> int:
     return cfg.jobs or os.cpu_count() or 1
 
 
-def train_both(cfg: Config, train, val, verbose: bool = True):
-    """Trains both models, in two processes when there are two workers (same numbers either way)."""
+def train_both(cfg: Config, train, val, verbose: bool = True, pretrained: dict | None = None):
+    """Trains both models, in two processes when there are two workers (same numbers either way).
+    pretrained: kind -> (model, history, timing) of a model already trained on this data."""
     models, histories, timings = {}, {}, {}
-    if n_workers(cfg) >= 2:
+    kinds = [kind for kind in MODEL_KINDS if kind not in (pretrained or {})]
+    if n_workers(cfg) >= 2 and len(kinds) == 2:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with context.Pool(2) as pool:
             jobs = [pool.apply_async(_train_job, (kind, cfg, train, val, verbose)) for kind in reversed(MODEL_KINDS)]
             results = [job.get() for job in jobs]
     else:
-        results = [_train_job(kind, cfg, train, val, verbose) for kind in MODEL_KINDS]
+        results = [_train_job(kind, cfg, train, val, verbose) for kind in kinds]
+    for kind, (model, history, timing) in (pretrained or {}).items():
+        models[kind], histories[kind], timings[kind] = model, history, timing
     for kind, flat, history, timing in results:
         model = make_model(kind, cfg, np.random.default_rng(0))
         model.flat[...] = flat
@@ -1048,7 +1273,7 @@ def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
         long_horizon[str(k)] = {"T": cfg.t_long, **{
             name: long_horizon_metrics(predictors[name][0](long_truth[0], cfg.t_long), long_truth, cfg.radius)
             for name in MODEL_KINDS + ("constant_velocity",)}}
-    k_samples = cfg.k_train if cfg.k_train in eval_sets else next(iter(eval_sets))
+    k_samples = next((k for k in k_list(cfg.k_train) if k in eval_sets), next(iter(eval_sets)))
     idx = slice(0, cfg.n_samples)
 
     def as_list(a):
@@ -1057,7 +1282,40 @@ def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
     samples = {"K": k_samples, "index": list(range(cfg.n_samples)), "radius": cfg.radius,
                "truth": as_list(eval_sets[k_samples][0][:, idx])}
     samples.update({kind: as_list(preds[k_samples, kind][:, idx]) for kind in models})
-    return rollouts, one_step, long_horizon, samples
+    attention = None
+    if cfg.agg == "attention":
+        model = models["relational"]
+        gates = np.stack([rollout_gates(model, pred_t) for pred_t in preds[k_samples, "relational"][:, idx]])
+        samples["attention"] = as_list(gates)                       # (T, S, K, K) along the closed-loop rollout
+        attention = attention_geometry(model, *eval_sets[k_samples], min(cfg.n_attention, cfg.n_eval))
+    return rollouts, one_step, long_horizon, samples, attention
+
+
+def rollout_gates(model: "RelationalDynamics", S: np.ndarray) -> np.ndarray:
+    """Attention gates a_kj (n, K, K) the model computes on states S (n, K, 4)."""
+    ws = model.make_workspace(1, *S.shape[:2])
+    model.forward(S.astype(model.dtype), ws, 0)
+    return model.attention(ws, 0)
+
+
+def attention_geometry(model, truth: np.ndarray, events: dict, n_seq: int) -> dict:
+    """Teacher-forced gates against the geometry of each ordered pair, over the first n_seq
+    sequences of truth (T, n, K, 4): for every step t and pair j != k, the gate a_kj computed on
+    the true state s_t, the centre distance, the approach speed -(v_j - v_k).(p_j - p_k) / |p_j - p_k|
+    (positive when closing in), and whether the pair collides during the step t -> t+1."""
+    T, _, K, _ = truth.shape
+    states = truth[:, :n_seq]                                       # (T, S, K, 4)
+    gates = rollout_gates(model, states.reshape(-1, K, 4)).reshape(T, -1, K, K)
+    offset = states[:, :, None, :, :2] - states[:, :, :, None, :2]  # (T, S, K, K, 2): p_j - p_k
+    rel_vel = states[:, :, None, :, 2:] - states[:, :, :, None, 2:]
+    dist = np.linalg.norm(offset, axis=-1)
+    off_diag = ~np.eye(K, dtype=bool)
+    approach = -(rel_vel * offset).sum(-1) / np.where(off_diag, dist, 1.0)
+    collided = events["pair"][:, :n_seq]
+    return {"K": K, "n_sequences": n_seq,
+            **{name: np.round(value[:, :, off_diag].ravel(), 4).tolist()
+               for name, value in (("gate", gates), ("distance", dist), ("approach_speed", approach))},
+            "collided": collided[:, :, off_diag].ravel().astype(int).tolist()}
 
 
 # ----------------------------------------------------------------------------- output
@@ -1085,15 +1343,24 @@ def write_json_atomic(path: str, payload: dict) -> None:
 
 
 def make_data(cfg: Config):
-    """Training and validation sequences (n, T, K, 4), and per evaluation K the closed-loop
-    and long-horizon test sets: K -> (states (T, n, K, 4), events), all float64."""
+    """Training and validation sequences, K -> (n_K, T, K, 4) for every training K, and per
+    evaluation K the closed-loop and long-horizon test sets: K -> (states (T, n, K, 4), events)."""
     def test_set(k, n_steps, purpose):
         pos, vel = initial_state(cfg.n_eval, k, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"))
         return simulate(pos, vel, n_steps, cfg.dt, cfg.radius, return_events=True)
 
+    ks = k_list(cfg.k_train)
+
+    def split(n, purpose):
+        """K -> (n_K, T, K, 4): n sequences split evenly over the training K."""
+        if len(ks) == 1:                                            # one K: the stub's single stream
+            return {ks[0]: make_dataset(n, cfg.t_train, ks[0], cfg.dt, cfg.radius, rng_for(cfg.seed, purpose))}
+        counts = [n // len(ks) + (i < n % len(ks)) for i in range(len(ks))]
+        return {k: make_dataset(c, cfg.t_train, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"))
+                for k, c in zip(ks, counts)}
+
     try:
-        train = make_dataset(cfg.n_train, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/train"))
-        val = make_dataset(cfg.n_val, cfg.t_train, cfg.k_train, cfg.dt, cfg.radius, rng_for(cfg.seed, "data/val"))
+        train, val = split(cfg.n_train, "data/train"), split(cfg.n_val, "data/val")
         eval_sets = {k: test_set(k, cfg.t_eval, "data/eval") for k in cfg.eval_k}
         long_sets = {k: test_set(k, cfg.t_long, "data/long") for k in cfg.eval_k}
     except ValueError as err:
@@ -1101,25 +1368,30 @@ def make_data(cfg: Config):
     return train, val, eval_sets, long_sets
 
 
-def run(cfg: Config, log=print) -> dict:
+def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | None = None) -> dict:
     """The whole experiment: data, training of both models, evaluation; returns the run.json
-    payload. log=None runs silently."""
+    payload. log=None runs silently. pretrained (kind -> (model, history, timing)) skips training
+    that kind; `trained`, if given, receives the same for both models."""
     verbose, log = log is not None, log or _silent
     t0 = time.perf_counter()
     train, val, eval_sets, long_sets = make_data(cfg)
     t_data = time.perf_counter() - t0
-    log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={cfg.k_train}, "
+    k_train = ",".join(map(str, k_list(cfg.k_train)))
+    log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={k_train}, "
         f"{cfg.n_eval} eval sequences of {cfg.t_eval} and {cfg.t_long} steps at K={','.join(map(str, cfg.eval_k))} "
         f"({t_data:.2f} s)")
+    densest = max(k_list(cfg.k_train))
     for k in cfg.eval_k:
-        if packing_fraction(k, cfg.radius) > 1.5 * packing_fraction(cfg.k_train, cfg.radius):
+        if packing_fraction(k, cfg.radius) > 1.5 * packing_fraction(densest, cfg.radius):
             log(f"note: K={k} balls of radius {cfg.radius} cover {packing_fraction(k, cfg.radius):.0%} of the box "
-                f"(training K={cfg.k_train}: {packing_fraction(cfg.k_train, cfg.radius):.0%}): denser than training")
+                f"(training K={densest}: {packing_fraction(densest, cfg.radius):.0%}): denser than training")
     t1 = time.perf_counter()
-    models, histories, timings = train_both(cfg, train, val, verbose)
+    models, histories, timings = train_both(cfg, train, val, verbose, pretrained)
+    if trained is not None:
+        trained.update({kind: (models[kind], histories[kind], timings[kind]) for kind in MODEL_KINDS})
     t_train = time.perf_counter() - t1
     t2 = time.perf_counter()
-    rollouts, one_step, long_horizon, samples = evaluate(models, eval_sets, long_sets, cfg)
+    rollouts, one_step, long_horizon, samples, attention = evaluate(models, eval_sets, long_sets, cfg)
     t_eval = time.perf_counter() - t2
     payload = {
         "config": dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch},
@@ -1137,6 +1409,8 @@ def run(cfg: Config, log=print) -> dict:
         "long_horizon": long_horizon,
         "samples": samples,
     }
+    if attention is not None:
+        payload["attention"] = attention
     payload["timing"]["total_s"] = time.perf_counter() - t0
     return payload
 
@@ -1229,55 +1503,107 @@ def summarise(runs: dict, failed: dict) -> dict:
             "env": first["env"], "metrics": list(SWEEP_METRICS), "summary": summary, "ratio": ratio, "wins": wins}
 
 
-def seed_file(seed_dir: str, seed: int) -> str:
-    return os.path.join(seed_dir, f"seed_{seed}.json")
+def sweep_variants(cfg: Config) -> list:
+    """[(variant name, agg, k_train)]: every --agg trained on --k-train, then on --curriculum."""
+    variants = [(agg, agg, cfg.k_train) for agg in cfg.agg.split(",")]
+    if cfg.curriculum:
+        ks = parse_int_list(cfg.curriculum, "--curriculum")
+        variants += [(f"{agg}+curriculum", agg, ks[0] if len(ks) == 1 else ks) for agg in cfg.agg.split(",")]
+    return variants
 
 
-def _sweep_job(cfg: Config):
-    """Worker: one seed's whole experiment, written to its own file; a failure is written too."""
-    path = seed_file(cfg.seed_dir, cfg.seed)
-    try:
-        payload = run(cfg, log=None)
-    except Exception as err:  # a diverged or failed seed is reported, not lost
-        payload = {"seed": cfg.seed, "error": f"{type(err).__name__}: {err}"}
-    write_json_atomic(path, payload)
-    return cfg.seed, path, payload.get("error")
+def seed_file(seed_dir: str, seed: int, variant: str | None = None) -> str:
+    return os.path.join(seed_dir, *([variant] if variant else []), f"seed_{seed}.json")
+
+
+def _sweep_job(job):
+    """Worker: one seed and training regime; the non-relational model is trained once and reused
+    for every variant of the relational model. Each variant is written to its own file, a
+    failure too. Returns [(variant, seed, path, error or None)]."""
+    cfg, variants, one_variant = job
+    pretrained, results = None, []
+    for name, agg in variants:
+        path = seed_file(cfg.seed_dir, cfg.seed, None if one_variant else name)
+        trained = {}
+        try:
+            payload = run(dataclasses.replace(cfg, agg=agg, out=path), log=None, pretrained=pretrained, trained=trained)
+            payload["variant"] = name
+            pretrained = pretrained or {"non_relational": trained["non_relational"]}
+        except Exception as err:  # a diverged or failed seed is reported, not lost
+            payload = {"seed": cfg.seed, "variant": name, "error": f"{type(err).__name__}: {err}"}
+        write_json_atomic(path, payload)
+        results.append((name, cfg.seed, path, payload.get("error")))
+    return results
 
 
 def run_sweep(cfg: Config, log=print) -> dict:
-    """Runs every seed of cfg.seeds in worker processes (one seed per process at a time, its two
-    models trained one after the other), then summarises the per-seed files."""
-    seeds = parse_seeds(cfg.seeds)
+    """Runs every seed of cfg.seeds, for every variant (--agg, --curriculum), in worker processes
+    (one seed and training regime per process at a time, its models trained one after the
+    other), then summarises the per-seed files."""
+    seeds, variants = parse_seeds(cfg.seeds), sweep_variants(cfg)
+    one_variant = len(variants) == 1
+    regimes = {}                                                    # k_train -> [(variant, agg)]
+    for name, agg, k_train in variants:
+        regimes.setdefault(tuple(k_list(k_train)), []).append((name, agg))
+    for name, _, _ in ([] if one_variant else variants):
+        os.makedirs(os.path.join(cfg.seed_dir, name), exist_ok=True)
     os.makedirs(cfg.seed_dir, exist_ok=True)
-    jobs = [dataclasses.replace(cfg, seed=s, jobs=1, seeds="", out=seed_file(cfg.seed_dir, s)) for s in seeds]
+    jobs = [(dataclasses.replace(cfg, seed=s, jobs=1, seeds="", curriculum="",
+                                 k_train=ks[0] if len(ks) == 1 else ks), names, one_variant)
+            for ks, names in regimes.items() for s in seeds]
     t0 = time.perf_counter()
-    workers = min(n_workers(cfg), len(seeds))
+    workers = min(n_workers(cfg), len(jobs))
+    results = []
     if workers >= 2:
         methods = multiprocessing.get_all_start_methods()
         with multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers) as pool:
-            results = []
-            for result in pool.imap_unordered(_sweep_job, jobs):
-                results.append(result)
-                log(f"seed {result[0]}: " + (f"FAILED {result[2]}" if result[2] else f"done ({result[1]})") +
-                    f"  [{len(results)}/{len(seeds)}, {time.perf_counter() - t0:.0f} s]")
+            for done in pool.imap_unordered(_sweep_job, jobs):
+                results += done
+                for name, seed, path, error in done:
+                    log(f"{name} seed {seed}: " + (f"FAILED {error}" if error else f"done ({path})") +
+                        f"  [{len(results)}/{len(seeds) * len(variants)}, {time.perf_counter() - t0:.0f} s]")
     else:
-        results = [_sweep_job(job) for job in jobs]
-    summary = aggregate_files([path for _, path, _ in sorted(results)])
+        for job in jobs:
+            results += _sweep_job(job)
+    summary = aggregate_files([path for _, _, path, _ in sorted(results)])
     summary["timing"] = {"wall_s": time.perf_counter() - t0, "workers": workers}
     return summary
 
 
 def aggregate_files(paths) -> dict:
-    """The sweep summary rebuilt from per-seed JSON files (ConfigError for unreadable ones)."""
-    runs, failed, configs = {}, {}, {}
+    """The sweep summary rebuilt from per-seed JSON files (ConfigError for unreadable ones).
+
+    Files of one variant give a one-variant summary; files of several variants (their
+    `variant` key) give {"variants": {name: one-variant summary}, "seeds", "n_seeds"}.
+    """
+    groups = {}
     for path in paths:
         try:
             with open(path) as f:
                 payload = json.load(f)
-            seed = payload["config"]["seed"] if "config" in payload else payload["seed"]
         except FileNotFoundError:
             raise ConfigError(f"--aggregate {path}: file not found")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
+                              f"({type(err).__name__}: {err})")
+        if not isinstance(payload, dict):
+            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds")
+        name = payload.get("variant") or payload.get("config", {}).get("agg", "mean")
+        groups.setdefault(name, []).append((path, payload))
+    if len(groups) == 1:
+        return aggregate_variant(*groups.values())
+    variants = {name: aggregate_variant(group) for name, group in groups.items()}
+    seeds = sorted({s for v in variants.values() for s in v["seeds"]})
+    return {"variants": variants, "seeds": seeds, "n_seeds": len(seeds)}
+
+
+def aggregate_variant(files) -> dict:
+    """The one-variant summary of [(path, payload)] per-seed files."""
+    runs, failed, configs = {}, {}, {}
+    for path, payload in files:
+        try:
+            seed = payload["config"]["seed"] if "config" in payload else payload["seed"]
+        except (KeyError, TypeError) as err:
             raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
                               f"({type(err).__name__}: {err})")
         if seed in runs or seed in failed:
@@ -1321,9 +1647,11 @@ def main(argv=None) -> int:
             if not cfg.no_save:
                 check_output_path(cfg.out, "--out")
                 write_json_atomic(cfg.out, summary)
-            print(f"{summary['n_seeds']} seeds" + (f", failed: {summary['failed']}" if summary["failed"] else "") +
-                  "; means over seeds, wins = seeds in which relational < non-relational")
-            print(sweep_table(summary))
+            for name, one in (summary["variants"] if "variants" in summary else {"": summary}).items():
+                print(f"{name + ': ' if name else ''}{one['n_seeds']} seeds" +
+                      (f", failed: {one['failed']}" if one["failed"] else "") +
+                      "; means over seeds, wins = seeds in which relational < non-relational")
+                print(sweep_table(one))
             print("" if cfg.no_save else f"wrote {cfg.out}")
             return 0
         payload = run(cfg)

@@ -56,6 +56,29 @@ def bench_steps(k=4, batch=32, t_bptt=4, n_windows=100, dtype=np.float32, **mode
         print(f"{kind:>14} K={k}: {per_step * 1e6:.0f} us per optimizer step ({1 / per_step:.0f} steps/s)")
 
 
+def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=30, dtype=np.float32):
+    """Time per optimizer step of each relational variant as K grows (random states: the cost
+    depends only on the shapes; K = 16 or 32 balls of radius 0.11 would not fit in the box)."""
+    rng = np.random.default_rng(0)
+    print(f"{'K':>3} " + " ".join(f"{agg:>12}" for agg in R.AGGREGATORS) + "   (us per optimizer step)")
+    for k in ks:
+        windows = [rng.uniform(0, 1, (t_bptt + 1, batch, k, 4)).astype(dtype) for _ in range(n_windows)]
+        row = []
+        for agg in R.AGGREGATORS:
+            model = R.RelationalDynamics(64, 8, rng=np.random.default_rng(0), dtype=dtype, agg=agg)
+            ws, grad = model.make_workspace(t_bptt, batch, k), np.zeros(model.n_params, dtype)
+            adam = R.Adam(model.flat, 1e-9)
+
+            def steps():
+                for w in windows:
+                    R.bptt_loss_and_grads(model, w, ws, grad)
+                    R.clip_grad_norm(grad, 5.0)
+                    adam.step(grad)
+            row.append(median_seconds(steps, repeats=3 if k < 32 else 1) / n_windows)
+        print(f"{k:>3} " + " ".join(f"{s * 1e6:12.0f}" for s in row))
+
+
 if __name__ == "__main__":
     bench_data()
     bench_steps()
+    bench_aggregators()

@@ -10,12 +10,17 @@ from conftest import numerical_grad, rel_error
 GRAD_TOL = 1e-7   # centred differences in float64 with h = 1e-6 agree to ~1e-9 on these smooth pieces
 
 
+# every model: the non-relational one and the relational one with each aggregator
+VARIANTS = ["non_relational"] + [f"relational-{agg}" for agg in R.AGGREGATORS]
+
+
 def small_model(kind, seed=0):
     rng = np.random.default_rng(seed)
     if kind == "non_relational":
         model = R.NonRelationalDynamics(hidden=7, rng=rng)
     else:
-        model = R.RelationalDynamics(hidden=7, msg_dim=3, rng=rng)
+        agg = kind.split("-")[1] if "-" in kind else "mean"
+        model = R.RelationalDynamics(hidden=8, msg_dim=3, rng=rng, agg=agg)
     model.flat += rng.normal(0.0, 0.2, model.flat.shape)    # nonzero biases, off the initial scale
     return model
 
@@ -46,7 +51,7 @@ def test_mlp_gradients():
     assert rel_error(dx, numerical_grad(loss, x)) < GRAD_TOL
 
 
-@pytest.mark.parametrize("kind", R.MODEL_KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_model_gradients_every_parameter_and_input(kind):
     model = small_model(kind)
     rng = np.random.default_rng(1)
@@ -64,7 +69,7 @@ def test_model_gradients_every_parameter_and_input(kind):
     assert rel_error(dS, numerical_grad(loss, S)) < GRAD_TOL
 
 
-@pytest.mark.parametrize("kind", R.MODEL_KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_bptt_loss_gradients(kind):
     model = small_model(kind, seed=2)
     window = np.random.default_rng(3).uniform(0, 1, (4, 2, 3, 4))   # t_bptt = 3, B = 2, K = 3
@@ -74,7 +79,7 @@ def test_bptt_loss_gradients(kind):
         assert rel_error(grads[name], numeric) < GRAD_TOL, name
 
 
-@pytest.mark.parametrize("kind", R.MODEL_KINDS)
+@pytest.mark.parametrize("kind", VARIANTS)
 def test_bptt_equals_plain_per_step_loop(kind):
     """The workspace BPTT (one weight-gradient matmul over all steps) against per-step
     forward/backward calls with gradients accumulated step by step."""
@@ -103,27 +108,62 @@ def test_bptt_equals_plain_per_step_loop(kind):
         np.testing.assert_allclose(grads[name], total[name], rtol=1e-10, atol=1e-13)
 
 
-def test_relational_forward_equals_plain_pair_loop():
-    """Fast forward (split first layer, mean before the affine second layer, strided context
-    view) against the formula written per ordered pair j != k."""
-    model = small_model("relational", seed=6)
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def plain_interaction(p, agg, s_k, s_j, gates=None):
+    """One ordered pair (k, j), written out: (message or effect, attention gate)."""
+    if agg in ("mean", "sum"):
+        return relu(np.concatenate([s_k, s_j]) @ p["msg.W0"] + p["msg.b0"]) @ p["msg.W1"] + p["msg.b1"], 1.0
+    h_k, h_j = (relu(s @ p["enc.W0"] + p["enc.b0"]) for s in (s_k, s_j))
+    xi = relu(np.concatenate([h_k, h_j]) @ p["emb.W0"] + p["emb.b0"])
+    effect = relu(xi @ p["eff.W0"] + p["eff.b0"])
+    gate = 1.0 / (1.0 + np.exp(-(np.tanh(xi @ p["att.W0"] + p["att.b0"]) @ p["att.W1"] + p["att.b1"])))
+    return effect, float(gate[0]) if gates is None else gates
+
+
+@pytest.mark.parametrize("agg", R.AGGREGATORS)
+def test_relational_forward_equals_plain_pair_loop(agg):
+    """Fast forward (split first layer, aggregation before the affine second layer, strided
+    context view, vectorised gates) against the formula written per ordered pair j != k."""
+    model = small_model(f"relational-{agg}", seed=6)
     p = model.params
     S = np.random.default_rng(7).uniform(0, 1, (2, 5, 4))
-    delta, _ = model.forward(S)
-
-    def relu(x):
-        return np.maximum(x, 0)
-
+    ws = model.make_workspace(1, 2, 5)
+    delta, _ = model.forward(S, ws, 0)
+    gates = model.attention(ws) if agg == "attention" else None
     for b in range(2):
         for k in range(5):
-            messages = []
+            terms = []
             for j in range(5):
                 if j != k:
-                    pair = np.concatenate([S[b, k], S[b, j]])
-                    messages.append(relu(pair @ p["msg.W0"] + p["msg.b0"]) @ p["msg.W1"] + p["msg.b1"])
-            x = np.concatenate([S[b, k], np.mean(messages, axis=0)])
+                    value, gate = plain_interaction(p, agg, S[b, k], S[b, j])
+                    terms.append(gate * value)
+                    if gates is not None:
+                        assert gates[b, k, j] == pytest.approx(gate, rel=1e-12)
+            agg_k = np.mean(terms, axis=0) if agg == "mean" else np.sum(terms, axis=0)
+            x = np.concatenate([S[b, k], agg_k])
             h = relu(relu(x @ p["dyn.W0"] + p["dyn.b0"]) @ p["dyn.W1"] + p["dyn.b1"])
             np.testing.assert_allclose(delta[b, k], h @ p["dyn.W2"] + p["dyn.b2"], rtol=1e-12, atol=1e-14)
+    if gates is not None:
+        assert (np.diagonal(gates, axis1=1, axis2=2) == 0).all()
+
+
+def test_attention_with_gates_forced_to_one_is_the_plain_sum_of_effects():
+    model = small_model("relational-attention", seed=12)
+    S = np.random.default_rng(13).uniform(0, 1, (3, 4, 4))
+    model.interaction.gate_override = 1.0
+    forced, _ = model.forward(S)
+    # the same network with the plain sum of effects written out per pair
+    p = model.params
+    for b in range(3):
+        for k in range(4):
+            E = sum(plain_interaction(p, "attention", S[b, k], S[b, j])[0] for j in range(4) if j != k)
+            h = relu(relu(np.concatenate([S[b, k], E]) @ p["dyn.W0"] + p["dyn.b0"]) @ p["dyn.W1"] + p["dyn.b1"])
+            np.testing.assert_allclose(forced[b, k], h @ p["dyn.W2"] + p["dyn.b2"], rtol=1e-12, atol=1e-14)
+    model.interaction.gate_override = None
+    assert not np.allclose(model.forward(S)[0], forced)      # the learned gates do matter
 
 
 def test_context_view_equals_gather():
@@ -136,10 +176,13 @@ def test_context_view_equals_gather():
 def test_parameter_counts_of_the_defaults():
     assert R.NonRelationalDynamics(64).n_params == 4740
     assert R.RelationalDynamics(64, 8).n_params == 6348
+    assert R.RelationalDynamics(64, 8, agg="sum").n_params == 6348
+    # enc 4*32+32, emb 64*32+32, eff 32*8+8, att 32*16+16 + 16+1, dyn 5252
+    assert R.RelationalDynamics(64, 8, agg="attention").n_params == 160 + 2080 + 264 + 545 + 5252
 
 
 def test_workspace_forward_equals_fresh_forward():
-    for kind in R.MODEL_KINDS:
+    for kind in VARIANTS:
         model = small_model(kind, seed=8)
         S = np.random.default_rng(9).uniform(0, 1, (3, 4, 4))
         ws = model.make_workspace(3, 3, 4)
@@ -171,7 +214,7 @@ def test_clip_grad_norm():
 
 
 def test_permutation_of_balls_permutes_predictions():
-    for kind in R.MODEL_KINDS:
+    for kind in VARIANTS:
         model = small_model(kind, seed=10)
         S = np.random.default_rng(11).uniform(0, 1, (2, 5, 4))
         perm = np.array([3, 0, 4, 1, 2])
@@ -188,3 +231,17 @@ def test_rollout_metrics_by_hand():
     assert m["vel_err"] == [0.0, 0.5]
     assert m["vel_mse"] == [0.0, 0.25]
     assert m["mean_pos_err"] == 1.25                # step 0 included
+
+
+def test_mixed_k_training_records_the_k_of_every_batch():
+    cfg = R.Config(k_train=(2, 3, 5), n_train=12, n_val=6, epochs=2, batch=4, agg="attention", log_every=99)
+    train, val, _, _ = R.make_data(R.Config(**{**cfg.__dict__, "eval_k": (3,), "n_eval": 2, "t_long": 30}))
+    assert {k: v.shape[:1] + v.shape[2:3] for k, v in train.items()} == {2: (4, 2), 3: (4, 3), 5: (4, 5)}
+    model, history, timing = R.train_model("relational", cfg, train, val, log=lambda *_: None)
+    assert len(history["batch_k"]) == cfg.epochs * cfg.steps_per_epoch == timing["optimizer_steps"]
+    assert set(history["batch_k"]) == {2, 3, 5}
+    assert all(np.isfinite(history["val_mse_bptt"]))
+    single = R.train_model("relational", R.Config(n_train=12, n_val=6, epochs=1, batch=4, log_every=99),
+                           {4: train[3][:, :, :1].repeat(4, axis=2)}, {4: val[3][:, :, :1].repeat(4, axis=2)},
+                           log=lambda *_: None)[1]
+    assert "batch_k" not in single
