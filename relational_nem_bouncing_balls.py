@@ -4,21 +4,27 @@ The M-step ablation of Relational N-EM (van Steenkiste, Chang, Greff, Schmidhube
 ICLR 2018) on oracle slot states: every ball is a slot s_k = (x, y, vx, vy), and a
 dynamics model predicts the state delta of each slot for the next step.
 
-    non-relational  delta_k = MLP_dyn(s_k)                                4-64-64-4
-    relational      m_kj    = MLP_msg([s_k; s_j])  for ordered pairs j != k   8-64-8
-                    agg_k   = mean_{j != k} m_kj
-                    delta_k = MLP_dyn([s_k; agg_k])                         12-64-64-4
+    non-relational  delta_k = MLP_dyn(s_k)                                  4-64-64-4
+    relational      delta_k = MLP_dyn([s_k; agg_k])                         12-64-64-4, with agg_k
+      --agg mean    agg_k = mean_{j != k} MLP_msg([s_k; s_j])               msg 8-64-8 (the stub's model)
+      --agg sum     agg_k = sum_{j != k} MLP_msg([s_k; s_j])
+      --agg attention  agg_k = sum_{j != k} a_kj e_kj, R-NEM's attention-gated effects
 
-Both are trained with 4-step backprop-through-time on K=4 sequences and evaluated as
-closed-loop predictors from frame 0 on K = 4, 3, 5, 6.
+Both are trained with 4-step backprop-through-time on K=4 sequences (or on a list of K) and
+evaluated as closed-loop predictors from frame 0 on K = 4, 3, 5, 6 (--eval-k), with errors
+split by collision events, long rollouts, and two baselines (constant velocity, uninformed).
 
 Sections: config, simulator, parameters and layers, models, optimizer, training,
-evaluation, output, main.
+evaluation, output, many seeds, main.
 
 Examples:
     python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
     python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, well under 1 s
-    python3 relational_nem_bouncing_balls.py --eval-k 4,6 --out /tmp/run.json
+    python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
+    python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> sweep.json
+    python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 \
+        --eval-k 3,4,5,6,7,8                                      # the full comparison -> sweep.json
+    python3 relational_nem_bouncing_balls.py --aggregate sweep_runs/*.json --out summary.json
 """
 from __future__ import annotations
 
@@ -973,15 +979,24 @@ def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace 
     return loss, model.grads_like(grad_flat)
 
 
+ROLLOUT_BOUND = 10.0    # |state| cap of closed-loop rollouts (the box is [0, 1], speeds ~1)
+
+
 def rollout(model: DynamicsModel, init: np.ndarray, n_steps: int, ws: Workspace | None = None) -> np.ndarray:
-    """Closed-loop prediction from init (n, K, 4): returns (n_steps, n, K, 4), [0] = init."""
+    """Closed-loop prediction from init (n, K, 4): returns (n_steps, n, K, 4), [0] = init.
+
+    Every state is clipped to [-ROLLOUT_BOUND, ROLLOUT_BOUND]: a rollout that diverges (the sum
+    aggregator can, at K far from training) then gives large finite errors instead of inf/NaN.
+    """
     n, K, _ = init.shape
     ws = ws if ws is not None else model.make_workspace(1, n, K)
     traj = np.empty((n_steps, n, K, 4), model.dtype)
     traj[0] = init
-    for t in range(1, n_steps):
-        delta, _ = model.forward(traj[t - 1], ws, 0)
-        np.add(traj[t - 1], delta, out=traj[t])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(1, n_steps):
+            delta, _ = model.forward(traj[t - 1], ws, 0)
+            np.add(traj[t - 1], delta, out=traj[t])
+            np.clip(traj[t], -ROLLOUT_BOUND, ROLLOUT_BOUND, out=traj[t])
     return traj
 
 

@@ -292,6 +292,146 @@ def sweep_wins(sweep, plt):
     return fig
 
 
+KEY_METRICS = ("post_collision_vel_mse", "one_step_vel_mse_ball", "vel_mse", "long_outside_frac")
+VARIANT_COLOURS = {"mean": (0.55, 0.8, 0.45), "sum": (0.2, 0.6, 0.35), "attention": (0.05, 0.35, 0.15)}
+
+
+def variant_order(variants) -> list:
+    """mean, sum, attention, then the same trained on the K-curriculum."""
+    aggs = list(VARIANT_COLOURS)
+    return sorted(variants, key=lambda n: ("+curriculum" in n, aggs.index(n.split("+")[0]) if n.split("+")[0] in aggs
+                                           else len(aggs), n))
+
+
+def variant_style(name):
+    """Colour by aggregator; hatched bars for the K-curriculum variants."""
+    return VARIANT_COLOURS.get(name.split("+")[0], (0.5, 0.5, 0.5)), ("//" if "+curriculum" in name else None)
+
+
+def sweep_variants(sweep, plt):
+    """Relational variants against the non-relational model on the key metrics, per K."""
+    variants = sweep["variants"]
+    names = variant_order(variants)
+    ks = list(variants[names[0]]["summary"])
+    fig, axes = plt.subplots(2, 2, figsize=(16, 8.6),
+                             gridspec_kw=dict(left=0.05, right=0.99, bottom=0.06, top=0.86, wspace=0.15, hspace=0.3))
+    regimes = {}                                   # one non-relational reference per training regime
+    for name in names:
+        regimes.setdefault("+curriculum" in name, name)
+    bars = [(f"non-relational{' (curriculum)' if cur else ''}", src_name, "non_relational",
+             COLOURS["non_relational"], "//" if cur else None) for cur, src_name in regimes.items()]
+    bars += [(f"relational, {name}", name, "relational", *variant_style(name)) for name in names]
+    width = 0.85 / len(bars)
+    x = np.arange(len(ks))
+    for ax, metric in zip(axes.ravel(), KEY_METRICS):
+        for i, (label, name, model, colour, hatch) in enumerate(bars):
+            cells = [variants[name]["summary"][k][metric][model] for k in ks]
+            means = [c["mean"] for c in cells]
+            err = np.array([[c["mean"] - c["ci95"][0], c["ci95"][1] - c["mean"]] if c["ci95"] else [0, 0]
+                            for c in cells]).T
+            ax.bar(x + (i - (len(bars) - 1) / 2) * width, means, width, color=colour, hatch=hatch,
+                   edgecolor="white", lw=0, label=label, yerr=err, error_kw=dict(lw=0.7, capsize=1))
+        ax.set_xticks(x, [f"K={k}" for k in ks])
+        ax.set_title(SWEEP_LABELS[metric], fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncols=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.96))
+    fig.suptitle(f"Aggregators over {sweep['n_seeds']} seeds: mean and 95 % t-interval "
+                 f"(hatched: trained on the K-curriculum)", fontsize=11, y=0.995)
+    return fig
+
+
+def sweep_variant_wins(sweep, plt):
+    variants = sweep["variants"]
+    names = variant_order(variants)
+    ks = list(variants[names[0]]["wins"])
+    fig, axes = plt.subplots(1, len(KEY_METRICS), figsize=(4.2 * len(KEY_METRICS), 0.45 * len(names) + 2.0),
+                             gridspec_kw=dict(left=0.09, right=0.99, bottom=0.12, top=0.74, wspace=0.12))
+    for ax, metric in zip(axes, KEY_METRICS):
+        n = np.array([[variants[v]["n_seeds"]] for v in names], float)
+        wins = np.array([[variants[v]["wins"][k][metric] for k in ks] for v in names], float)
+        ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+        for i in range(len(names)):
+            for j in range(len(ks)):
+                ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9)
+        ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks], fontsize=8)
+        ax.set_yticks(range(len(names)), names if ax is axes[0] else [""] * len(names), fontsize=9)
+        ax.set_title(SWEEP_LABELS[metric], fontsize=9)
+    fig.suptitle(f"Seeds (of {sweep['n_seeds']}) in which each relational variant's error is lower than the\n"
+                 f"non-relational model's (trained on the same K)", fontsize=10)
+    return fig
+
+
+def attention_geometry(run, plt):
+    """Teacher-forced gates a_kj against the pair's centre distance and approach speed."""
+    att = run["attention"]
+    gate, dist, approach, hit = (np.asarray(att[key], float)
+                                 for key in ("gate", "distance", "approach_speed", "collided"))
+    hit = hit.astype(bool)
+    r = run["config"]["radius"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6),
+                             gridspec_kw=dict(left=0.05, right=0.99, bottom=0.13, top=0.84, wspace=0.25))
+    sc = axes[0].scatter(dist[~hit], gate[~hit], c=approach[~hit], s=4, cmap="coolwarm", vmin=-2, vmax=2, alpha=0.6)
+    axes[0].scatter(dist[hit], gate[hit], s=22, facecolors="none", edgecolors="black", lw=0.8,
+                    label="pair collides in this step")
+    axes[0].axvline(2 * r, color="grey", ls=":", lw=1)
+    axes[0].set_xlabel("centre distance |p_j - p_k| (2r dotted)")
+    axes[0].set_ylabel("gate a_kj")
+    axes[0].legend(fontsize=8, loc="upper right")
+    fig.colorbar(sc, ax=axes[0], label="approach speed")
+    near = dist < 4 * r
+    axes[1].scatter(approach[near & ~hit], gate[near & ~hit], s=5, color="tab:blue", alpha=0.5,
+                    label="distance < 4r, no collision")
+    axes[1].scatter(approach[hit], gate[hit], s=22, facecolors="none", edgecolors="black", lw=0.8, label="collides")
+    axes[1].set_xlabel("approach speed -(v_j - v_k).(p_j - p_k) / |p_j - p_k|")
+    axes[1].set_ylabel("gate a_kj")
+    axes[1].legend(fontsize=8)
+    bins = np.linspace(0, 1.0, 21)
+    centres = (bins[1:] + bins[:-1]) / 2
+    which = np.digitize(dist, bins) - 1
+    mean_gate = [gate[which == i].mean() if (which == i).any() else np.nan for i in range(len(centres))]
+    axes[2].plot(centres, mean_gate, "o-", color="tab:green", label="mean gate of all pairs at that distance")
+    if hit.any():
+        axes[2].axhline(gate[hit].mean(), color="black", ls="--", label=f"colliding pairs: mean {gate[hit].mean():.2f}")
+    axes[2].axvline(2 * r, color="grey", ls=":", lw=1)
+    axes[2].set_xlabel("centre distance")
+    axes[2].set_ylabel("mean gate")
+    axes[2].set_ylim(0, 1)
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"Attention gates on true states (K = {att['K']}, {att['n_sequences']} sequences, {len(gate)} "
+                 f"pair-steps, {int(hit.sum())} in collisions)", fontsize=10)
+    return fig
+
+
+def attention_frames(run, plt, n_frames=6, size=150):
+    """Closed-loop rollout frames with every pair drawn as a line of opacity a_kj."""
+    samples = run["samples"]
+    pos = np.asarray(samples["relational"], float)[:, 0, :, :2]          # (T, K, 2)
+    gates = np.asarray(samples["attention"], float)[:, 0]                # (T, K, K)
+    truth = np.asarray(samples["truth"], float)[:, 0, :, :2]
+    T, K = pos.shape[:2]
+    steps = np.linspace(0, T - 1, n_frames).round().astype(int)
+    frames = render_frames(pos[steps], samples["radius"], size, PANEL_COLOURS["relational"], ghost=truth[steps])
+    fig, axes = plt.subplots(1, n_frames, figsize=(2.6 * n_frames, 3.3), squeeze=False,
+                             gridspec_kw=dict(left=0.01, right=0.99, bottom=0.02, top=0.76, wspace=0.05))
+    for ax, t, frame in zip(axes[0], steps, frames):
+        ax.imshow(frame, extent=(0, 1, 0, 1))
+        for k in range(K):
+            for j in range(K):
+                if j != k and gates[t, k, j] > 0.05:                     # a_kj: j's effect on k
+                    ax.plot(*zip(pos[t, k], pos[t, j]), color="black", lw=2.5, alpha=float(gates[t, k, j]) * 0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"step {t}: largest gate {gates[t].max():.2f}", fontsize=9)
+    fig.suptitle("Relational (attention) rollout from frame 0, sequence 0: a line joins two balls with opacity = "
+                 "gate a_kj\n(drawn where a_kj > 0.05); light grey: the true positions", fontsize=10)
+    return fig
+
+
 FIGURES = {
     "training_curves.png": training_curves,
     "rollout_errors.png": rollout_errors,
@@ -302,11 +442,15 @@ FIGURES = {
     "long_horizon.png": long_horizon,
 }
 SWEEP_FIGURES = {"sweep_summary.png": sweep_summary, "sweep_wins.png": sweep_wins}
+VARIANT_FIGURES = {"sweep_variants.png": sweep_variants, "sweep_variant_wins.png": sweep_variant_wins}
+ATTENTION_FIGURES = {"attention_geometry.png": attention_geometry, "attention_frames.png": attention_frames}
+ALL_FIGURES = {**FIGURES, **SWEEP_FIGURES, **VARIANT_FIGURES, **ATTENTION_FIGURES}
 
 # two groups of about equal drawing time, one per worker process
 WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_frames.png", "long_horizon.png"),
                  ("training_curves.png", "sample_trajectories.png", "collision_metrics.png"),
-                 ("sweep_summary.png",), ("sweep_wins.png",))
+                 ("sweep_summary.png", "sweep_variants.png", "attention_geometry.png"),
+                 ("sweep_wins.png", "sweep_variant_wins.png", "attention_frames.png"))
 
 
 def draw_to_temp(run, out_dir, names) -> list:
@@ -315,7 +459,7 @@ def draw_to_temp(run, out_dir, names) -> list:
     errors = []
     for name in names:
         try:
-            fig = {**FIGURES, **SWEEP_FIGURES}[name](run, plt)
+            fig = ALL_FIGURES[name](run, plt)
         except (KeyError, IndexError, TypeError, ValueError) as err:
             errors.append(f"{name} ({type(err).__name__}: {err})")
             continue
@@ -338,8 +482,16 @@ def main(argv=None) -> int:
         if not os.path.isdir(parent):
             raise InputError(f"--out {args.out}: parent folder {parent} does not exist")
         run = load_run(args.run, ())
-        is_sweep = "summary" in run and "seeds" in run
-        run = load_run(args.run, SWEEP_NEEDED if is_sweep else NEEDED)
+        is_variants = "variants" in run and "seeds" in run
+        is_sweep = is_variants or ("summary" in run and "seeds" in run)
+        if is_variants:                          # the one-variant figures show the mean variant
+            for name, one in run["variants"].items():
+                missing = [key for key in SWEEP_NEEDED if key not in one]
+                if missing:
+                    raise InputError(f"--run {args.run}: variant {name} lacks {', '.join(missing)}")
+            run = {**run, **run["variants"].get("mean", next(iter(run["variants"].values())))}
+        else:
+            run = load_run(args.run, SWEEP_NEEDED if is_sweep else NEEDED)
         if not is_sweep:
             for model in MODELS:
                 if model not in run["history"]:
@@ -358,7 +510,10 @@ def main(argv=None) -> int:
 
     created = not os.path.isdir(args.out)
     os.makedirs(args.out, exist_ok=True)
-    figures = SWEEP_FIGURES if is_sweep else FIGURES
+    if is_sweep:
+        figures = {**SWEEP_FIGURES, **(VARIANT_FIGURES if is_variants else {})}
+    else:
+        figures = {**FIGURES, **(ATTENTION_FIGURES if "attention" in run else {})}
     jobs = [(run, args.out, [n for n in group if n in figures]) for group in WORKER_GROUPS
             if any(n in figures for n in group)]
     if "fork" in multiprocessing.get_all_start_methods():   # two processes share the figures

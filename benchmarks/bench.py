@@ -34,6 +34,20 @@ def bench_data(n=300, steps=25, k=4):
           f"per-sequence loop {per_sequence * 1e3:.0f} ms, speed-up {per_sequence / vectorised:.0f}x")
 
 
+def seconds_per_step(model, windows, repeats=5):
+    """Median time of one optimizer step (BPTT loss and gradients, clipping, Adam) over `windows`."""
+    t_bptt, batch, k = windows[0].shape[0] - 1, windows[0].shape[1], windows[0].shape[2]
+    ws, grad = model.make_workspace(t_bptt, batch, k), np.zeros(model.n_params, model.dtype)
+    adam = R.Adam(model.flat, 1e-9)
+
+    def steps():
+        for w in windows:
+            R.bptt_loss_and_grads(model, w, ws, grad)
+            R.clip_grad_norm(grad, 5.0)
+            adam.step(grad)
+    return median_seconds(steps, repeats) / len(windows)
+
+
 def bench_steps(k=4, batch=32, t_bptt=4, n_windows=100, dtype=np.float32, **model_kw):
     train = R.make_dataset(300, 25, k, 0.05, 0.11, np.random.default_rng(0))
     data = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype)
@@ -43,16 +57,7 @@ def bench_steps(k=4, batch=32, t_bptt=4, n_windows=100, dtype=np.float32, **mode
                for _ in range(n_windows)]
     for kind in R.MODEL_KINDS:
         cfg = R.Config(**model_kw)
-        model = R.make_model(kind, cfg, np.random.default_rng(0), dtype)
-        ws, grad = model.make_workspace(t_bptt, batch, k), np.zeros(model.n_params, dtype)
-        adam = R.Adam(model.flat, 1e-9)
-
-        def steps():
-            for w in windows:
-                R.bptt_loss_and_grads(model, w, ws, grad)
-                R.clip_grad_norm(grad, 5.0)
-                adam.step(grad)
-        per_step = median_seconds(steps) / n_windows
+        per_step = seconds_per_step(R.make_model(kind, cfg, np.random.default_rng(0), dtype), windows)
         print(f"{kind:>14} K={k}: {per_step * 1e6:.0f} us per optimizer step ({1 / per_step:.0f} steps/s)")
 
 
@@ -66,15 +71,7 @@ def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=30, dtype
         row = []
         for agg in R.AGGREGATORS:
             model = R.RelationalDynamics(64, 8, rng=np.random.default_rng(0), dtype=dtype, agg=agg)
-            ws, grad = model.make_workspace(t_bptt, batch, k), np.zeros(model.n_params, dtype)
-            adam = R.Adam(model.flat, 1e-9)
-
-            def steps():
-                for w in windows:
-                    R.bptt_loss_and_grads(model, w, ws, grad)
-                    R.clip_grad_norm(grad, 5.0)
-                    adam.step(grad)
-            row.append(median_seconds(steps, repeats=3 if k < 32 else 1) / n_windows)
+            row.append(seconds_per_step(model, windows, repeats=3 if k < 32 else 1))
         print(f"{k:>3} " + " ".join(f"{s * 1e6:12.0f}" for s in row))
 
 

@@ -151,10 +151,10 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
 def test_failed_seed_is_reported_not_dropped(tmp_path, monkeypatch):
     real_run = R.run
 
-    def flaky(cfg, log=print):
+    def flaky(cfg, log=print, **kw):
         if cfg.seed == 1:
             raise FloatingPointError("relational: training diverged (non-finite loss) in epoch 1")
-        return real_run(cfg, log)
+        return real_run(cfg, log, **kw)
     monkeypatch.setattr(R, "run", flaky)            # the forked workers inherit the patch
     cfg = dataclasses.replace(TINY, seeds="0-1", seed_dir=str(tmp_path / "runs"))
     summary = R.run_sweep(cfg, log=lambda *_: None)
@@ -194,3 +194,43 @@ def test_aggregate_rejects_mixed_configs(tmp_path):
         R.write_json_atomic(str(tmp_path / f"seed_{seed}.json"), payload)
     with pytest.raises(R.ConfigError, match=r"seed 1 was run with a different config \(lr\)"):
         R.aggregate_files([str(tmp_path / "seed_0.json"), str(tmp_path / "seed_1.json")])
+
+
+def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
+    cfg = dataclasses.replace(TINY, seeds="0-1", agg="mean,attention", curriculum="2,3",
+                              seed_dir=str(tmp_path / "runs"))
+    summary = R.run_sweep(cfg, log=lambda *_: None)
+    assert set(summary["variants"]) == {"mean", "attention", "mean+curriculum", "attention+curriculum"}
+    assert summary["seeds"] == [0, 1]
+
+    def load(variant, seed=0):
+        with open(R.seed_file(cfg.seed_dir, seed, variant)) as f:
+            return json.load(f)
+    mean, attention, curriculum = load("mean"), load("attention"), load("attention+curriculum")
+    # one non-relational model per seed and training regime, shared by the variants
+    assert mean["history"]["non_relational"] == attention["history"]["non_relational"]
+    assert attention["params"] == {"non_relational": 4740, "relational": 8301}
+    assert curriculum["config"]["k_train"] == [2, 3] and set(curriculum["history"]["relational"]["batch_k"]) == {2, 3}
+    assert np.asarray(attention["samples"]["attention"]).shape == (TINY.t_eval, TINY.n_samples, 4, 4)
+    # a variant's file equals the single run of that configuration
+    single = R.run(dataclasses.replace(TINY, seed=0, agg="attention", jobs=1), log=None)
+    for key in ("history", "rollout", "one_step", "long_horizon", "samples", "attention"):
+        assert attention[key] == json.loads(json.dumps(single[key])), key
+    files = [R.seed_file(cfg.seed_dir, s, v) for v in summary["variants"] for s in (0, 1)]
+    summary.pop("timing")
+    assert json.loads(json.dumps(R.aggregate_files(files))) == json.loads(json.dumps(summary))
+    # figures: the variant comparison for the summary, the attention figures for an attention run
+    R.write_json_atomic(str(tmp_path / "sweep.json"), summary)
+    done = run_script(VIZ, "--run", "sweep.json", "--out", "figs", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {"sweep_variants.png", "sweep_variant_wins.png"} <= set(os.listdir(tmp_path / "figs"))
+    done = run_script(VIZ, "--run", R.seed_file(cfg.seed_dir, 0, "attention"), "--out", "att", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {"attention_geometry.png", "attention_frames.png"} <= set(os.listdir(tmp_path / "att"))
+
+
+def test_diverging_rollout_stays_finite():
+    model = R.RelationalDynamics(8, 3, rng=np.random.default_rng(0), agg="sum")
+    model.flat *= 50                                 # a model whose closed loop blows up
+    traj = R.rollout(model, np.random.default_rng(1).uniform(size=(2, 6, 4)), 30)
+    assert np.isfinite(traj).all() and np.abs(traj).max() == R.ROLLOUT_BOUND
