@@ -324,20 +324,28 @@ def sweep_variants(sweep, plt):
     width = 0.85 / len(bars)
     x = np.arange(len(ks))
     for ax, metric in zip(axes.ravel(), KEY_METRICS):
+        heights = [variants[name]["summary"][k][metric][model]["mean"] for _, name, model, _, _ in bars for k in ks]
+        top = min(max(heights), 4 * float(np.median(heights))) * 1.1   # a diverged variant would flatten the rest
         for i, (label, name, model, colour, hatch) in enumerate(bars):
             cells = [variants[name]["summary"][k][metric][model] for k in ks]
             means = [c["mean"] for c in cells]
             err = np.array([[c["mean"] - c["ci95"][0], c["ci95"][1] - c["mean"]] if c["ci95"] else [0, 0]
                             for c in cells]).T
-            ax.bar(x + (i - (len(bars) - 1) / 2) * width, means, width, color=colour, hatch=hatch,
+            xs = x + (i - (len(bars) - 1) / 2) * width
+            ax.bar(xs, means, width, color=colour, hatch=hatch,
                    edgecolor="white", lw=0, label=label, yerr=err, error_kw=dict(lw=0.7, capsize=1))
+            for xi, m in zip(xs, means):
+                if m > top:                                                 # clipped bar: print its value
+                    ax.text(xi, top * 0.97, f"{m:.3g}", rotation=90, ha="center", va="top", fontsize=7,
+                            color="white")
+        ax.set_ylim(0, top)
         ax.set_xticks(x, [f"K={k}" for k in ks])
         ax.set_title(SWEEP_LABELS[metric], fontsize=10)
         ax.grid(alpha=0.3, axis="y")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.96))
-    fig.suptitle(f"Aggregators over {sweep['n_seeds']} seeds: mean and 95 % t-interval "
-                 f"(hatched: trained on the K-curriculum)", fontsize=11, y=0.995)
+    fig.suptitle(f"Aggregators over {sweep['n_seeds']} seeds: mean and 95 % t-interval (hatched: trained on the "
+                 f"K-curriculum; bars cut at the top are labelled with their value)", fontsize=11, y=0.995)
     return fig
 
 

@@ -126,10 +126,15 @@ def test_bad_input_companions(tmp_path, script):
     assert sorted(os.listdir(tmp_path)) == ["bad.json", "partial.json"]
 
 
-def test_committed_run_json_comes_from_committed_code():
-    with open(os.path.join(ROOT, "run.json")) as f:
-        run = json.load(f)
+@pytest.mark.parametrize("name", ["run.json", "run_attention.json", "sweep.json"])
+def test_committed_results_come_from_committed_code(name):
+    with open(os.path.join(ROOT, name)) as f:
+        result = json.load(f)
     with open(MAIN, "rb") as f:
-        assert run["env"]["source_sha256"] == hashlib.sha256(f.read()).hexdigest(), \
-            "run.json is stale: regenerate it with python3 relational_nem_bouncing_balls.py --seed 0"
-    assert run["config"]["seed"] == 0 and not run["config"]["quick"]
+        sha = hashlib.sha256(f.read()).hexdigest()
+    envs = [v["env"] for v in result["variants"].values()] if "variants" in result else [result["env"]]
+    for env in envs:
+        assert env["source_sha256"] == sha, f"{name} is stale: regenerate it with the command in the README"
+    if name != "sweep.json":
+        assert result["config"]["seed"] == 0 and not result["config"]["quick"]
+        assert result["config"]["agg"] == ("attention" if name == "run_attention.json" else "mean")
