@@ -48,6 +48,11 @@ def load_run(path: str, need=("samples",)) -> dict:
         raise InputError(f"--run {path}: not valid JSON ({err.msg if hasattr(err, 'msg') else err})")
     if not isinstance(run, dict):
         raise InputError(f"--run {path}: expected a JSON object with keys {', '.join(need)}")
+    return require_keys(run, need, path)
+
+
+def require_keys(run: dict, need, path: str) -> dict:
+    """run itself when it has every key in `need` (InputError naming the missing ones otherwise)."""
     missing = [key for key in need if key not in run]
     if missing:
         raise InputError(f"--run {path}: missing key(s) {', '.join(missing)}; regenerate it with "

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, load_run,
-                                                    render_frames)
+                                                    render_frames, require_keys)
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
                     raise InputError(f"--run {args.run}: variant {name} lacks {', '.join(missing)}")
             run = {**run, **run["variants"].get("mean", next(iter(run["variants"].values())))}
         else:
-            run = load_run(args.run, SWEEP_NEEDED if is_sweep else NEEDED)
+            require_keys(run, SWEEP_NEEDED if is_sweep else NEEDED, args.run)
         if not is_sweep:
             for model in MODELS:
                 if model not in run["history"]:
