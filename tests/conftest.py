@@ -34,3 +34,10 @@ def rel_error(analytic, numeric):
 
 def run_script(script, *args, cwd=None, timeout=120):
     return subprocess.run([sys.executable, script, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(done, message):
+    """A rejected command: exit code 2 and one stderr line 'error: ...' containing message, no traceback."""
+    assert done.returncode == 2, done.stdout
+    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import GIF, MAIN, ROOT, VIZ, run_script
+from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
 
 TINY = ["--epochs", "2", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8",
         "--eval-k", "4,3", "--n-samples", "2"]
@@ -91,10 +91,7 @@ BAD_MAIN = [
 
 @pytest.mark.parametrize("args,message", BAD_MAIN)
 def test_bad_input_main(tmp_path, args, message):
-    done = run_script(MAIN, *args, cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and message in done.stderr
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert_one_line_error(run_script(MAIN, *args, cwd=tmp_path), message)
     assert os.listdir(tmp_path) == []                        # nothing written
 
 
@@ -113,16 +110,11 @@ def test_unplaceable_balls_fail_before_training(tmp_path):
 
 @pytest.mark.parametrize("script", [VIZ, GIF])
 def test_bad_input_companions(tmp_path, script):
-    missing = run_script(script, "--run", "nope.json", cwd=tmp_path)
-    assert missing.returncode == 2 and "file not found" in missing.stderr
+    assert_one_line_error(run_script(script, "--run", "nope.json", cwd=tmp_path), "file not found")
     (tmp_path / "bad.json").write_text("{not json")
-    bad = run_script(script, "--run", "bad.json", cwd=tmp_path)
-    assert bad.returncode == 2 and "not valid JSON" in bad.stderr
+    assert_one_line_error(run_script(script, "--run", "bad.json", cwd=tmp_path), "not valid JSON")
     (tmp_path / "partial.json").write_text(json.dumps({"config": {}}))
-    partial = run_script(script, "--run", "partial.json", cwd=tmp_path)
-    assert partial.returncode == 2 and "missing key" in partial.stderr
-    for done in (missing, bad, partial):
-        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert_one_line_error(run_script(script, "--run", "partial.json", cwd=tmp_path), "missing key")
     assert sorted(os.listdir(tmp_path)) == ["bad.json", "partial.json"]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import MAIN, VIZ, run_script
+from conftest import MAIN, VIZ, assert_one_line_error, run_script
 
 R_, DT = 0.11, 0.05
 
@@ -180,10 +180,7 @@ def test_bad_sweep_input(tmp_path, args, message):
     (tmp_path / "bad.json").write_text("{oops")
     (tmp_path / "other.json").write_text(json.dumps({"config": {"seed": 3}}))
     before = sorted(os.listdir(tmp_path))
-    done = run_script(MAIN, *args, cwd=tmp_path)
-    assert done.returncode == 2, done.stdout
-    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert_one_line_error(run_script(MAIN, *args, cwd=tmp_path), message)
     assert sorted(os.listdir(tmp_path)) == before
 
 
