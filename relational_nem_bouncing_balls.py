@@ -111,7 +111,7 @@ class Config:
 
 
 # The --quick smoke run: same model sizes and optimizer, a tiny budget.
-QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, log_every=1)
+QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, t_long=40, log_every=1)
 
 
 class ConfigError(ValueError):
@@ -400,8 +400,11 @@ def make_dataset(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np
 class ParamBuffer:
     """The layout of every parameter of a model in one flat vector.
 
-    `views(flat)` names slices of any vector with this layout: the parameters, their
-    gradients and Adam's moments share names, and Adam and clipping act on whole vectors.
+    `views(flat)` names slices of any vector with this layout: the parameters, their gradients
+    and Adam's moments share names, and Adam and clipping act on whole vectors. Every affine
+    layer stores its bias right before its weight, so that `affine(flat, layer)` can also view
+    the pair as one (1 + in, out) matrix [b; W]: x W + b = [1, x] @ [b; W], one product with the
+    bias folded in (and one product for both gradients: [1, x]^T @ dz = [sum dz; x^T dz]).
     """
 
     def __init__(self, shapes: dict):
@@ -415,179 +418,127 @@ class ParamBuffer:
     def views(self, flat: np.ndarray) -> dict:
         return {name: flat[self.slices[name]].reshape(shape) for name, shape in self.shapes.items()}
 
+    def affine(self, flat: np.ndarray, layers) -> dict:
+        """layer "name.l" -> the (1 + in, out) view [b; W] of parameters name.b{l}, name.W{l}."""
+        out = {}
+        for layer in layers:
+            name, l = layer.rsplit(".", 1)
+            b, W = self.slices[f"{name}.b{l}"], self.slices[f"{name}.W{l}"]
+            if b.stop != W.start:
+                raise ValueError(f"{name}.b{l} must be stored right before {name}.W{l}")
+            n_in, n_out = self.shapes[f"{name}.W{l}"]
+            out[layer] = flat[b.start:W.stop].reshape(1 + n_in, n_out)
+        return out
+
+
+def affine_shapes(layer: str, n_in: int, n_out: int) -> dict:
+    """Parameter shapes of affine layer "name.l": the bias first, then the weight."""
+    name, l = layer.rsplit(".", 1)
+    return {f"{name}.b{l}": (n_out,), f"{name}.W{l}": (n_in, n_out)}
+
+
+def init_affine(A: np.ndarray, rng, scale: float = 1.0) -> None:
+    """He-normal weights (times scale) and a zero bias, in place in A = [b; W]."""
+    A[0] = 0.0
+    A[1:] = rng.standard_normal(A[1:].shape) * (scale * math.sqrt(2.0 / (len(A) - 1)))
+
+
+def relu_(z: np.ndarray, on: np.ndarray) -> None:
+    """ReLU in place, keeping its derivative: on = z > 0, z = z * on (masks the backward pass)."""
+    np.greater(z, 0, out=on)
+    np.multiply(z, on, out=z)
+
 
 class Workspace(dict):
     """Preallocated per-step buffers of one model for n_steps steps of a (B, K) batch:
     name -> array (n_steps, ...). The forward pass of step t writes its activations into
-    slot t, the backward pass its gradients; weight gradients are then one matmul per
-    layer over all steps at once."""
+    slot t, the backward pass its gradients; weight gradients are then one product per
+    layer over all steps at once.
 
-    def __init__(self, n_steps, batch, k, shapes: dict, dtype):
+    `lead` names the buffers whose column 0 is a constant (the 1 of [1, x] that multiplies a
+    bias; 1 / scale for a scaled sum) and gives its value: it is written here, once.
+    """
+
+    def __init__(self, n_steps, batch, k, shapes: dict, dtype, lead: dict | None = None):
         super().__init__((name, np.zeros((n_steps,) + shape, dtype)) for name, shape in shapes.items())
         self.n_steps, self.batch, self.k = n_steps, batch, k
+        for name, value in (lead or {}).items():
+            self[name][..., 0] = value
         self.scratch = {}                                 # buffers used within one step, shared by all slots
-        # sums over rows (all steps' ball or pair rows) as ones @ D: a fast bias gradient
-        self.ones = np.ones(n_steps * batch * k * max(1, k - 1), dtype)
         # slot[t][name] = self[name][t], built once: the hot loops index many small views
         self.slot = [{name: array[t] for name, array in self.items()} for t in range(n_steps)]
 
 
 class MLP:
-    """ReLU MLP sizes[0] -> ... -> sizes[-1] with a linear output layer.
+    """ReLU MLP sizes[0] -> ... -> sizes[-1] with a linear output layer, on rows of a batch.
 
-    Parameters `{name}.W{l}` (in, out) and `{name}.b{l}` (out,). Workspace buffers, per step
-    and row: `{name}.a{l}` (sizes[l]) = input of layer l (a0 = the MLP input, filled by the
-    caller; a{l} = ReLU output of layer l-1), `{name}.out` = output, `{name}.d{l}` = gradient
-    w.r.t. the pre-activation of layer l.
+    Layer l ("name.l") has parameters `{name}.b{l}` (out,), `{name}.W{l}` (in, out), viewed as
+    A_l = [b; W]; its input carries a leading 1, so z_l = [1, x_l] @ A_l. Workspace per step:
+    `{name}.x{l}` (R, 1 + sizes[l]) = [1, x_l] for l >= 1 (x_0 is the caller's, with its 1),
+    `{name}.on{l}` (R, sizes[l+1]) = the ReLU mask z_l > 0 of hidden layer l,
+    `{name}.d{l}` (R, sizes[l+1]) = dL/dz_l, `{name}.out` (R, sizes[-1]).
     """
 
     def __init__(self, name: str, sizes):
         self.name, self.sizes = name, tuple(sizes)
         self.n_layers = L = len(sizes) - 1
-        self.W = [f"{name}.W{l}" for l in range(L)]
-        self.b = [f"{name}.b{l}" for l in range(L)]
-        self.a = [f"{name}.a{l}" for l in range(L)] + [f"{name}.out"]   # a[l] = input of layer l, a[L] = output
+        self.layers = [f"{name}.{l}" for l in range(L)]
+        self.x = [None] + [f"{name}.x{l}" for l in range(1, L)]             # x[0] is the caller's
+        self.z = [f"{name}.z{l}" for l in range(L - 1)] + [f"{name}.out"]   # z[l]: view of x[l+1][:, 1:]
+        self.on = [f"{name}.on{l}" for l in range(L - 1)]
         self.d = [f"{name}.d{l}" for l in range(L)]
 
     def param_shapes(self) -> dict:
         shapes = {}
-        for l in range(self.n_layers):
-            shapes[f"{self.name}.W{l}"] = (self.sizes[l], self.sizes[l + 1])
-            shapes[f"{self.name}.b{l}"] = (self.sizes[l + 1],)
+        for l, layer in enumerate(self.layers):
+            shapes.update(affine_shapes(layer, self.sizes[l], self.sizes[l + 1]))
         return shapes
 
-    def init_params(self, p: dict, rng, last_scale: float = 0.1) -> None:
+    def init_params(self, A: dict, rng, last_scale: float = 0.1) -> None:
         """He-normal weights, zero biases; the output layer scaled down so training starts near delta = 0."""
-        for l in range(self.n_layers):
-            W = p[f"{self.name}.W{l}"]
-            W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / W.shape[0])
-            if l == self.n_layers - 1:
-                W *= last_scale
-            p[f"{self.name}.b{l}"][...] = 0.0
+        for l, layer in enumerate(self.layers):
+            init_affine(A[layer], rng, last_scale if l == self.n_layers - 1 else 1.0)
 
     def workspace_shapes(self, rows: int) -> dict:
-        shapes = {f"{self.name}.a{l}": (rows, self.sizes[l]) for l in range(self.n_layers)}
-        shapes[f"{self.name}.out"] = (rows, self.sizes[-1])
-        shapes.update({f"{self.name}.d{l}": (rows, self.sizes[l + 1]) for l in range(self.n_layers)})
+        shapes = {self.x[l]: (rows, 1 + self.sizes[l]) for l in range(1, self.n_layers)}
+        shapes.update({self.on[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers - 1)})
+        shapes.update({self.d[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers)})
+        shapes[self.z[-1]] = (rows, self.sizes[-1])
         return shapes
 
-    def forward(self, p: dict, slot: dict) -> np.ndarray:
-        """Reads the input slot[a0] (R, in); returns the output slot[out] (R, out)."""
-        a = slot[self.a[0]]
-        zero = a.dtype.type(0)
-        for l in range(self.n_layers):
-            z = slot[self.a[l + 1]]                                                 # (R, sizes[l+1])
-            np.matmul(a, p[self.W[l]], out=z)
-            z += p[self.b[l]]
-            if l < self.n_layers - 1:
-                np.maximum(z, zero, out=z)                                          # ReLU in place
-            a = z
-        return a
+    def lead(self) -> dict:
+        return {self.x[l]: 1.0 for l in range(1, self.n_layers)}
 
-    def backward_input(self, p: dict, slot: dict, need_input_grad: bool = True, out=None):
+    def add_views(self, ws: Workspace) -> None:
+        for slot in ws.slot:
+            for l in range(self.n_layers - 1):
+                slot[self.z[l]] = slot[self.x[l + 1]][:, 1:]                  # (R, sizes[l+1])
+
+    def forward(self, A: dict, slot: dict, x0: np.ndarray) -> np.ndarray:
+        """x0 (R, 1 + in) = [1, input] -> the output slot[out] (R, out)."""
+        x = x0
+        for l, layer in enumerate(self.layers[:-1]):
+            z = np.matmul(x, A[layer], out=slot[self.z[l]])                      # (R, sizes[l+1])
+            relu_(z, slot[self.on[l]])
+            x = slot[self.x[l + 1]]                                              # [1, ReLU(z_l)]
+        return np.matmul(x, A[self.layers[-1]], out=slot[self.z[-1]])
+
+    def backward_input(self, A: dict, slot: dict, need_input_grad: bool = True, out=None):
         """Backpropagates the output gradient, which the caller wrote into slot[d{L-1}], to every
         pre-activation slot[d{l}]; returns the input gradient (R, in) (into `out` if given) or None."""
         d = slot[self.d[-1]]
         for l in range(self.n_layers - 1, 0, -1):
-            d_act = d @ p[self.W[l]].T                                              # (R, sizes[l])
-            d = slot[self.d[l - 1]]
-            np.multiply(d_act, slot[self.a[l]] > 0, out=d)                         # ReLU'
-        return np.matmul(d, p[self.W[0]].T, out=out) if need_input_grad else None
+            d_in = np.matmul(d, A[self.layers[l]][1:].T, out=slot[self.d[l - 1]])  # dL/dx_l (R, sizes[l])
+            np.multiply(d_in, slot[self.on[l - 1]], out=d_in)                      # ReLU'
+            d = d_in
+        return np.matmul(d, A[self.layers[0]][1:].T, out=out) if need_input_grad else None
 
-    def weight_grads(self, ws: Workspace, steps: slice, g: dict) -> None:
-        """Writes dL/dW{l} = sum over steps and rows of a{l}^T d{l} and dL/db{l} = sum of d{l} into g."""
-        for l in range(self.n_layers):
-            a = ws[self.a[l]][steps].reshape(-1, self.sizes[l])                     # (steps*R, in)
-            d = ws[self.d[l]][steps].reshape(-1, self.sizes[l + 1])                 # (steps*R, out)
-            np.matmul(a.T, d, out=g[self.W[l]])
-            np.matmul(ws.ones[:len(d)], d, out=g[self.b[l]])                       # sum over rows
-
-
-# ----------------------------------------------------------------------------- models
-class DynamicsModel:
-    """Shared machinery: flat parameters, workspaces, the forward/backward API.
-
-    forward(S) -> (delta, cache) for S (B, K, 4); backward(d_delta, cache) -> (grads, dS).
-    With a workspace `ws` and step `t`, forward writes its activations into slot t of ws and
-    the returned delta is a view valid until slot t is written again.
-    """
-
-    kind = ""
-
-    def _setup(self, blocks, dtype):
-        shapes = {}
-        for block in blocks:
-            shapes.update(block.param_shapes())
-        self.layout = ParamBuffer(shapes)
-        self.dtype = np.dtype(dtype)
-        self.flat = np.zeros(self.layout.size, self.dtype)
-        self.params = self.layout.views(self.flat)
-
-    @property
-    def n_params(self) -> int:
-        return self.layout.size
-
-    def grads_like(self, flat: np.ndarray) -> dict:
-        """Named views of a gradient vector (cached for the last vector asked for)."""
-        if getattr(self, "_grads_flat", None) is not flat:
-            self._grads_flat, self._grads_views = flat, self.layout.views(flat)
-        return self._grads_views
-
-    def make_workspace(self, n_steps: int, batch: int, k: int) -> Workspace:
-        ws = Workspace(n_steps, batch, k, self._workspace_shapes(batch, k), self.dtype)
-        ws.states = np.zeros((n_steps + 1, batch, k, 4), self.dtype)   # s_0 .. s_T of a closed-loop unroll
-        self._add_scratch(ws)
-        return ws
-
-    def _add_scratch(self, ws: Workspace) -> None:
-        """Buffers used only within one step (shared by all slots) and extra per-slot views."""
-
-    def forward(self, S: np.ndarray, ws: Workspace | None = None, t: int = 0):
-        B, K, _ = S.shape
-        if ws is None:
-            ws, t = self.make_workspace(1, B, K), 0
-        return self._forward(S, ws, t), (ws, t)
-
-    def backward(self, d_delta: np.ndarray, cache):
-        """Gradients of sum(d_delta * delta) for one forward call: (grads keyed like params, dS)."""
-        ws, t = cache
-        dS = self.backward_input(d_delta, cache)
-        grad_flat = np.zeros(self.layout.size, self.dtype)
-        self.weight_grads(ws, slice(t, t + 1), grad_flat)
-        return self.grads_like(grad_flat), dS
-
-    def weight_grads(self, ws: Workspace, steps: slice, grad_flat: np.ndarray) -> None:
-        self._weight_grads(ws, steps, self.grads_like(grad_flat))
-
-
-class NonRelationalDynamics(DynamicsModel):
-    """delta_k = MLP_dyn(s_k): every slot updated alone (4-hidden-hidden-4)."""
-
-    kind = "non_relational"
-
-    def __init__(self, hidden: int = 64, rng: np.random.Generator | None = None, dtype=np.float64):
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.dyn = MLP("dyn", (4, hidden, hidden, 4))
-        self._setup([self.dyn], dtype)
-        self.dyn.init_params(self.params, rng)
-
-    def _workspace_shapes(self, batch, k):
-        return self.dyn.workspace_shapes(batch * k)              # rows ordered (b, k)
-
-    def _forward(self, S, ws, t):
-        B, K, slot = ws.batch, ws.k, ws.slot[t]
-        np.copyto(slot["dyn.a0"].reshape(B, K, 4), S)
-        return self.dyn.forward(self.params, slot).reshape(B, K, 4)
-
-    def backward_input(self, d_delta, cache, need_input_grad: bool = True):
-        ws, t = cache
-        B, K, slot = ws.batch, ws.k, ws.slot[t]
-        np.copyto(slot["dyn.d2"].reshape(B, K, 4), d_delta)
-        dX = self.dyn.backward_input(self.params, slot, need_input_grad)
-        return None if dX is None else dX.reshape(B, K, 4)
-
-    def _weight_grads(self, ws, steps, g):
-        self.dyn.weight_grads(ws, steps, g)
+    def weight_grads(self, ws: Workspace, steps: slice, x0: np.ndarray, G: dict) -> None:
+        """G[layer] = dL/d[b; W] = sum over steps and rows of [1, x_l]^T dL/dz_l; x0 (steps*R, 1 + in)."""
+        for l, layer in enumerate(self.layers):
+            x = x0 if l == 0 else ws[self.x[l]][steps].reshape(-1, 1 + self.sizes[l])   # (steps*R, 1 + in)
+            d = ws[self.d[l]][steps].reshape(-1, self.sizes[l + 1])                     # (steps*R, out)
+            np.matmul(x.T, d, out=G[layer])
 
 
 def context_index(k: int) -> np.ndarray:
@@ -605,7 +556,7 @@ def context_view(doubled: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def context_scatter(k: int, dtype: str) -> np.ndarray:
+def context_scatter(k: int, dtype: np.dtype) -> np.ndarray:
     """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows sums
     every pair into its context ball (the transpose of the context gather)."""
     scatter = np.zeros((k, (k - 1) * k), dtype)
@@ -616,119 +567,124 @@ def context_scatter(k: int, dtype: str) -> np.ndarray:
 
 class PairLayer:
     """The first layer of a pair MLP on all ordered pairs j != k: pre[d, k] = W [u_k; u_j] + b with
-    j = ctx[d, k], computed as A u_k + (B u_j + b), A = W[:n], B = W[n:] (two (R, n) x (n, H)
-    products and a strided context view instead of a tensor of concatenated pair inputs).
+    j = ctx[d, k], computed as [1, u_k] @ [b; A] + u_j @ B with A = W[:n], B = W[n:]: two (R, n)
+    products and a strided context view instead of a tensor of concatenated pair inputs.
 
-    Parameters `{name}.W0` (2n, H), `{name}.b0` (H,). Rows of u are ordered (k, b); pair
-    tensors are (K-1, K, B, H). Gradient buffers per step: `{name}.dfocus`, `{name}.dcontext`.
+    Layer "name.0": parameters `{name}.b0` (H,), `{name}.W0` (2n, H), viewed as [b; A; B].
+    Rows of u are ordered (k, b); pair tensors are (K-1, K, B, H). Gradient buffers per step:
+    `{name}.dfocus` = sum over partners, `{name}.dcontext` = sum over the pairs whose context is j.
     """
 
     def __init__(self, name: str, n_in: int, n_out: int):
         self.name, self.n_in, self.n_out = name, n_in, n_out
-        self.mlp = MLP(name, (2 * n_in, n_out))                     # for its parameter shapes and init
+        self.layer = f"{name}.0"
+
+    def param_shapes(self) -> dict:
+        return affine_shapes(self.layer, 2 * self.n_in, self.n_out)
 
     def workspace_shapes(self, rows: int) -> dict:
         return {f"{self.name}.dfocus": (rows, self.n_out), f"{self.name}.dcontext": (rows, self.n_out)}
 
     def add_scratch(self, ws: Workspace, dtype) -> None:
         K, B, H = ws.k, ws.batch, self.n_out
-        ws.scratch[f"{self.name}.focus"] = np.zeros((K * B, H), dtype)          # A u_k
-        context = np.zeros((2 * K * B, H), dtype)                               # B u_j + b, stored twice
+        ws.scratch[f"{self.name}.focus"] = np.zeros((K * B, H), dtype)          # b + A u_k
+        context = np.zeros((2 * K * B, H), dtype)                               # B u_j, stored twice
         ws.scratch[f"{self.name}.context"] = context
         ws.scratch[f"{self.name}.pairs"] = context_view(context.reshape(2 * K, B, H))   # slow to build: once
 
-    def forward(self, p: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """u (R, n) -> out (K-1, K, B, H) pre-activations."""
-        K, B, H, s = ws.k, ws.batch, self.n_out, ws.scratch
-        W = p[f"{self.name}.W0"]
-        focus = np.matmul(u, W[:self.n_in], out=s[f"{self.name}.focus"])              # (R, H)
+    def forward(self, A: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """u (R, 1 + n) = [1, u] -> out (K-1, K, B, H) pre-activations."""
+        K, B, H, n, s = ws.k, ws.batch, self.n_out, self.n_in, ws.scratch
+        bAB = A[self.layer]                                                      # (1 + 2n, H) = [b; A; B]
+        focus = np.matmul(u, bAB[:1 + n], out=s[f"{self.name}.focus"])          # (R, H)
         doubled = s[f"{self.name}.context"]
-        context = np.matmul(u, W[self.n_in:], out=doubled[:len(u)])                    # (R, H)
-        context += p[f"{self.name}.b0"]
-        doubled[len(u):] = context
+        np.matmul(u[:, 1:], bAB[1 + n:], out=doubled[:len(u)])                  # (R, H)
+        doubled[len(u):] = doubled[:len(u)]
         return np.add(s[f"{self.name}.pairs"], focus.reshape(K, B, H), out=out)
 
-    def backward(self, p: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
-        """d_pre (K-1, K, B, H) -> d_focus = sum over partners, d_context = sum over the pairs whose
-        context is j (into the slot); returns dL/du (R, n) or None."""
-        K, B, H = ws.k, ws.batch, self.n_out
+    def backward(self, A: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
+        """d_pre (K-1, K, B, H) -> d_focus, d_context (into the slot); returns dL/du (R, n) or None."""
+        K, B, H, n = ws.k, ws.batch, self.n_out, self.n_in
         d_focus, d_context = slot[f"{self.name}.dfocus"], slot[f"{self.name}.dcontext"]
         np.add.reduce(d_pre, axis=0, out=d_focus.reshape(K, B, H))
-        np.matmul(context_scatter(K, d_pre.dtype.name), d_pre.reshape((K - 1) * K, B * H),
+        np.matmul(context_scatter(K, d_pre.dtype), d_pre.reshape((K - 1) * K, B * H),
                   out=d_context.reshape(K, B * H))
         if not need_input_grad:
             return None
-        W = p[f"{self.name}.W0"]
-        return d_focus @ W[:self.n_in].T + d_context @ W[self.n_in:].T
+        bAB = A[self.layer]
+        return d_focus @ bAB[1:1 + n].T + d_context @ bAB[1 + n:].T
 
-    def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, g: dict) -> None:
-        """u (steps*R, n): the layer inputs of those steps."""
+    def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, G: dict) -> None:
+        """u (steps*R, 1 + n): the layer inputs [1, u] of those steps."""
         d_focus = ws[f"{self.name}.dfocus"][steps].reshape(-1, self.n_out)
         d_context = ws[f"{self.name}.dcontext"][steps].reshape(-1, self.n_out)
-        W = g[f"{self.name}.W0"]
-        np.matmul(u.T, d_focus, out=W[:self.n_in])
-        np.matmul(u.T, d_context, out=W[self.n_in:])
-        np.matmul(ws.ones[:len(d_context)], d_context, out=g[f"{self.name}.b0"])
+        G_bAB = G[self.layer]
+        np.matmul(u.T, d_focus, out=G_bAB[:1 + self.n_in])                     # [b; A]
+        np.matmul(u[:, 1:].T, d_context, out=G_bAB[1 + self.n_in:])            # B
 
 
+# ----------------------------------------------------------------------------- models
 class MessageAggregation:
     """m_kj = MLP_msg([s_k; s_j]) (8-hidden-msg_dim) aggregated over j != k by mean or sum.
 
     The second message layer is affine, so with scale = 1/(K-1) (mean) or 1 (sum):
-    agg_k = scale sum_j (h_kj W1 + b1) = (scale sum_j h_kj) W1 + scale (K-1) b1: one (R, H) x (H, M)
-    product instead of one per pair. Only a bool ReLU mask of the pair tensor is kept per step,
-    so that a process's workspace stays near the size of a core's L2 cache.
+    agg_k = scale sum_j (h_kj W1 + b1) = [c, scale sum_j h_kj] @ [b1; W1] with c = scale (K-1):
+    one (R, H) x (H, M) product instead of one per pair. Per step the workspace keeps
+    `msg.hbar` (R, 1 + H) = [c, scale sum_j h_kj] and `msg.on` (K-1, K, B, H), the bool ReLU
+    mask of the pairs (not the pair activations: a process's workspace stays near L2 size).
     """
 
     def __init__(self, hidden: int, msg_dim: int, agg: str):
         self.hidden, self.msg_dim, self.agg = hidden, msg_dim, agg
         self.pair = PairLayer("msg", 4, hidden)
+        self.layers = [self.pair.layer, "msg.1"]
 
     def param_shapes(self) -> dict:
-        return {"msg.W0": (8, self.hidden), "msg.b0": (self.hidden,),
-                "msg.W1": (self.hidden, self.msg_dim), "msg.b1": (self.msg_dim,)}
+        return {**self.pair.param_shapes(), **affine_shapes("msg.1", self.hidden, self.msg_dim)}
 
-    def init_params(self, p: dict, rng) -> None:
-        for name in ("msg.W0", "msg.W1"):
-            p[name][...] = rng.standard_normal(p[name].shape) * math.sqrt(2.0 / p[name].shape[0])
+    def init_params(self, A: dict, rng) -> None:
+        for layer in self.layers:
+            init_affine(A[layer], rng)
 
     def scale(self, k: int) -> float:
         return 1.0 / (k - 1) if self.agg == "mean" else 1.0
 
     def workspace_shapes(self, batch: int, k: int) -> dict:
         R = batch * k
-        return {"msg.hbar": (R, self.hidden), **self.pair.workspace_shapes(R)}   # scale * sum_j h_kj
+        return {"msg.hbar": (R, 1 + self.hidden), "msg.on": (k - 1, k, batch, self.hidden),
+                **self.pair.workspace_shapes(R)}
 
-    def add_scratch(self, ws: Workspace, dtype) -> None:
+    def lead(self, k: int) -> dict:
+        return {"msg.hbar": self.scale(k) * (k - 1)}
+
+    def add_views(self, ws: Workspace, dtype) -> None:
+        K, B, H = ws.k, ws.batch, self.hidden
         self.pair.add_scratch(ws, dtype)
+        ws.scratch["msg.pair"] = np.zeros((K - 1, K, B, H), dtype)      # pre-activations, then dL/dpre
+        ws.scratch["msg.dhsum"] = np.zeros((K * B, H), dtype)
         for slot in ws.slot:
-            slot["msg.active"] = np.zeros((ws.k - 1, ws.k, ws.batch, self.hidden), bool)   # pair ReLU mask
-        ws.scratch["msg.pair"] = np.zeros((ws.k - 1, ws.k, ws.batch, self.hidden), dtype)
+            slot["msg.hsum"] = slot["msg.hbar"].reshape(K, B, 1 + H)[..., 1:]   # (K, B, H) view
 
-    def forward(self, p, ws, slot, x, agg) -> None:
+    def forward(self, A, ws, slot, u, agg) -> None:
+        """u (R, 1 + 4) = [1, s_k] -> agg (R, M)."""
+        h = self.pair.forward(A, ws, u, ws.scratch["msg.pair"])     # (K-1, K, B, H)
+        relu_(h, slot["msg.on"])
+        hsum = np.add.reduce(h, axis=0, out=slot["msg.hsum"])      # (K, B, H) sum over the K-1 partners
+        if self.agg == "mean":
+            hsum *= self.scale(ws.k)
+        np.matmul(slot["msg.hbar"], A["msg.1"], out=agg)            # (R, M)
+
+    def backward_input(self, A, ws, slot, d_agg, need_input_grad):
         K, B, H = ws.k, ws.batch, self.hidden
-        h = self.pair.forward(p, ws, x, ws.scratch["msg.pair"])    # (K-1, K, B, H)
-        np.greater(h, 0, out=slot["msg.active"])
-        np.maximum(h, h.dtype.type(0), out=h)
-        hbar = slot["msg.hbar"]                                     # (R, H)
-        np.add.reduce(h, axis=0, out=hbar.reshape(K, B, H))        # sum over the K-1 partners
-        hbar *= self.scale(K)
-        np.matmul(hbar, p["msg.W1"], out=agg)                       # (R, M)
-        agg += (self.scale(K) * (K - 1)) * p["msg.b1"]
+        d_hsum = np.matmul(d_agg, A["msg.1"][1:].T, out=ws.scratch["msg.dhsum"])   # (R, H)
+        if self.agg == "mean":
+            d_hsum *= self.scale(K)
+        d_pre = np.multiply(slot["msg.on"], d_hsum.reshape(K, B, H), out=ws.scratch["msg.pair"])
+        return self.pair.backward(A, ws, slot, d_pre, need_input_grad)
 
-    def backward_input(self, p, ws, slot, d_agg, need_input_grad):
-        K, B, H = ws.k, ws.batch, self.hidden
-        d_hsum = d_agg @ p["msg.W1"].T                              # (R, H)
-        d_hsum *= self.scale(K)
-        dh = ws.scratch["msg.pair"]                                 # (K-1, K, B, H)
-        np.multiply(slot["msg.active"], d_hsum.reshape(K, B, H), out=dh)
-        return self.pair.backward(p, ws, slot, dh, need_input_grad)
-
-    def weight_grads(self, ws, steps, x, d_agg, g) -> None:
-        self.pair.weight_grads(ws, steps, x, g)
-        np.matmul(ws["msg.hbar"][steps].reshape(-1, self.hidden).T, d_agg, out=g["msg.W1"])
-        np.matmul(ws.ones[:len(d_agg)], d_agg, out=g["msg.b1"])
-        g["msg.b1"] *= self.scale(ws.k) * (ws.k - 1)
+    def weight_grads(self, ws, steps, u, d_agg, G) -> None:
+        self.pair.weight_grads(ws, steps, u, G)
+        np.matmul(ws["msg.hbar"][steps].reshape(-1, 1 + self.hidden).T, d_agg, out=G["msg.1"])
 
 
 class AttentionInteraction:
@@ -741,53 +697,62 @@ class AttentionInteraction:
         E_k = sum_{j != k} a_kj e_kj             (agg_k of the dynamics MLP)
 
     with He = Hm = hidden / 2 and Ha = hidden / 4. Setting `gate_override` to a number replaces
-    every a_kj by it (a test hook: with 1, E_k is the plain sum of effects).
+    every a_kj by it (a test hook: with 1, E_k is the plain sum of effects). Activations that
+    feed a next layer are stored as [1, x] (`enc.h`, `emb.xi`, `att.t`); pair rows are (d, k, b).
     """
 
     def __init__(self, hidden: int, msg_dim: int):
         self.He = self.Hm = max(1, hidden // 2)
         self.Ha, self.msg_dim = max(1, hidden // 4), msg_dim
-        self.enc = MLP("enc", (4, self.He))
         self.emb = PairLayer("emb", self.He, self.Hm)
-        self.eff = MLP("eff", (self.Hm, msg_dim))
-        self.att = MLP("att", (self.Hm, self.Ha, 1))
+        self.sizes = {"enc.0": (4, self.He), "eff.0": (self.Hm, msg_dim), "att.0": (self.Hm, self.Ha),
+                      "att.1": (self.Ha, 1)}
+        self.layers = ["enc.0", self.emb.layer, "eff.0", "att.0", "att.1"]
         self.gate_override = None
 
     def param_shapes(self) -> dict:
-        return {**self.enc.param_shapes(), **self.emb.mlp.param_shapes(), **self.eff.param_shapes(),
-                **self.att.param_shapes()}
+        shapes = affine_shapes("enc.0", *self.sizes["enc.0"])
+        shapes.update(self.emb.param_shapes())
+        for layer in ("eff.0", "att.0", "att.1"):
+            shapes.update(affine_shapes(layer, *self.sizes[layer]))
+        return shapes
 
-    def init_params(self, p: dict, rng) -> None:
-        for mlp in (self.enc, self.emb.mlp, self.eff, self.att):
-            mlp.init_params(p, rng, last_scale=1.0)
+    def init_params(self, A: dict, rng) -> None:
+        for layer in self.layers:
+            init_affine(A[layer], rng)
 
     def workspace_shapes(self, batch: int, k: int) -> dict:
         R, P = batch * k, (k - 1) * k * batch
-        return {"enc.h": (R, self.He), "enc.dz": (R, self.He), **self.emb.workspace_shapes(R),
-                "emb.xi": (P, self.Hm), "eff.e": (P, self.msg_dim), "eff.dz": (P, self.msg_dim),
-                "att.t": (P, self.Ha), "att.dzt": (P, self.Ha), "att.a": (P, 1), "att.dza": (P, 1)}
+        return {"enc.h": (R, 1 + self.He), "enc.on": (R, self.He), "enc.dz": (R, self.He),
+                **self.emb.workspace_shapes(R),
+                "emb.xi": (P, 1 + self.Hm), "emb.on": (P, self.Hm),
+                "eff.e": (P, self.msg_dim), "eff.on": (P, self.msg_dim), "eff.dz": (P, self.msg_dim),
+                "att.t": (P, 1 + self.Ha), "att.dzt": (P, self.Ha), "att.a": (P, 1), "att.dza": (P, 1)}
 
-    def add_scratch(self, ws: Workspace, dtype) -> None:
+    def lead(self, k: int) -> dict:
+        return {"enc.h": 1.0, "emb.xi": 1.0, "att.t": 1.0}
+
+    def add_views(self, ws: Workspace, dtype) -> None:
+        K, B = ws.k, ws.batch
         self.emb.add_scratch(ws, dtype)
-        ws.scratch["emb.dxi"] = np.zeros(((ws.k - 1) * ws.k * ws.batch, self.Hm), dtype)
+        ws.scratch["emb.dxi"] = np.zeros(((K - 1) * K * B, self.Hm), dtype)
+        for slot in ws.slot:
+            slot["enc.z"] = slot["enc.h"][:, 1:]                                          # (R, He)
+            slot["emb.z"] = slot["emb.xi"].reshape(K - 1, K, B, 1 + self.Hm)[..., 1:]    # (K-1, K, B, Hm)
+            slot["att.z"] = slot["att.t"][:, 1:]                                          # (P, Ha)
 
-    def forward(self, p, ws, slot, x, agg) -> None:
+    def forward(self, A, ws, slot, u, agg) -> None:
+        """u (R, 1 + 4) = [1, s_k] -> agg (R, M)."""
         K, B, M = ws.k, ws.batch, self.msg_dim
-        zero = x.dtype.type(0)
-        h = np.matmul(x, p["enc.W0"], out=slot["enc.h"])           # (R, He)
-        h += p["enc.b0"]
-        np.maximum(h, zero, out=h)
-        xi = slot["emb.xi"]                                         # (P, Hm), rows (d, k, b)
-        self.emb.forward(p, ws, h, xi.reshape(K - 1, K, B, self.Hm))
-        np.maximum(xi, zero, out=xi)
-        e = np.matmul(xi, p["eff.W0"], out=slot["eff.e"])          # (P, M)
-        e += p["eff.b0"]
-        np.maximum(e, zero, out=e)
-        t = np.matmul(xi, p["att.W0"], out=slot["att.t"])          # (P, Ha)
-        t += p["att.b0"]
-        np.tanh(t, out=t)
-        a = np.matmul(t, p["att.W1"], out=slot["att.a"])           # (P, 1)
-        a += p["att.b1"]
+        h = np.matmul(u, A["enc.0"], out=slot["enc.z"])            # (R, He)
+        relu_(h, slot["enc.on"])
+        xi = self.emb.forward(A, ws, slot["enc.h"], slot["emb.z"])  # (K-1, K, B, Hm)
+        relu_(xi, slot["emb.on"].reshape(K - 1, K, B, self.Hm))
+        xi = slot["emb.xi"]                                         # (P, 1 + Hm) = [1, xi_kj]
+        e = np.matmul(xi, A["eff.0"], out=slot["eff.e"])           # (P, M)
+        relu_(e, slot["eff.on"])
+        np.tanh(np.matmul(xi, A["att.0"], out=slot["att.z"]), out=slot["att.z"])   # (P, Ha)
+        a = np.matmul(slot["att.t"], A["att.1"], out=slot["att.a"])               # (P, 1)
         np.negative(a, out=a)                                       # sigmoid(z) = 1 / (1 + exp(-z))
         np.exp(a, out=a)
         a += 1.0
@@ -796,37 +761,150 @@ class AttentionInteraction:
             a[...] = self.gate_override
         np.add.reduce((a * e).reshape(K - 1, K * B, M), axis=0, out=agg)   # E_k = sum_j a_kj e_kj
 
-    def backward_input(self, p, ws, slot, d_agg, need_input_grad):
+    def backward_input(self, A, ws, slot, d_agg, need_input_grad):
         K, B, M = ws.k, ws.batch, self.msg_dim
-        e, a, t, xi = slot["eff.e"], slot["att.a"], slot["att.t"], slot["emb.xi"]
+        e, a, t = slot["eff.e"], slot["att.a"], slot["att.z"]
         d_e_pairs = np.broadcast_to(d_agg, (K - 1, K * B, M)).reshape(-1, M)      # dL/dE_k for every pair (d, k)
         dz_e = np.multiply(a, d_e_pairs, out=slot["eff.dz"])                       # dL/de = a dE ...
-        dz_e *= e > 0                                                               # ... through the ReLU
+        dz_e *= slot["eff.on"]                                                      # ... through the ReLU
         dza = np.sum(e * d_e_pairs, axis=1, keepdims=True, out=slot["att.dza"])    # dL/da = e . dE
         dza *= a * (1.0 - a)                                                        # sigmoid'
-        dzt = np.matmul(dza, p["att.W1"].T, out=slot["att.dzt"])                  # (P, Ha)
+        dzt = np.matmul(dza, A["att.1"][1:].T, out=slot["att.dzt"])                # (P, Ha)
         dzt *= 1.0 - t * t                                                          # tanh'
-        dxi = np.matmul(dz_e, p["eff.W0"].T, out=ws.scratch["emb.dxi"])           # (P, Hm)
-        dxi += dzt @ p["att.W0"].T
-        dxi *= xi > 0                                                               # ReLU of the embedding
-        dh = self.emb.backward(p, ws, slot, dxi.reshape(K - 1, K, B, self.Hm))    # (R, He)
-        dz_h = np.multiply(dh, slot["enc.h"] > 0, out=slot["enc.dz"])
-        return dz_h @ p["enc.W0"].T if need_input_grad else None
+        dxi = np.matmul(dz_e, A["eff.0"][1:].T, out=ws.scratch["emb.dxi"])         # (P, Hm)
+        dxi += dzt @ A["att.0"][1:].T
+        dxi *= slot["emb.on"]                                                       # ReLU of the embedding
+        dh = self.emb.backward(A, ws, slot, dxi.reshape(K - 1, K, B, self.Hm))    # (R, He)
+        dz_h = np.multiply(dh, slot["enc.on"], out=slot["enc.dz"])
+        return dz_h @ A["enc.0"][1:].T if need_input_grad else None
 
-    def weight_grads(self, ws, steps, x, d_agg, g) -> None:
+    def weight_grads(self, ws, steps, u, d_agg, G) -> None:
         def stacked(name):
             return ws[name][steps].reshape(-1, ws[name].shape[-1])
 
-        for W, b, inputs, grads in (("enc.W0", "enc.b0", x, stacked("enc.dz")),
-                                    ("eff.W0", "eff.b0", stacked("emb.xi"), stacked("eff.dz")),
-                                    ("att.W0", "att.b0", stacked("emb.xi"), stacked("att.dzt")),
-                                    ("att.W1", "att.b1", stacked("att.t"), stacked("att.dza"))):
-            np.matmul(inputs.T, grads, out=g[W])
-            np.matmul(ws.ones[:len(grads)], grads, out=g[b])
-        self.emb.weight_grads(ws, steps, stacked("enc.h"), g)
+        xi = stacked("emb.xi")
+        for layer, inputs, grads in (("enc.0", u, stacked("enc.dz")),
+                                     ("eff.0", xi, stacked("eff.dz")),
+                                     ("att.0", xi, stacked("att.dzt")),
+                                     ("att.1", stacked("att.t"), stacked("att.dza"))):
+            np.matmul(inputs.T, grads, out=G[layer])
+        self.emb.weight_grads(ws, steps, stacked("enc.h"), G)
 
 
 AGGREGATORS = ("mean", "sum", "attention")
+
+
+class DynamicsModel:
+    """Shared machinery: flat parameters, workspaces, the forward/backward API.
+
+    forward(S) -> (delta, cache) for S (B, K, 4); backward(d_delta, cache) -> (grads, dS).
+    Inside, rows are ordered (k, b) and the input of step t of the dynamics MLP,
+    `ws.inputs[t]` (R, 1 + 4 + ...) = [1, s_k, ...], holds the state: `ws.states[t]` (K, B, 4)
+    is a view of it, so a closed-loop unroll writes s_{t+1} straight into step t+1's input.
+    With a workspace `ws` and step `t`, forward writes its activations into slot t of ws and
+    the returned delta is a view valid until slot t is written again.
+    """
+
+    kind = ""
+
+    def _setup(self, blocks, dtype):
+        shapes = {}
+        for block in blocks:
+            shapes.update(block.param_shapes())
+        self.layers = [layer for block in blocks for layer in block.layers]
+        self.layout = ParamBuffer(shapes)
+        self.dtype = np.dtype(dtype)
+        self.flat = np.zeros(self.layout.size, self.dtype)
+        self.params = self.layout.views(self.flat)
+        self.A = self.layout.affine(self.flat, self.layers)         # layer -> [b; W], views of flat
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.size
+
+    def grads_like(self, flat: np.ndarray) -> dict:
+        """Named views of a gradient vector (cached for the last vector asked for)."""
+        self._grad_views(flat)
+        return self._grads_views
+
+    def _grad_views(self, flat: np.ndarray) -> dict:
+        """[b; W] views of a gradient vector, by layer (cached with grads_like)."""
+        if getattr(self, "_grads_flat", None) is not flat:
+            self._grads_flat, self._grads_views = flat, self.layout.views(flat)
+            self._grads_affine = self.layout.affine(flat, self.layers)
+        return self._grads_affine
+
+    def make_workspace(self, n_steps: int, batch: int, k: int) -> Workspace:
+        ws = Workspace(n_steps, batch, k, self._workspace_shapes(batch, k), self.dtype, self._lead(k))
+        n_in = self.dyn.sizes[0]
+        ws.inputs = np.zeros((n_steps + 1, batch * k, 1 + n_in), self.dtype)    # [1, s_t, ...]; [n_steps]: s_T only
+        ws.inputs[..., 0] = 1.0
+        ws.states = ws.inputs.reshape(n_steps + 1, k, batch, 1 + n_in)[..., 1:5]   # (n_steps + 1, K, B, 4)
+        ws.d_delta = ws[self.dyn.d[-1]].reshape(n_steps, k, batch, 4)           # dL/d delta_t (n_steps, K, B, 4)
+        for t, slot in enumerate(ws.slot):
+            slot["dyn.x0"] = ws.inputs[t]
+        self.dyn.add_views(ws)
+        self._add_views(ws)
+        return ws
+
+    def _lead(self, k: int) -> dict:
+        return self.dyn.lead()
+
+    def _add_views(self, ws: Workspace) -> None:
+        """Buffers used only within one step (shared by all slots) and extra per-slot views."""
+
+    def forward(self, S: np.ndarray, ws: Workspace | None = None, t: int = 0):
+        B, K, _ = S.shape
+        if ws is None:
+            ws, t = self.make_workspace(1, B, K), 0
+        np.copyto(ws.states[t], S.transpose(1, 0, 2))
+        return self.step(ws, t).transpose(1, 0, 2), (ws, t)          # (B, K, 4)
+
+    def backward_input(self, d_delta: np.ndarray, cache, need_input_grad: bool = True):
+        """dL/dS (B, K, 4) of one forward call, from d_delta (B, K, 4); fills the slot's gradients."""
+        ws, t = cache
+        np.copyto(ws.d_delta[t], d_delta.transpose(1, 0, 2))
+        dS = self.step_backward(ws, t, need_input_grad)
+        return None if dS is None else dS.transpose(1, 0, 2)
+
+    def backward(self, d_delta: np.ndarray, cache):
+        """Gradients of sum(d_delta * delta) for one forward call: (grads keyed like params, dS)."""
+        ws, t = cache
+        dS = self.backward_input(d_delta, cache)
+        grad_flat = np.zeros(self.layout.size, self.dtype)
+        self.weight_grads(ws, slice(t, t + 1), grad_flat)
+        return self.grads_like(grad_flat), dS
+
+    def weight_grads(self, ws: Workspace, steps: slice, grad_flat: np.ndarray) -> None:
+        """Writes into grad_flat the weight gradients of the forward/backward passes in those steps."""
+        self._weight_grads(ws, steps, self._grad_views(grad_flat))
+
+
+class NonRelationalDynamics(DynamicsModel):
+    """delta_k = MLP_dyn(s_k): every slot updated alone (4-hidden-hidden-4)."""
+
+    kind = "non_relational"
+
+    def __init__(self, hidden: int = 64, rng: np.random.Generator | None = None, dtype=np.float64):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.dyn = MLP("dyn", (4, hidden, hidden, 4))
+        self._setup([self.dyn], dtype)
+        self.dyn.init_params(self.A, rng)
+
+    def _workspace_shapes(self, batch, k):
+        return self.dyn.workspace_shapes(batch * k)
+
+    def step(self, ws, t):
+        """delta (K, B, 4) from the state in ws.inputs[t]."""
+        return self.dyn.forward(self.A, ws.slot[t], ws.inputs[t]).reshape(ws.k, ws.batch, 4)
+
+    def step_backward(self, ws, t, need_input_grad=True):
+        """dL/ds_t (K, B, 4) through delta_t alone, from ws.d_delta[t]; or None."""
+        dX = self.dyn.backward_input(self.A, ws.slot[t], need_input_grad)
+        return None if dX is None else dX.reshape(ws.k, ws.batch, 4)
+
+    def _weight_grads(self, ws, steps, G):
+        self.dyn.weight_grads(ws, steps, ws.inputs[steps].reshape(-1, 5), G)
 
 
 class RelationalDynamics(DynamicsModel):
@@ -838,7 +916,8 @@ class RelationalDynamics(DynamicsModel):
 
     Dynamics MLP (4+msg_dim)-hidden-hidden-4. Pair functions are evaluated on the K(K-1) ordered
     off-diagonal pairs only. Rows are ordered (k, b) so that pair tensors are (K-1, K, B, .):
-    pair (d, k) has context ball j = ctx[d, k].
+    pair (d, k) has context ball j = ctx[d, k]. The dynamics input [1, s_k, agg_k] is one
+    buffer: the interaction reads [1, s_k] from it and writes agg_k into it.
     """
 
     kind = "relational"
@@ -853,42 +932,42 @@ class RelationalDynamics(DynamicsModel):
                             else MessageAggregation(hidden, msg_dim, agg))
         self.dyn = MLP("dyn", (4 + msg_dim, hidden, hidden, 4))
         self._setup([self.interaction, self.dyn], dtype)
-        self.interaction.init_params(self.params, rng)
-        self.dyn.init_params(self.params, rng)
+        self.interaction.init_params(self.A, rng)
+        self.dyn.init_params(self.A, rng)
 
     def _workspace_shapes(self, batch, k):
-        shapes = self.dyn.workspace_shapes(batch * k)               # dyn.a0 = [s_k; agg_k] (R, 4 + M)
-        shapes["dyn.da0"] = (batch * k, 4 + self.msg_dim)           # gradient w.r.t. [s_k; agg_k]
+        shapes = self.dyn.workspace_shapes(batch * k)
+        shapes["dyn.dx0"] = (batch * k, 4 + self.msg_dim)           # dL/d[s_k; agg_k]
         shapes.update(self.interaction.workspace_shapes(batch, k))
         return shapes
 
-    def _add_scratch(self, ws):
-        self.interaction.add_scratch(ws, self.dtype)
+    def _lead(self, k):
+        return {**self.dyn.lead(), **self.interaction.lead(k)}
 
-    def _forward(self, S, ws, t):
-        B, K, slot = ws.batch, ws.k, ws.slot[t]
-        x_agg = slot["dyn.a0"]                                      # (R, 4 + M), rows (k, b)
-        np.copyto(x_agg[:, :4].reshape(K, B, 4), S.transpose(1, 0, 2))
-        self.interaction.forward(self.params, ws, slot, x_agg[:, :4], x_agg[:, 4:])
-        out = self.dyn.forward(self.params, slot)                   # (R, 4)
-        return out.reshape(K, B, 4).transpose(1, 0, 2)              # (B, K, 4)
+    def _add_views(self, ws):
+        self.interaction.add_views(ws, self.dtype)
 
-    def backward_input(self, d_delta, cache, need_input_grad: bool = True):
-        ws, t = cache
-        B, K, slot = ws.batch, ws.k, ws.slot[t]
-        np.copyto(slot["dyn.d2"].reshape(K, B, 4), d_delta.transpose(1, 0, 2))
-        d_x_agg = self.dyn.backward_input(self.params, slot, out=slot["dyn.da0"])      # (R, 4 + M)
-        dX = self.interaction.backward_input(self.params, ws, slot, d_x_agg[:, 4:], need_input_grad)
+    def step(self, ws, t):
+        """delta (K, B, 4) from the state in ws.inputs[t]."""
+        slot, x = ws.slot[t], ws.inputs[t]                          # x (R, 1 + 4 + M) = [1, s_k, agg_k]
+        self.interaction.forward(self.A, ws, slot, x[:, :5], x[:, 5:])
+        return self.dyn.forward(self.A, slot, x).reshape(ws.k, ws.batch, 4)
+
+    def step_backward(self, ws, t, need_input_grad=True):
+        """dL/ds_t (K, B, 4) through delta_t (directly and through every agg_k), from ws.d_delta[t]; or None."""
+        slot = ws.slot[t]
+        dx = self.dyn.backward_input(self.A, slot, out=slot["dyn.dx0"])         # (R, 4 + M)
+        dS = self.interaction.backward_input(self.A, ws, slot, dx[:, 4:], need_input_grad)
         if not need_input_grad:
             return None
-        dX += d_x_agg[:, :4]
-        return dX.reshape(K, B, 4).transpose(1, 0, 2)
+        dS += dx[:, :4]
+        return dS.reshape(ws.k, ws.batch, 4)
 
-    def _weight_grads(self, ws, steps, g):
-        self.dyn.weight_grads(ws, steps, g)
-        x = ws["dyn.a0"][steps][..., :4].reshape(-1, 4)             # (steps*R, 4)
-        d_agg = ws["dyn.da0"][steps][..., 4:].reshape(-1, self.msg_dim)
-        self.interaction.weight_grads(ws, steps, x, d_agg, g)
+    def _weight_grads(self, ws, steps, G):
+        x = ws.inputs[steps].reshape(-1, 5 + self.msg_dim)         # (steps*R, 1 + 4 + M)
+        self.dyn.weight_grads(ws, steps, x, G)
+        d_agg = ws["dyn.dx0"][steps][..., 4:].reshape(-1, self.msg_dim)
+        self.interaction.weight_grads(ws, steps, x[:, :5], d_agg, G)
 
     def attention(self, ws: Workspace, t: int = 0) -> np.ndarray:
         """The gates a_kj of the last forward pass in slot t as (B, K, K), zero on the diagonal."""
@@ -958,21 +1037,20 @@ def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace 
     B, K = window.shape[1:3]
     if ws is None:
         ws = model.make_workspace(T, B, K)
-    states = ws.states                                              # (T+1, B, K, 4)
-    states[0] = window[0]
+    states, d_delta = ws.states, ws.d_delta                         # (T+1, K, B, 4), (T, K, B, 4)
+    np.copyto(states[0], window[0].transpose(1, 0, 2))
     for t in range(T):
-        delta, _ = model.forward(states[t], ws, t)
-        np.add(states[t], delta, out=states[t + 1])
-    err = states[1:] - window[1:]                                   # (T, B, K, 4)
+        np.add(states[t], model.step(ws, t), out=states[t + 1])    # s_{t+1} = s_t + delta(s_t)
+    err = np.subtract(states[1:], window[1:].transpose(0, 2, 1, 3), out=d_delta)   # (T, K, B, 4)
     loss = float(np.vdot(err, err)) / err.size
-    err *= 2.0 / err.size                                           # dL/ds_{t+1} through step t's loss term
-    ds = err[T - 1]
+    err *= 2.0 / err.size                                           # d_delta[t]: step t's own loss term
     for t in reversed(range(T)):
-        # ds = dL/ds_{t+1}; s_{t+1} = s_t + delta_t, so dL/d delta_t = ds and
-        # dL/ds_t = ds + (d delta_t / d s_t)^T ds + the loss term of s_t itself
-        dS = model.backward_input(ds, (ws, t), need_input_grad=t > 0)
+        # d_delta[t] = dL/ds_{t+1} = dL/d delta_t, as s_{t+1} = s_t + delta_t; then
+        # dL/ds_t = dL/ds_{t+1} + (d delta_t / d s_t)^T dL/ds_{t+1} + the loss term of s_t itself
+        dS = model.step_backward(ws, t, need_input_grad=t > 0)
         if t > 0:
-            ds = ds + dS + err[t - 1]
+            d_delta[t - 1] += d_delta[t]
+            d_delta[t - 1] += dS
     if grad_flat is None:
         grad_flat = np.zeros(model.n_params, model.dtype)
     model.weight_grads(ws, slice(0, T), grad_flat)
@@ -1339,6 +1417,18 @@ def source_sha256(path: str = __file__) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def json_text(payload: dict, depth: int = 2) -> str:
+    """JSON text with the dicts of the first `depth` levels written one key per line and every
+    deeper value on one line (json's C encoder; indent= on the whole tree is several times slower)."""
+    def encode(value, level):
+        if level >= depth or not isinstance(value, dict) or not value:
+            return json.dumps(value)
+        pad = " " * (level + 1)
+        items = ",\n".join(f"{pad}{json.dumps(str(key))}: {encode(item, level + 1)}" for key, item in value.items())
+        return "{\n" + items + "\n" + " " * level + "}"
+    return encode(payload, 0)
+
+
 def write_json_atomic(path: str, payload: dict) -> None:
     """Writes JSON to a temporary file in the target folder, then renames it into place."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -1348,8 +1438,7 @@ def write_json_atomic(path: str, payload: dict) -> None:
     try:
         os.chmod(tmp, 0o666 & ~umask)                        # mkstemp creates 0600; give the usual mode
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1)
-            f.write("\n")
+            f.write(json_text(payload) + "\n")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -30,25 +30,36 @@ def test_mlp_gradients():
     rng = np.random.default_rng(0)
     mlp = R.MLP("m", (5, 6, 4, 3))
     layout = R.ParamBuffer(mlp.param_shapes())
-    p = layout.views(rng.normal(size=layout.size))
-    ws = R.Workspace(1, 1, 9, mlp.workspace_shapes(9), np.float64)
-    x = ws["m.a0"][0]
-    x[...] = rng.normal(size=(9, 5))
+    flat = rng.normal(size=layout.size)
+    p, A = layout.views(flat), layout.affine(flat, mlp.layers)
+    ws = R.Workspace(1, 1, 9, mlp.workspace_shapes(9), np.float64, mlp.lead())
+    mlp.add_views(ws)
+    x = np.ones((9, 6))                                      # [1, input]
+    x[:, 1:] = rng.normal(size=(9, 5))
     upstream = rng.normal(size=(9, 3))
 
     def loss():
-        return float(np.sum(mlp.forward(p, ws.slot[0]) * upstream))
+        return float(np.sum(mlp.forward(A, ws.slot[0], x) * upstream))
 
     loss()
     ws["m.d2"][0] = upstream
-    dx = mlp.backward_input(p, ws.slot[0]).copy()
-    g = layout.views(np.zeros(layout.size))
-    mlp.weight_grads(ws, slice(0, 1), g)
-    x_saved = x.copy()
+    dx = mlp.backward_input(A, ws.slot[0]).copy()
+    g_flat = np.zeros(layout.size)
+    mlp.weight_grads(ws, slice(0, 1), x, layout.affine(g_flat, mlp.layers))
+    g = layout.views(g_flat)
     for name in p:
         assert rel_error(g[name], numerical_grad(loss, p[name])) < GRAD_TOL, name
-    x[...] = x_saved
-    assert rel_error(dx, numerical_grad(loss, x)) < GRAD_TOL
+    assert rel_error(dx, numerical_grad(loss, x)[:, 1:]) < GRAD_TOL
+
+
+def test_affine_view_is_bias_then_weight():
+    layout = R.ParamBuffer(R.affine_shapes("f.0", 3, 2))
+    flat = np.arange(layout.size, dtype=float)
+    p, A = layout.views(flat), layout.affine(flat, ["f.0"])["f.0"]
+    x = np.array([[0.5, -1.0, 2.0]])
+    np.testing.assert_array_equal(np.hstack([np.ones((1, 1)), x]) @ A, x @ p["f.W0"] + p["f.b0"])
+    with pytest.raises(ValueError, match="right before"):
+        R.ParamBuffer({"f.W0": (3, 2), "f.b0": (2,)}).affine(flat, ["f.0"])
 
 
 @pytest.mark.parametrize("kind", VARIANTS)
