@@ -19,7 +19,7 @@ evaluation, output, many seeds, main.
 
 Examples:
     python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
-    python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, well under 1 s
+    python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, about a second
     python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> sweep.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 \
@@ -1579,6 +1579,11 @@ def mean_interval(values) -> dict:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
+def shared_config(config: dict) -> dict:
+    """The part of a per-seed config that every seed of one sweep shares (all but seed, out, seeds, jobs)."""
+    return {key: value for key, value in config.items() if key not in ("seed", "out", "seeds", "jobs")}
+
+
 def summarise(runs: dict, failed: dict) -> dict:
     """The sweep summary of per-seed payloads runs {seed: run.json payload}.
 
@@ -1603,7 +1608,7 @@ def summarise(runs: dict, failed: dict) -> dict:
                 ratio[k][metric] = mean_interval([r / n if n else math.inf for r, n in pairs])
                 wins[k][metric] = sum(r < n for r, n in pairs)
     return {"seeds": seeds, "failed": {str(s): failed[s] for s in sorted(failed)}, "n_seeds": len(seeds),
-            "config": {key: v for key, v in first["config"].items() if key not in ("seed", "out", "seeds", "jobs")},
+            "config": shared_config(first["config"]),
             "env": first["env"], "metrics": list(SWEEP_METRICS), "summary": summary, "ratio": ratio, "wins": wins}
 
 
@@ -1719,7 +1724,7 @@ def aggregate_variant(files) -> dict:
         if missing:
             raise ConfigError(f"--aggregate {path}: missing {', '.join(missing)}; per-seed files come from --seeds")
         runs[seed] = payload
-        configs[seed] = {key: v for key, v in payload["config"].items() if key not in ("seed", "out", "seeds", "jobs")}
+        configs[seed] = shared_config(payload["config"])
     if not runs:
         raise ConfigError("--aggregate: no successful seed among the files" if failed else "--aggregate: no files")
     reference = next(iter(configs.values()))

@@ -511,6 +511,9 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # titles at a fixed height above their axes (no figure has tick labels on top): spares
+    # matplotlib a search for overlaps that costs a tenth of the drawing time
+    plt.rcParams["axes.titley"] = 1.0
     warm = plt.figure(figsize=(1, 1))            # load fonts once, before the workers fork
     warm.text(0.5, 0.5, "0.1")
     warm.canvas.draw()
