@@ -1,6 +1,6 @@
 """Micro-benchmarks behind the README's performance table.
 
-    python3 benchmarks/bench.py            # data generation and training-step timings
+    python3 benchmarks/bench.py            # data generation, training-step and overhead timings
 
 Each figure is the median of several repeats (this VM's speed drifts between runs).
 """
@@ -61,6 +61,20 @@ def bench_steps(k=4, batch=32, t_bptt=4, n_windows=100, dtype=np.float32, **mode
         print(f"{kind:>14} K={k}: {per_step * 1e6:.0f} us per optimizer step ({1 / per_step:.0f} steps/s)")
 
 
+def bench_overhead(n_windows=100, dtype=np.float32):
+    """The fixed cost of a training step: the same code on a batch of one sequence of two balls
+    with 2 hidden units (next to no arithmetic: Python and numpy's per-call overhead) against the
+    default sizes (32 sequences of 4 balls, 64 hidden units)."""
+    rng = np.random.default_rng(0)
+    for kind in R.MODEL_KINDS:
+        times = {}
+        for label, cfg, batch, k in (("tiny", R.Config(hidden=2, msg_dim=1), 1, 2), ("default", R.Config(), 32, 4)):
+            windows = [rng.uniform(0, 1, (5, batch, k, 4)).astype(dtype) for _ in range(n_windows)]
+            times[label] = seconds_per_step(R.make_model(kind, cfg, np.random.default_rng(0), dtype), windows)
+        print(f"{kind:>14}: {times['tiny'] * 1e6:.0f} us per step at tiny sizes, {times['default'] * 1e6:.0f} us at "
+              f"the defaults: {times['tiny'] / times['default']:.0%} of a step is per-call overhead")
+
+
 def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=30, dtype=np.float32):
     """Time per optimizer step of each relational variant as K grows (random states: the cost
     depends only on the shapes; K = 16 or 32 balls of radius 0.11 would not fit in the box)."""
@@ -78,4 +92,5 @@ def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=30, dtype
 if __name__ == "__main__":
     bench_data()
     bench_steps()
+    bench_overhead()
     bench_aggregators()
