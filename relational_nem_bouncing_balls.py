@@ -736,6 +736,7 @@ class AttentionInteraction:
         K, B = ws.k, ws.batch
         self.emb.add_scratch(ws, dtype)
         ws.scratch["emb.dxi"] = np.zeros(((K - 1) * K * B, self.Hm), dtype)
+        ws.scratch["att.pair"] = np.zeros(((K - 1) * K * B, self.msg_dim), dtype)
         for slot in ws.slot:
             slot["enc.z"] = slot["enc.h"][:, 1:]                                          # (R, He)
             slot["emb.z"] = slot["emb.xi"].reshape(K - 1, K, B, 1 + self.Hm)[..., 1:]    # (K-1, K, B, Hm)
@@ -759,17 +760,20 @@ class AttentionInteraction:
         np.reciprocal(a, out=a)
         if self.gate_override is not None:
             a[...] = self.gate_override
-        np.add.reduce((a * e).reshape(K - 1, K * B, M), axis=0, out=agg)   # E_k = sum_j a_kj e_kj
+        ae = np.multiply(a, e, out=ws.scratch["att.pair"])          # (P, M) a_kj e_kj
+        np.add.reduce(ae.reshape(K - 1, K * B, M), axis=0, out=agg)  # E_k = sum_j a_kj e_kj
 
     def backward_input(self, A, ws, slot, d_agg, need_input_grad):
         K, B, M = ws.k, ws.batch, self.msg_dim
-        e, a, t = slot["eff.e"], slot["att.a"], slot["att.z"]
-        d_e_pairs = np.broadcast_to(d_agg, (K - 1, K * B, M)).reshape(-1, M)      # dL/dE_k for every pair (d, k)
-        dz_e = np.multiply(a, d_e_pairs, out=slot["eff.dz"])                       # dL/de = a dE ...
+        R, e, a, t = K * B, slot["eff.e"], slot["att.a"], slot["att.z"]
+        dz_e = slot["eff.dz"]                                                       # (P, M), rows (d, k, b)
+        np.multiply(a.reshape(K - 1, R, 1), d_agg, out=dz_e.reshape(K - 1, R, M))  # dL/de_kj = a_kj dL/dE_k ...
         dz_e *= slot["eff.on"]                                                      # ... through the ReLU
-        dza = np.sum(e * d_e_pairs, axis=1, keepdims=True, out=slot["att.dza"])    # dL/da = e . dE
+        e_dE = np.multiply(e.reshape(K - 1, R, M), d_agg, out=ws.scratch["att.pair"].reshape(K - 1, R, M))
+        dza = np.add.reduce(e_dE, axis=2, out=slot["att.dza"].reshape(K - 1, R))   # dL/da_kj = e_kj . dL/dE_k
+        dza = slot["att.dza"]                                                       # (P, 1)
         dza *= a * (1.0 - a)                                                        # sigmoid'
-        dzt = np.matmul(dza, A["att.1"][1:].T, out=slot["att.dzt"])                # (P, Ha)
+        dzt = np.multiply(dza, A["att.1"][1:].T, out=slot["att.dzt"])              # (P, 1) x (1, Ha) outer product
         dzt *= 1.0 - t * t                                                          # tanh'
         dxi = np.matmul(dz_e, A["eff.0"][1:].T, out=ws.scratch["emb.dxi"])         # (P, Hm)
         dxi += dzt @ A["att.0"][1:].T
