@@ -456,7 +456,8 @@ class Workspace(dict):
     layer over all steps at once.
 
     `lead` names the buffers whose column 0 is a constant (the 1 of [1, x] that multiplies a
-    bias; 1 / scale for a scaled sum) and gives its value: it is written here, once.
+    bias; scale (K-1) before a scaled sum over K-1 partners) and gives its value: it is written
+    here, once.
     """
 
     def __init__(self, n_steps, batch, k, shapes: dict, dtype, lead: dict | None = None):
@@ -578,34 +579,36 @@ class PairLayer:
     def __init__(self, name: str, n_in: int, n_out: int):
         self.name, self.n_in, self.n_out = name, n_in, n_out
         self.layer = f"{name}.0"
+        self.focus, self.context, self.pairs = f"{name}.focus", f"{name}.context", f"{name}.pairs"
+        self.dfocus, self.dcontext = f"{name}.dfocus", f"{name}.dcontext"
 
     def param_shapes(self) -> dict:
         return affine_shapes(self.layer, 2 * self.n_in, self.n_out)
 
     def workspace_shapes(self, rows: int) -> dict:
-        return {f"{self.name}.dfocus": (rows, self.n_out), f"{self.name}.dcontext": (rows, self.n_out)}
+        return {self.dfocus: (rows, self.n_out), self.dcontext: (rows, self.n_out)}
 
     def add_scratch(self, ws: Workspace, dtype) -> None:
         K, B, H = ws.k, ws.batch, self.n_out
-        ws.scratch[f"{self.name}.focus"] = np.zeros((K * B, H), dtype)          # b + A u_k
+        ws.scratch[self.focus] = np.zeros((K * B, H), dtype)                    # b + A u_k
         context = np.zeros((2 * K * B, H), dtype)                               # B u_j, stored twice
-        ws.scratch[f"{self.name}.context"] = context
-        ws.scratch[f"{self.name}.pairs"] = context_view(context.reshape(2 * K, B, H))   # slow to build: once
+        ws.scratch[self.context] = context
+        ws.scratch[self.pairs] = context_view(context.reshape(2 * K, B, H))     # slow to build: once
 
     def forward(self, A: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
         """u (R, 1 + n) = [1, u] -> out (K-1, K, B, H) pre-activations."""
         K, B, H, n, s = ws.k, ws.batch, self.n_out, self.n_in, ws.scratch
         bAB = A[self.layer]                                                      # (1 + 2n, H) = [b; A; B]
-        focus = np.matmul(u, bAB[:1 + n], out=s[f"{self.name}.focus"])          # (R, H)
-        doubled = s[f"{self.name}.context"]
+        focus = np.matmul(u, bAB[:1 + n], out=s[self.focus])                    # (R, H)
+        doubled = s[self.context]
         np.matmul(u[:, 1:], bAB[1 + n:], out=doubled[:len(u)])                  # (R, H)
         doubled[len(u):] = doubled[:len(u)]
-        return np.add(s[f"{self.name}.pairs"], focus.reshape(K, B, H), out=out)
+        return np.add(s[self.pairs], focus.reshape(K, B, H), out=out)
 
     def backward(self, A: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
         """d_pre (K-1, K, B, H) -> d_focus, d_context (into the slot); returns dL/du (R, n) or None."""
         K, B, H, n = ws.k, ws.batch, self.n_out, self.n_in
-        d_focus, d_context = slot[f"{self.name}.dfocus"], slot[f"{self.name}.dcontext"]
+        d_focus, d_context = slot[self.dfocus], slot[self.dcontext]
         np.add.reduce(d_pre, axis=0, out=d_focus.reshape(K, B, H))
         np.matmul(context_scatter(K, d_pre.dtype), d_pre.reshape((K - 1) * K, B * H),
                   out=d_context.reshape(K, B * H))
@@ -616,8 +619,8 @@ class PairLayer:
 
     def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, G: dict) -> None:
         """u (steps*R, 1 + n): the layer inputs [1, u] of those steps."""
-        d_focus = ws[f"{self.name}.dfocus"][steps].reshape(-1, self.n_out)
-        d_context = ws[f"{self.name}.dcontext"][steps].reshape(-1, self.n_out)
+        d_focus = ws[self.dfocus][steps].reshape(-1, self.n_out)
+        d_context = ws[self.dcontext][steps].reshape(-1, self.n_out)
         G_bAB = G[self.layer]
         np.matmul(u.T, d_focus, out=G_bAB[:1 + self.n_in])                     # [b; A]
         np.matmul(u[:, 1:].T, d_context, out=G_bAB[1 + self.n_in:])            # B
@@ -741,6 +744,7 @@ class AttentionInteraction:
             slot["enc.z"] = slot["enc.h"][:, 1:]                                          # (R, He)
             slot["emb.z"] = slot["emb.xi"].reshape(K - 1, K, B, 1 + self.Hm)[..., 1:]    # (K-1, K, B, Hm)
             slot["att.z"] = slot["att.t"][:, 1:]                                          # (P, Ha)
+            slot["emb.on4"] = slot["emb.on"].reshape(K - 1, K, B, self.Hm)               # (K-1, K, B, Hm)
 
     def forward(self, A, ws, slot, u, agg) -> None:
         """u (R, 1 + 4) = [1, s_k] -> agg (R, M)."""
@@ -748,7 +752,7 @@ class AttentionInteraction:
         h = np.matmul(u, A["enc.0"], out=slot["enc.z"])            # (R, He)
         relu_(h, slot["enc.on"])
         xi = self.emb.forward(A, ws, slot["enc.h"], slot["emb.z"])  # (K-1, K, B, Hm)
-        relu_(xi, slot["emb.on"].reshape(K - 1, K, B, self.Hm))
+        relu_(xi, slot["emb.on4"])
         xi = slot["emb.xi"]                                         # (P, 1 + Hm) = [1, xi_kj]
         e = np.matmul(xi, A["eff.0"], out=slot["eff.e"])           # (P, M)
         relu_(e, slot["eff.on"])
@@ -770,7 +774,7 @@ class AttentionInteraction:
         np.multiply(a.reshape(K - 1, R, 1), d_agg, out=dz_e.reshape(K - 1, R, M))  # dL/de_kj = a_kj dL/dE_k ...
         dz_e *= slot["eff.on"]                                                      # ... through the ReLU
         e_dE = np.multiply(e.reshape(K - 1, R, M), d_agg, out=ws.scratch["att.pair"].reshape(K - 1, R, M))
-        dza = np.add.reduce(e_dE, axis=2, out=slot["att.dza"].reshape(K - 1, R))   # dL/da_kj = e_kj . dL/dE_k
+        np.add.reduce(e_dE, axis=2, out=slot["att.dza"].reshape(K - 1, R))         # dL/da_kj = e_kj . dL/dE_k
         dza = slot["att.dza"]                                                       # (P, 1)
         dza *= a * (1.0 - a)                                                        # sigmoid'
         dzt = np.multiply(dza, A["att.1"][1:].T, out=slot["att.dzt"])              # (P, 1) x (1, Ha) outer product
