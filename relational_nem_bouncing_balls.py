@@ -22,8 +22,8 @@ Examples:
     python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, about a second
     python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> sweep.json
-    python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 \
-        --eval-k 3,4,5,6,7,8                                      # the full comparison -> sweep.json
+    python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8
+                                                                  # the full comparison -> sweep.json
     python3 relational_nem_bouncing_balls.py --aggregate sweep_runs/*.json --out summary.json
 """
 from __future__ import annotations
@@ -31,20 +31,28 @@ from __future__ import annotations
 import os
 
 # One BLAS thread per process: at these matrix sizes (128 x 64) a second thread only adds
-# synchronisation, and the two models train in two processes side by side.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+# synchronisation, and the two models train in two processes side by side. This works only
+# when the module is imported before numpy; worker processes get one thread in any case
+# (see run_workers).
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+for _var in BLAS_THREAD_VARS:
     os.environ.setdefault(_var, "1")
 
 import argparse
+import contextlib
+import ctypes
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import multiprocessing
+import multiprocessing.connection
 import platform
+import signal
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -52,6 +60,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MODEL_KINDS = ("non_relational", "relational")
+TEMP_PREFIX = ".tmp-"     # files being written; renamed into place when complete
 
 
 # ----------------------------------------------------------------------------- config
@@ -63,7 +72,8 @@ def _opt(default, help, **kw):
 class Config:
     # experiment
     seed: int = _opt(0, "seed of every random generator of the run")
-    quick: bool = _opt(False, "smoke run: few epochs and small data sets (see QUICK)")
+    quick: bool = _opt(False, "smoke run with a tiny budget, written to run_quick.json (sweep_quick.json); "
+                              "explicit flags win; it sets")
     # data
     k_train: int = _opt(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
                            "(each batch then draws one K; --n-train and --n-val are split evenly)")
@@ -75,32 +85,39 @@ class Config:
     eval_k: tuple = _opt((4, 3, 5, 6), "comma-separated numbers of balls to evaluate on")
     t_long: int = _opt(100, "steps of the long-horizon rollouts (at least --t-eval)")
     post_window: int = _opt(3, "states after a ball-ball collision counted by post_collision_vel_mse")
-    radius: float = _opt(0.11, "ball radius in box units (the box is [0, 1]^2)")
-    dt: float = _opt(0.05, "time step of the explicit Euler simulator")
+    radius: float = _opt(0.11, "ball radius in box units (the box is [0, 1]^2), in (0, 0.25)")
+    dt: float = _opt(0.05, "time step of the explicit Euler simulator, in (0, 0.1]")
     # models
     hidden: int = _opt(64, "hidden units of every MLP layer")
     msg_dim: int = _opt(8, "size of the relational message m_kj")
-    agg: str = _opt("mean", "how the relational model combines the other balls: mean or sum of messages, or "
-                            "attention-gated sum of effects (R-NEM); a sweep takes a comma-separated list")
+    agg: str = _opt("mean", "how the relational model combines the other balls, one of mean, sum, attention: "
+                            "mean or sum of messages, or attention-gated sum of effects (R-NEM); a sweep takes "
+                            "a comma-separated list")
     # training
     epochs: int = _opt(60, "training epochs")
     batch: int = _opt(32, "sequences per optimizer step")
     lr: float = _opt(3e-3, "Adam learning rate")
     t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
     grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
-    dtype: str = _opt("float32", "float type of training and evaluation", choices=("float32", "float64"))
+    dtype: str = _opt("float64", "float type of training and evaluation: float64 gives the same numbers on every "
+                                 "x86-64 machine; float32 is faster but its numbers depend on the BLAS kernel",
+                      choices=("float64", "float32"))
     jobs: int = _opt(0, "worker processes: the two models of a run, or the seeds of a sweep (0 = all cores)")
     # output
     n_samples: int = _opt(3, "K_train evaluation sequences stored whole in run.json for the figures")
-    n_attention: int = _opt(10, "with --agg attention: evaluation sequences (at most --n-eval) whose "
-                                 "teacher-forced gates are stored")
+    n_attention: int = _opt(10, "with --agg attention: evaluation sequences (at most --n-eval; "
+                                 "the default is lowered to --n-eval) whose teacher-forced gates are stored")
     log_every: int = _opt(10, "print one log line every this many epochs")
-    out: str = _opt("run.json", "output JSON path, relative to the working directory (sweep.json for --seeds "
-                                "and --aggregate)")
+    out: str = _opt("run.json", "output JSON path (default with --quick: run_quick.json; with --seeds and "
+                                "--aggregate: sweep.json, or sweep_quick.json with --quick)")
     no_save: bool = _opt(False, "do not write the output JSON")
+    save_model: str = _opt("", "also write both trained models to this .npz file (numpy arrays, no pickle)")
+    load_model: str = _opt("", "evaluate the models of this .npz file (from --save-model) instead of training; "
+                               "the file's config applies except for the evaluation and output options given")
     # many seeds
     seeds: str = _opt("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
-    seed_dir: str = _opt("sweep_runs", "folder for the per-seed JSON files of --seeds")
+    seed_dir: str = _opt("sweep_runs", "folder for the per-seed JSON files of --seeds (with --quick: "
+                                       "sweep_runs_quick)")
     curriculum: str = _opt("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
     aggregate: tuple = _opt((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 
@@ -110,8 +127,15 @@ class Config:
         return self.n_train * (self.t_train - self.t_bptt) // self.batch
 
 
-# The --quick smoke run: same model sizes and optimizer, a tiny budget.
+# The --quick smoke run: same model sizes and optimizer, a tiny budget, its own output files.
 QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, t_long=40, log_every=1)
+QUICK_OUT = {"run.json": "run_quick.json", "sweep.json": "sweep_quick.json", "sweep_runs": "sweep_runs_quick"}
+# Config fields that decide the trained weights: with --load-model they come from the file.
+TRAINING_FIELDS = ("k_train", "n_train", "n_val", "t_train", "hidden", "msg_dim", "agg", "epochs", "batch", "lr",
+                   "t_bptt", "grad_clip", "dtype")
+# Config fields that only say where output goes or how fast: not part of what a result means.
+OUTPUT_FIELDS = ("seed", "out", "seeds", "jobs", "seed_dir", "log_every", "no_save", "save_model", "aggregate")
+MAX_SEEDS = 10_000
 
 
 class ConfigError(ValueError):
@@ -134,43 +158,90 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser(description: str = "") -> argparse.ArgumentParser:
-    """The CLI, generated from the fields of Config."""
-    parser = _Parser(description=description or __doc__.split("\n")[0])
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples of the epilog as written."""
+
+
+def build_parser(description: str = "", probe: bool = False) -> argparse.ArgumentParser:
+    """The CLI, generated from the fields of Config; --help shows every default.
+
+    probe=True builds the same parser with no defaults at all, so that parsing argv with it
+    yields exactly the options given on the command line (see config_from_args)."""
+    examples = __doc__[__doc__.index("Examples:"):]
+    parser = _Parser(description=description or __doc__.split("\n")[0], epilog=examples,
+                     formatter_class=_HelpFormatter,
+                     argument_default=argparse.SUPPRESS if probe else None)
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
         meta = f.metadata
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        shown = meta["help"] + ("" if f.type in ("bool", bool) or f.name == "aggregate" else
+                                f" (default: {default!r})" if isinstance(default, str) else f" (default: {default})")
+        if f.name == "quick":
+            shown += ": " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+        kw = {} if probe else {"default": f.default}
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=meta["help"])
+            parser.add_argument(flag, action="store_true", help=shown, **({} if probe else {"default": False}))
         elif f.name in ("eval_k", "k_train"):
-            default = f.default if isinstance(f.default, int) else ",".join(map(str, f.default))
-            parser.add_argument(flag, type=str, default=str(default), help=meta["help"])
+            parser.add_argument(flag, type=str, help=shown, **({} if probe else {"default": str(default)}))
         elif f.name == "aggregate":
-            parser.add_argument(flag, nargs="+", default=(), metavar="FILE", help=meta["help"])
+            parser.add_argument(flag, nargs="+", metavar="FILE", help=shown, **({} if probe else {"default": ()}))
         else:
             kind = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
-            parser.add_argument(flag, type=kind, default=f.default, help=meta["help"],
-                                choices=meta.get("choices"))
+            parser.add_argument(flag, type=kind, help=shown, choices=meta.get("choices"), **kw)
     return parser
 
 
 def config_from_args(argv) -> Config:
-    """Parse argv into a validated Config (raises ConfigError)."""
+    """Parse argv into a validated Config (raises ConfigError).
+
+    An option given on the command line always wins, whatever its value (also over --quick
+    and over the config of a --load-model file)."""
     args = vars(build_parser().parse_args(argv))
+    explicit = set(vars(build_parser(probe=True).parse_args(argv)))
+    if args["seeds"] == "" and "seeds" in explicit:
+        raise ConfigError("--seeds must list seeds such as 0-9 or 0,3,5-7 (got '')")
     args["eval_k"] = parse_int_list(args["eval_k"], "--eval-k")
     k_train = parse_int_list(args["k_train"], "--k-train")
     args["k_train"] = k_train[0] if len(k_train) == 1 else k_train
     args["aggregate"] = tuple(args["aggregate"])
-    if (args["seeds"] or args["aggregate"]) and args["out"] == "run.json":
+    if (args["seeds"] or args["aggregate"]) and "out" not in explicit:
         args["out"] = "sweep.json"
     if args["quick"]:
-        defaults = {f.name: f.default for f in dataclasses.fields(Config)}
         for name, value in QUICK.items():
-            if args[name] == defaults[name]:  # an explicit flag wins over --quick
+            if name not in explicit:
                 args[name] = value
+        explicit |= set(QUICK) - set(TRAINING_FIELDS)              # --quick's evaluation sizes hold with --load-model
+        for name in ("out", "seed_dir"):
+            if name not in explicit:
+                args[name] = QUICK_OUT[args[name]]
+    if args["load_model"]:
+        args = merge_loaded_config(args, explicit)
+    if "n_attention" not in explicit:
+        args["n_attention"] = min(args["n_attention"], args["n_eval"])
     cfg = Config(**args)
     validate_config(cfg)
     return cfg
+
+
+def merge_loaded_config(args: dict, explicit: set) -> dict:
+    """args with every option not given on the command line taken from the --load-model file's
+    config; a training option given with a different value than the file's is an error."""
+    saved = read_model_meta(args["load_model"])["config"]
+    merged = dict(args)
+    for name in [f.name for f in dataclasses.fields(Config)]:
+        if name in OUTPUT_FIELDS + ("load_model", "quick") or name not in saved:
+            continue
+        value = saved[name]
+        value = tuple(value) if isinstance(value, list) else value
+        if name not in explicit:
+            merged[name] = value
+        elif name in TRAINING_FIELDS and args[name] != value:
+            raise ConfigError(f"--{name.replace('_', '-')} {args[name]} does not match the model loaded from "
+                              f"{args['load_model']} (trained with {value}); drop the option")
+    if "seed" not in explicit:
+        merged["seed"] = saved.get("seed", args["seed"])
+    return merged
 
 
 def validate_config(cfg: Config) -> None:
@@ -188,9 +259,14 @@ def validate_config(cfg: Config) -> None:
     need(cfg.t_long >= cfg.t_eval, f"--t-long must be at least --t-eval = {cfg.t_eval} (got {cfg.t_long})")
     need(not (cfg.seeds and cfg.aggregate), "--seeds and --aggregate cannot be combined: run the seeds, or "
                                             "summarise existing per-seed files")
+    for option, value in (("--save-model", cfg.save_model), ("--load-model", cfg.load_model)):
+        need(not (value and (cfg.seeds or cfg.aggregate)),
+             f"{option} saves or loads the two models of one run: not with --seeds or --aggregate")
+    need(not (cfg.save_model and cfg.load_model), "--save-model and --load-model cannot be combined: the loaded "
+                                                  "file is the saved model")
     if cfg.seeds:
         parse_seeds(cfg.seeds)
-        check_folder_creatable(cfg.seed_dir, "--seed-dir")
+        check_folder_writable(cfg.seed_dir, "--seed-dir")
     for name in ("lr", "grad_clip"):
         value = getattr(cfg, name)
         need(math.isfinite(value) and value > 0, f"--{name.replace('_', '-')} must be a positive number (got {value})")
@@ -203,6 +279,8 @@ def validate_config(cfg: Config) -> None:
     need(0 < cfg.radius < 0.25, f"--radius must be in (0, 0.25) box units (got {cfg.radius})")
     need(0 < cfg.dt <= 0.1, f"--dt must be in (0, 0.1] (got {cfg.dt})")
     need(cfg.n_samples <= cfg.n_eval, f"--n-samples must be at most --n-eval = {cfg.n_eval} (got {cfg.n_samples})")
+    need(cfg.n_attention <= cfg.n_eval,
+         f"--n-attention must be at most --n-eval = {cfg.n_eval} (got {cfg.n_attention})")
     curriculum = parse_int_list(cfg.curriculum, "--curriculum") if cfg.curriculum else ()
     need(not cfg.curriculum or cfg.seeds, "--curriculum is a sweep option: use it with --seeds (for one run, "
                                           "give the list to --k-train)")
@@ -224,8 +302,70 @@ def validate_config(cfg: Config) -> None:
         k_max = max_balls(cfg.radius)
         need(k <= k_max, f"{option} {k}: at most {k_max} balls of radius {cfg.radius} fit at separation "
                          f"{MIN_SEPARATION} r in the unit box; use fewer balls or a smaller --radius")
+    check_memory(cfg, curriculum)
     if not cfg.no_save:
         check_output_path(cfg.out, "--out")
+        check_not_clobbering(cfg)
+    if cfg.save_model:
+        check_output_path(cfg.save_model, "--save-model", suffix=".npz")
+    if cfg.load_model:
+        read_model_meta(cfg.load_model)
+
+
+def check_not_clobbering(cfg: Config) -> None:
+    """A --quick run never writes over the results of a full run."""
+    if not cfg.quick or not os.path.isfile(cfg.out):
+        return
+    try:
+        with open(cfg.out) as f:
+            existing = json.load(f)
+        config = existing.get("config", {}) if isinstance(existing, dict) else {}
+        full = isinstance(config, dict) and config.get("quick") is False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        full = False
+    if full:
+        raise ConfigError(f"--out {cfg.out} holds the results of a full run; a --quick run does not overwrite "
+                          f"them: give another --out")
+
+
+def available_memory_bytes() -> int:
+    """MemAvailable of /proc/meminfo (8 GiB where it cannot be read)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 8 << 30
+
+
+def memory_estimate(cfg: Config, curriculum=()) -> dict:
+    """Bytes that the largest arrays of one process need, by the options that size them: an
+    upper-bound estimate within a small factor, for refusing hopeless sizes before any work."""
+    item = np.dtype(cfg.dtype).itemsize
+    ks = k_list(cfg.k_train) + tuple(curriculum)
+    k_train, k_eval, H = max(ks), max(cfg.eval_k), cfg.hidden
+    pairs = lambda k: max(k * (k - 1), 1)                                     # noqa: E731
+    params = 6 * (2 * H * H + (12 + cfg.msg_dim) * H) * item                 # params, grads, Adam, scratch
+    return {
+        "--hidden": params,
+        "--n-train, --n-val, --t-train": 3 * (cfg.n_train + cfg.n_val) * cfg.t_train * k_train * 4 * 8
+        + 3 * cfg.n_val * cfg.t_train * pairs(k_train) * H * item,
+        "--batch, --t-bptt": 4 * cfg.t_bptt * cfg.batch * pairs(k_train) * H * item,
+        "--n-eval, --t-eval, --t-long": 12 * cfg.n_eval * (cfg.t_eval + cfg.t_long) * k_eval * (4 + k_eval) * 8
+        + 4 * cfg.n_eval * pairs(k_eval) * H * item,
+    }
+
+
+def check_memory(cfg: Config, curriculum=()) -> None:
+    parts = memory_estimate(cfg, curriculum)
+    need, have = sum(parts.values()), available_memory_bytes()
+    if need > 0.8 * have:
+        largest = max(parts, key=parts.get)
+        raise ConfigError(f"this configuration needs about {need / 2**30:.1f} GiB, mostly for {largest} "
+                          f"({parts[largest] / 2**30:.1f} GiB), but {have / 2**30:.1f} GiB are available; "
+                          f"reduce {largest}")
 
 
 def k_list(k_train) -> tuple:
@@ -233,37 +373,67 @@ def k_list(k_train) -> tuple:
     return (k_train,) if isinstance(k_train, int) else tuple(k_train)
 
 
+def k_train_text(cfg: Config) -> str:
+    return ",".join(map(str, k_list(cfg.k_train)))
+
+
 def parse_seeds(text: str) -> list:
     """'0-9' or '0,3,5-7' -> sorted list of distinct non-negative seeds (ConfigError otherwise)."""
-    seeds = []
+    ranges = []
     for part in text.split(","):
         bounds = part.strip().split("-")
         if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds) or int(bounds[0]) > int(bounds[-1]):
             raise ConfigError(f"--seeds must be non-negative integers and ranges such as 0-9 or 0,3,5-7 "
                               f"(got {text!r})")
-        seeds.extend(range(int(bounds[0]), int(bounds[-1]) + 1))
+        ranges.append((int(bounds[0]), int(bounds[-1]) + 1))
+    count = sum(hi - lo for lo, hi in ranges)
+    if count > MAX_SEEDS:
+        raise ConfigError(f"--seeds lists {count} seeds; a sweep takes at most {MAX_SEEDS} (got {text!r})")
+    seeds = [s for lo, hi in ranges for s in range(lo, hi)]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"--seeds lists a seed twice (got {text!r})")
     return sorted(seeds)
 
 
-def check_folder_creatable(path: str, option: str) -> None:
-    """The folder exists, or its parent does so that it can be created."""
+def can_write_in(folder: str) -> bool:
+    """True when a file can be created in the existing folder (tried, not guessed from mode bits:
+    root passes every permission check, a read-only file system does not)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.remove(probe)
+    return True
+
+
+def check_folder_writable(path: str, option: str) -> None:
+    """The folder exists and is writable, or its parent does and is, so that it can be created."""
+    if path.strip() == "":
+        raise ConfigError(f"{option} must name a folder (got '')")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"{option} {path} is a file; give a folder")
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(path) and not os.path.isdir(parent):
         raise ConfigError(f"{option} {path}: parent folder {parent} does not exist")
+    target = path if os.path.isdir(path) else parent
+    if not can_write_in(target):
+        raise ConfigError(f"{option} {path}: folder {target} is not writable")
 
 
-def check_output_path(path: str, option: str) -> None:
-    """Fail early when `path` cannot be written: missing folder, a folder in its place, no permission."""
+def check_output_path(path: str, option: str, suffix: str = "") -> None:
+    """Fail early when `path` cannot be written: empty, a folder, a missing or unwritable folder."""
+    if path.strip() == "":
+        raise ConfigError(f"{option} must be a file path (got '')")
+    if path.endswith(os.sep) or os.path.isdir(path):
+        raise ConfigError(f"{option} {path} is a folder; give a file path such as "
+                          f"{os.path.join(path, 'out' + (suffix or '.json'))}")
+    if suffix and not path.endswith(suffix):
+        raise ConfigError(f"{option} {path}: the file name must end in {suffix}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ConfigError(f"{option} {path}: folder {folder} does not exist; create it or choose an existing folder")
-    if os.path.isdir(path):
-        raise ConfigError(f"{option} {path} is a folder; give a file path such as {os.path.join(path, 'run.json')}")
-    if not os.access(folder, os.W_OK):
+    if not can_write_in(folder):
         raise ConfigError(f"{option} {path}: folder {folder} is not writable")
 
 
@@ -303,7 +473,7 @@ def initial_state(n: int, k: int, radius: float, rng: np.random.Generator,
             break
     else:
         raise ValueError(f"could not place {k} balls of radius {radius} at separation {MIN_SEPARATION} r "
-                         f"after {max_restarts} restarts; use fewer balls or a smaller radius")
+                         f"after {max_restarts} restarts; use fewer balls or a smaller --radius")
     speed = rng.uniform(*SPEED_RANGE, size=(n, k))
     angle = rng.uniform(0.0, 2.0 * np.pi, size=(n, k))
     vel = np.stack([speed * np.cos(angle), speed * np.sin(angle)], axis=-1)   # (n, k, 2)
@@ -1030,6 +1200,146 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
     return norm
 
 
+# ----------------------------------------------------------------------------- processes
+def _openblas():
+    """(ctypes library, symbol prefix, symbol suffix) of the OpenBLAS this process loaded, or None.
+
+    numpy's wheels ship OpenBLAS as libscipy_openblas64_ with symbols scipy_openblas_*64_;
+    other builds use plain openblas_*."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
+                               ("openblas_", "")):
+            if hasattr(lib, f"{prefix}get_corename{suffix}"):
+                return lib, prefix, suffix
+    return None
+
+
+def blas_info() -> dict:
+    """What decides the numbers of this process's matrix products: the BLAS library, its build
+    and the kernel it selected for this CPU (OpenBLAS's corename), and its thread count."""
+    found = _openblas()
+    if found is None:
+        libs = [lib for lib in np.show_config(mode="dicts").get("Build Dependencies", {}).values()] \
+            if hasattr(np, "show_config") else []
+        return {"library": str(libs[0].get("name", "unknown")) if libs else "unknown",
+                "kernel": "unknown", "threads": None}
+    lib, prefix, suffix = found
+    corename, config = getattr(lib, f"{prefix}get_corename{suffix}"), getattr(lib, f"{prefix}get_config{suffix}")
+    corename.restype = config.restype = ctypes.c_char_p
+    return {"library": "OpenBLAS", "config": config().decode(), "kernel": corename().decode(),
+            "threads": int(getattr(lib, f"{prefix}get_num_threads{suffix}")())}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@contextlib.contextmanager
+def _one_blas_thread_environment():
+    """os.environ with one BLAS thread while worker processes start (they inherit it before
+    their numpy loads), restored afterwards; SIGINT is blocked meanwhile so that a Ctrl-C
+    reaches a worker only once it ignores it (the block is inherited through exec)."""
+    saved = {var: os.environ.get(var) for var in BLAS_THREAD_VARS}
+    os.environ.update({var: "1" for var in BLAS_THREAD_VARS})
+    blocked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if blocked:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Worker thread: end this process when its parent is gone (killed without a chance to stop it)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _worker_main(fn, job, conn, parent: int) -> None:
+    """A worker process: ignores Ctrl-C (the parent stops it), runs fn(job), sends back
+    ("ok", result) or ("error", "Type: message")."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    try:
+        reply = ("ok", fn(job))
+    except Exception as err:  # reported to the parent as this job's failure
+        reply = ("error", f"{type(err).__name__}: {err}")
+    conn.send(reply)
+    conn.close()
+
+
+def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
+    """fn(job) for every job, in at most `workers` fresh processes at a time; returns, in job
+    order, (result, None) or (None, error string) per job. A worker that dies (killed, out of
+    memory) fails its job with "worker died (...)" instead of hanging the others.
+
+    Workers are spawned, not forked: each starts a new interpreter with one BLAS thread
+    whatever the parent's numpy was set to, so training speed does not depend on import
+    order. on_done(index, result, error) is called as each job ends. On KeyboardInterrupt
+    (Ctrl-C, or SIGTERM through main) every running worker is terminated before it propagates.
+    """
+    context = multiprocessing.get_context("spawn")
+    outcomes = [None] * len(jobs)
+    queue, running = list(enumerate(jobs)), {}                     # connection -> (index, process)
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                index, job = queue.pop(0)
+                receive, send = context.Pipe(duplex=False)
+                process = context.Process(target=_worker_main, args=(fn, job, send, os.getpid()), daemon=True)
+                with _one_blas_thread_environment():
+                    process.start()
+                send.close()                                        # EOF on `receive` when the worker ends
+                running[receive] = (index, process)
+            for conn in multiprocessing.connection.wait(list(running)):
+                index, process = running.pop(conn)
+                try:
+                    status, value = conn.recv()
+                except EOFError:
+                    process.join()
+                    code = process.exitcode
+                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                    status, value = "error", f"WorkerDied: worker died ({how})"
+                conn.close()
+                process.join()
+                outcomes[index] = (value, None) if status == "ok" else (None, value)
+                if on_done is not None:
+                    on_done(index, *outcomes[index])
+    finally:
+        for conn, (_, process) in running.items():
+            process.terminate()
+        for conn, (_, process) in running.items():
+            process.join()
+            conn.close()
+    return outcomes
+
+
 # ----------------------------------------------------------------------------- training
 def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace | None = None,
                         grad_flat: np.ndarray | None = None):
@@ -1147,21 +1457,25 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         loss_sum = norm_sum = 0.0
-        for _ in range(cfg.steps_per_epoch):
-            k = ks[batch_rng.integers(len(ks))] if len(ks) > 1 else ks[0]
-            T, N = train_tm[k].shape[:2]
-            seq = batch_rng.integers(N, size=cfg.batch)
-            start = batch_rng.integers(T - cfg.t_bptt, size=cfg.batch)
-            window = train_tm[k][start + offsets, seq]                               # (t_bptt+1, B, K, 4)
-            loss, _ = bptt_loss_and_grads(model, window, workspaces[k], grad)
-            if len(ks) > 1:
-                history["batch_k"].append(int(k))
-            norm_sum += clip_grad_norm(grad, cfg.grad_clip)
-            adam.step(grad)
-            loss_sum += loss
+        with np.errstate(over="ignore", invalid="ignore"):             # a diverging loss is caught below
+            for _ in range(cfg.steps_per_epoch):
+                k = ks[batch_rng.integers(len(ks))] if len(ks) > 1 else ks[0]
+                T, N = train_tm[k].shape[:2]
+                seq = batch_rng.integers(N, size=cfg.batch)
+                start = batch_rng.integers(T - cfg.t_bptt, size=cfg.batch)
+                window = train_tm[k][start + offsets, seq]                           # (t_bptt+1, B, K, 4)
+                loss, _ = bptt_loss_and_grads(model, window, workspaces[k], grad)
+                if len(ks) > 1:
+                    history["batch_k"].append(int(k))
+                norm = clip_grad_norm(grad, cfg.grad_clip)
+                if not (math.isfinite(loss) and math.isfinite(norm)):
+                    raise FloatingPointError(f"{kind}: training diverged (non-finite loss) in epoch {epoch}; "
+                                             f"try a smaller --lr (got {cfg.lr}) or --grad-clip "
+                                             f"(got {cfg.grad_clip})")
+                norm_sum += norm
+                adam.step(grad)
+                loss_sum += loss
         step_seconds += time.perf_counter() - t_epoch
-        if not math.isfinite(loss_sum):
-            raise FloatingPointError(f"{kind}: training diverged (non-finite loss) in epoch {epoch}")
         val_1, val_b = np.mean([validate() for validate in validators], axis=0).tolist()
         for key, value in zip(history, (epoch, loss_sum / cfg.steps_per_epoch, val_1, val_b,
                                         norm_sum / cfg.steps_per_epoch)):
@@ -1173,7 +1487,8 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
                 f"|g| {history['grad_norm'][-1]:.2f}  {rate:.0f} steps/s")
     n_steps = cfg.epochs * cfg.steps_per_epoch
     timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,
-              "steps_per_sec": n_steps / step_seconds, "optimizer_steps": n_steps}
+              "steps_per_sec": n_steps / step_seconds, "optimizer_steps": n_steps,
+              "blas_threads": blas_info()["threads"]}
     return model, history, timing
 
 
@@ -1185,8 +1500,10 @@ def _silent(*_):
     pass
 
 
-def _train_job(kind, cfg, train, val, verbose=True):
-    """Worker entry point: trains one model, returns what the parent needs (picklable)."""
+def _train_job(job):
+    """Worker entry point: trains one model, returns what the parent needs (picklable).
+    job = (kind, cfg, train, val, verbose)."""
+    kind, cfg, train, val, verbose = job
     model, history, timing = train_model(kind, cfg, train, val, log=_print_flush if verbose else _silent)
     return kind, model.flat, history, timing
 
@@ -1197,25 +1514,34 @@ def n_workers(cfg: Config) -> int:
 
 def train_both(cfg: Config, train, val, verbose: bool = True, pretrained: dict | None = None):
     """Trains both models, in two processes when there are two workers (same numbers either way).
-    pretrained: kind -> (model, history, timing) of a model already trained on this data."""
+    pretrained: kind -> (model, history, timing) of a model already trained on this data.
+    A model whose training fails raises TrainingError naming it."""
     models, histories, timings = {}, {}, {}
-    kinds = [kind for kind in MODEL_KINDS if kind not in (pretrained or {})]
-    if n_workers(cfg) >= 2 and len(kinds) == 2:
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        with context.Pool(2) as pool:
-            jobs = [pool.apply_async(_train_job, (kind, cfg, train, val, verbose)) for kind in reversed(MODEL_KINDS)]
-            results = [job.get() for job in jobs]
+    jobs = [(kind, cfg, train, val, verbose) for kind in reversed(MODEL_KINDS) if kind not in (pretrained or {})]
+    if n_workers(cfg) >= 2 and len(jobs) == 2:
+        outcomes = run_workers(_train_job, jobs, 2)
     else:
-        results = [_train_job(kind, cfg, train, val, verbose) for kind in kinds]
+        outcomes = []
+        for job in jobs:
+            try:
+                outcomes.append((_train_job(job), None))
+            except FloatingPointError as err:
+                outcomes.append((None, f"{type(err).__name__}: {err}"))
+    for job, (result, error) in zip(jobs, outcomes):
+        if error is not None:
+            raise TrainingError(f"training the {job[0]} model failed: {error}")
     for kind, (model, history, timing) in (pretrained or {}).items():
         models[kind], histories[kind], timings[kind] = model, history, timing
-    for kind, flat, history, timing in results:
+    for kind, flat, history, timing in (result for result, _ in outcomes):
         model = make_model(kind, cfg, np.random.default_rng(0))
         model.flat[...] = flat
         models[kind], histories[kind], timings[kind] = model, history, timing
     return ({k: models[k] for k in MODEL_KINDS}, {k: histories[k] for k in MODEL_KINDS},
             {k: timings[k] for k in MODEL_KINDS})
+
+
+class TrainingError(RuntimeError):
+    """Training failed (diverged, or its worker died); main() prints it on one line, exit code 1."""
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -1425,6 +1751,112 @@ def source_sha256(path: str = __file__) -> str:
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def environment(cfg: Config) -> dict:
+    """The run.json `env` record: what decides the numbers. In float64 they are the same on every
+    x86-64 machine (BLAS kernels differ in rounding only far below the reported digits); in
+    float32 they depend on the BLAS kernel, so `numbers_depend_on` says which one was used."""
+    blas = blas_info()
+    return {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+            "cpu": cpu_model(), "blas": blas, "dtype": cfg.dtype,
+            "numbers_depend_on": ("source_sha256, config" if cfg.dtype == "float64" else
+                                  f"source_sha256, config and the BLAS kernel ({blas['kernel']})"),
+            "source_sha256": source_sha256()}
+
+
+MODEL_FILE_FORMAT = "relational-nem-bouncing-balls models 1"
+
+
+def model_name(kind: str, recipe: str = "stub") -> str:
+    """The name of a saved model: recipe.kind, e.g. stub.relational."""
+    return f"{recipe}.{kind}"
+
+
+def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: dict) -> None:
+    """Writes every model's parameter vector with the config, history and source sha256 to an
+    .npz (numpy arrays only: the metadata is one JSON string, loadable without pickle);
+    written to a temporary file and renamed into place."""
+    meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(), "config": payload_config(cfg),
+            "models": {model_name(kind): {"kind": kind, "n_params": model.n_params, "dtype": model.dtype.name}
+                       for kind, model in models.items()},
+            "history": histories, "timing": timings}
+    arrays = {model_name(kind): model.flat for kind, model in models.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _read_npz(path: str, option: str):
+    """(meta dict, {name: array}) of a model file (ConfigError when it is not one)."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"{option} {path}: file not found; write one with --save-model")
+    bad = f"{option} {path}: not a model file written by --save-model"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except Exception as err:  # zipfile, pickle refusal, truncation: all mean "not our file"
+        raise ConfigError(f"{bad} ({type(err).__name__})")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        ok = (isinstance(meta, dict) and meta.get("format") == MODEL_FILE_FORMAT
+              and isinstance(meta.get("config"), dict) and isinstance(meta.get("models"), dict))
+    except (KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{bad} (no valid metadata)")
+    return meta, arrays
+
+
+def read_model_meta(path: str) -> dict:
+    return _read_npz(path, "--load-model")[0]
+
+
+def load_models(path: str) -> dict:
+    """{name: model} of a file written by --save-model, e.g. {"stub.non_relational": ...,
+    "stub.relational": ...}; each is ready for rollout(model, init, n_steps). Raises
+    ConfigError (a ValueError) for a malformed file or one that does not match its config."""
+    meta, arrays = _read_npz(path, "--load-model")
+    config = meta["config"]
+    try:
+        cfg = Config(**{f.name: (tuple(config[f.name]) if isinstance(config[f.name], list) else config[f.name])
+                        for f in dataclasses.fields(Config) if f.name in config})
+    except TypeError as err:
+        raise ConfigError(f"--load-model {path}: config does not fit this script ({err})")
+    models = {}
+    for name, info in meta["models"].items():
+        kind = info.get("kind") if isinstance(info, dict) else None
+        if kind not in MODEL_KINDS or name not in arrays:
+            raise ConfigError(f"--load-model {path}: model {name!r} is missing or of unknown kind")
+        flat = arrays[name]
+        if flat.dtype.name not in ("float32", "float64"):
+            raise ConfigError(f"--load-model {path}: {name} has dtype {flat.dtype}, expected float32 or float64")
+        try:
+            model = make_model(kind, cfg, np.random.default_rng(0), flat.dtype.name)
+        except (ValueError, TypeError, MemoryError) as err:
+            raise ConfigError(f"--load-model {path}: {name}: {type(err).__name__} {err}")
+        if flat.shape != (model.n_params,):
+            raise ConfigError(f"--load-model {path}: {name} has {flat.size} parameters, but its config "
+                              f"(hidden {cfg.hidden}, msg_dim {cfg.msg_dim}, agg {cfg.agg}) needs {model.n_params}")
+        if not np.isfinite(flat).all():
+            raise ConfigError(f"--load-model {path}: {name} has non-finite parameters")
+        model.flat[...] = flat
+        models[name] = model
+    return models
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def json_text(payload: dict, depth: int = 2) -> str:
     """JSON text with the dicts of the first `depth` levels written one key per line and every
     deeper value on one line (json's C encoder; indent= on the whole tree is several times slower)."""
@@ -1440,11 +1872,9 @@ def json_text(payload: dict, depth: int = 2) -> str:
 def write_json_atomic(path: str, payload: dict) -> None:
     """Writes JSON to a temporary file in the target folder, then renames it into place."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".json", dir=folder)
     try:
-        os.chmod(tmp, 0o666 & ~umask)                        # mkstemp creates 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~_umask())                     # mkstemp creates 0600; give the usual mode
         with os.fdopen(fd, "w") as f:
             f.write(json_text(payload) + "\n")
         os.replace(tmp, path)
@@ -1473,11 +1903,19 @@ def make_data(cfg: Config):
 
     try:
         train, val = split(cfg.n_train, "data/train"), split(cfg.n_val, "data/val")
+    except ValueError as err:
+        raise ConfigError(f"--k-train {k_train_text(cfg)}: {err}")
+    try:
         eval_sets = {k: test_set(k, cfg.t_eval, "data/eval") for k in cfg.eval_k}
         long_sets = {k: test_set(k, cfg.t_long, "data/long") for k in cfg.eval_k}
     except ValueError as err:
-        raise ConfigError(str(err))
+        raise ConfigError(f"--eval-k {','.join(map(str, cfg.eval_k))}: {err}")
     return train, val, eval_sets, long_sets
+
+
+def payload_config(cfg: Config) -> dict:
+    """The config as written into run.json and model files (JSON types, derived sizes added)."""
+    return dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch}
 
 
 def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | None = None) -> dict:
@@ -1488,8 +1926,7 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
     t0 = time.perf_counter()
     train, val, eval_sets, long_sets = make_data(cfg)
     t_data = time.perf_counter() - t0
-    k_train = ",".join(map(str, k_list(cfg.k_train)))
-    log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={k_train}, "
+    log(f"data: {cfg.n_train} train / {cfg.n_val} val sequences at K={k_train_text(cfg)}, "
         f"{cfg.n_eval} eval sequences of {cfg.t_eval} and {cfg.t_long} steps at K={','.join(map(str, cfg.eval_k))} "
         f"({t_data:.2f} s)")
     densest = max(k_list(cfg.k_train))
@@ -1498,7 +1935,21 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
             log(f"note: K={k} balls of radius {cfg.radius} cover {packing_fraction(k, cfg.radius):.0%} of the box "
                 f"(training K={densest}: {packing_fraction(densest, cfg.radius):.0%}): denser than training")
     t1 = time.perf_counter()
+    loaded = None
+    if cfg.load_model and pretrained is None:
+        meta = read_model_meta(cfg.load_model)
+        by_kind = {model.kind: model for model in load_models(cfg.load_model).values()}
+        if set(by_kind) != set(MODEL_KINDS):
+            raise ConfigError(f"--load-model {cfg.load_model}: needs one model of each kind "
+                              f"({', '.join(MODEL_KINDS)}), found {', '.join(sorted(by_kind)) or 'none'}")
+        pretrained = {kind: (by_kind[kind], meta["history"][kind], meta["timing"][kind]) for kind in MODEL_KINDS}
+        loaded = {"path": cfg.load_model, "file_sha256": source_sha256(cfg.load_model),
+                  "source_sha256": meta["source_sha256"], "config": meta["config"]}
+        log(f"loaded both models from {cfg.load_model}: no training")
     models, histories, timings = train_both(cfg, train, val, verbose, pretrained)
+    if cfg.save_model:
+        save_models(cfg.save_model, models, cfg, histories, timings)
+        log(f"wrote {cfg.save_model}")
     if trained is not None:
         trained.update({kind: (models[kind], histories[kind], timings[kind]) for kind in MODEL_KINDS})
     t_train = time.perf_counter() - t1
@@ -1506,14 +1957,14 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
     rollouts, one_step, long_horizon, samples, attention = evaluate(models, eval_sets, long_sets, cfg)
     t_eval = time.perf_counter() - t2
     payload = {
-        "config": dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch},
-        "env": {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
-                "source_sha256": source_sha256()},
+        "config": payload_config(cfg),
+        "env": environment(cfg),
         "params": {kind: models[kind].n_params for kind in MODEL_KINDS},
         "timing": {"data_s": t_data, "train_wall_s": t_train, "eval_s": t_eval,
                    "parallel_training": n_workers(cfg) >= 2,
                    **{f"train_{kind}_s": timings[kind]["train_s"] for kind in MODEL_KINDS},
                    "steps_per_sec": {kind: timings[kind]["steps_per_sec"] for kind in MODEL_KINDS},
+                   "blas_threads": {kind: timings[kind].get("blas_threads") for kind in MODEL_KINDS},
                    "optimizer_steps": timings["relational"]["optimizer_steps"]},
         "history": histories,
         "rollout": rollouts,
@@ -1523,6 +1974,8 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
     }
     if attention is not None:
         payload["attention"] = attention
+    if loaded is not None:
+        payload["loaded_model"] = loaded
     payload["timing"]["total_s"] = time.perf_counter() - t0
     return payload
 
@@ -1588,8 +2041,9 @@ def mean_interval(values) -> dict:
 
 
 def shared_config(config: dict) -> dict:
-    """The part of a per-seed config that every seed of one sweep shares (all but seed, out, seeds, jobs)."""
-    return {key: value for key, value in config.items() if key not in ("seed", "out", "seeds", "jobs")}
+    """The part of a per-seed config that every seed of one sweep shares: all but OUTPUT_FIELDS
+    (seed, where files go, workers), so that seeds run in different folders or jobs merge."""
+    return {key: value for key, value in config.items() if key not in OUTPUT_FIELDS}
 
 
 def summarise(runs: dict, failed: dict) -> dict:
@@ -1653,35 +2107,128 @@ def _sweep_job(job):
     return results
 
 
-def run_sweep(cfg: Config, log=print) -> dict:
-    """Runs every seed of cfg.seeds, for every variant (--agg, --curriculum), in worker processes
-    (one seed and training regime per process at a time, its models trained one after the
-    other), then summarises the per-seed files."""
+def sweep_jobs(cfg: Config) -> list:
+    """[(per-seed cfg, [(variant, agg)], one_variant)]: one job per seed and training regime."""
     seeds, variants = parse_seeds(cfg.seeds), sweep_variants(cfg)
-    one_variant = len(variants) == 1
     regimes = {}                                                    # k_train -> [(variant, agg)]
     for name, agg, k_train in variants:
         regimes.setdefault(tuple(k_list(k_train)), []).append((name, agg))
-    for name, _, _ in ([] if one_variant else variants):
-        os.makedirs(os.path.join(cfg.seed_dir, name), exist_ok=True)
-    os.makedirs(cfg.seed_dir, exist_ok=True)
-    jobs = [(dataclasses.replace(cfg, seed=s, jobs=1, seeds="", curriculum="",
-                                 k_train=ks[0] if len(ks) == 1 else ks), names, one_variant)
+    return [(dataclasses.replace(cfg, seed=s, jobs=1, seeds="", curriculum="",
+                                 k_train=ks[0] if len(ks) == 1 else ks), names, len(variants) == 1)
             for ks, names in regimes.items() for s in seeds]
-    t0 = time.perf_counter()
-    workers = min(n_workers(cfg), len(jobs))
-    results = []
-    if workers >= 2:
-        methods = multiprocessing.get_all_start_methods()
-        with multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers) as pool:
-            for done in pool.imap_unordered(_sweep_job, jobs):
-                results += done
-                for name, seed, path, error in done:
-                    log(f"{name} seed {seed}: " + (f"FAILED {error}" if error else f"done ({path})") +
-                        f"  [{len(results)}/{len(seeds) * len(variants)}, {time.perf_counter() - t0:.0f} s]")
+
+
+def job_paths(job) -> list:
+    """[(variant, agg, per-seed file)] of one sweep job."""
+    cfg, names, one_variant = job
+    return [(name, agg, seed_file(cfg.seed_dir, cfg.seed, None if one_variant else name)) for name, agg in names]
+
+
+def check_sweep_inputs(cfg: Config, jobs: list) -> None:
+    """Before any work: every K can be placed, and no per-seed file already in --seed-dir comes
+    from a different config (a rerun of the same config may overwrite its own files)."""
+    curriculum = parse_int_list(cfg.curriculum, "--curriculum") if cfg.curriculum else ()
+    for option, ks in (("--k-train", k_list(cfg.k_train)), ("--curriculum", curriculum), ("--eval-k", cfg.eval_k)):
+        for k in ks:
+            try:
+                initial_state(min(cfg.n_eval, 64), k, cfg.radius, rng_for(0, f"probe/K={k}"))
+            except ValueError as err:
+                raise ConfigError(f"{option} {k}: {err}")
+    for job in jobs:
+        for name, agg, path in job_paths(job):
+            if not os.path.isfile(path):
+                continue
+            try:
+                with open(path) as f:
+                    existing = json.load(f).get("config")
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+                existing = None
+            expected = shared_config(payload_config(dataclasses.replace(job[0], agg=agg, out=path)))
+            if isinstance(existing, dict) and shared_config(existing) != expected:
+                changed = sorted(k for k in expected if existing.get(k) != expected[k])
+                raise ConfigError(f"--seed-dir {cfg.seed_dir}: {path} holds a run of a different config "
+                                  f"({', '.join(changed)}); give another --seed-dir or remove it")
+
+
+@contextlib.contextmanager
+def seed_dir_lock(folder: str):
+    """Holds `folder`/.lock (with this process's id) while a sweep writes there: a second sweep
+    on the same folder is refused instead of overwriting the first one's files. A lock left by a
+    process that no longer exists is taken over."""
+    path = os.path.join(folder, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    owner = int(f.read().strip() or 0)
+                os.kill(owner, 0)
+            except (OSError, ValueError):                            # stale: its process is gone
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                continue
+            raise ConfigError(f"--seed-dir {folder} is in use by another sweep (process {owner}); "
+                              f"give another --seed-dir or wait for it to finish")
     else:
-        for job in jobs:
-            results += _sweep_job(job)
+        raise ConfigError(f"--seed-dir {folder}: cannot create its lock file {path}")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+
+
+def run_sweep(cfg: Config, log=print, job_fn=None) -> dict:
+    """Runs every seed of cfg.seeds, for every variant (--agg, --curriculum), in worker processes
+    (one seed and training regime per process at a time, its models trained one after the
+    other), then summarises the per-seed files. A seed whose worker fails or dies is a failed
+    seed of the summary. Interrupted, it stops every worker and removes what is incomplete
+    (temporary files, folders it created that stay empty); finished per-seed files are kept.
+    job_fn replaces _sweep_job (a test hook; it must be importable by a new process)."""
+    job_fn = job_fn or _sweep_job
+    jobs = sweep_jobs(cfg)
+    n_variants = len(sweep_variants(cfg))
+    check_sweep_inputs(cfg, jobs)
+    folders = [cfg.seed_dir] + ([] if n_variants == 1 else [os.path.join(cfg.seed_dir, name)
+                                                            for name, _, _ in sweep_variants(cfg)])
+    created = [folder for folder in folders if not os.path.isdir(folder)]
+    os.makedirs(cfg.seed_dir, exist_ok=True)
+    t0 = time.perf_counter()
+    results = []
+    try:
+        with seed_dir_lock(cfg.seed_dir):
+            for folder in folders:
+                os.makedirs(folder, exist_ok=True)
+
+            def done(index, outcome, error):
+                if error is not None:                                # the worker itself failed or died
+                    outcome = []
+                    for name, _, path in job_paths(jobs[index]):
+                        write_json_atomic(path, {"seed": jobs[index][0].seed, "variant": name, "error": error})
+                        outcome.append((name, jobs[index][0].seed, path, error))
+                results.extend(outcome)
+                for name, seed, path, err in outcome:
+                    log(f"{name} seed {seed}: " + (f"FAILED {err}" if err else f"done ({path})") +
+                        f"  [{len(results)}/{len(jobs) * len(jobs[0][1])}, {time.perf_counter() - t0:.0f} s]")
+
+            workers = min(n_workers(cfg), len(jobs))
+            if workers >= 2:
+                run_workers(job_fn, jobs, workers, on_done=done)
+            else:
+                for index, job in enumerate(jobs):
+                    done(index, job_fn(job), None)
+    except BaseException:
+        for folder in reversed(folders):
+            for entry in os.listdir(folder) if os.path.isdir(folder) else []:
+                if entry.startswith(TEMP_PREFIX):
+                    os.remove(os.path.join(folder, entry))
+            if folder in created and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise
     summary = aggregate_files([path for _, _, path, _ in sorted(results)])
     summary["timing"] = {"wall_s": time.perf_counter() - t0, "workers": workers}
     return summary
@@ -1714,6 +2261,31 @@ def aggregate_files(paths) -> dict:
     return {"variants": variants, "seeds": seeds, "n_seeds": len(seeds)}
 
 
+def check_per_seed_payload(path: str, payload: dict) -> None:
+    """Every value the summary reads from a per-seed payload is there with the right type
+    (ConfigError naming the file otherwise): a config dict, and per K a number or null for every
+    metric and predictor."""
+    def fail(what):
+        raise ConfigError(f"--aggregate {path}: malformed per-seed JSON ({what})")
+
+    if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("env"), dict):
+        fail("config and env must be objects")
+    sections = [payload[key] for key in ("rollout", "one_step", "long_horizon")]
+    if not all(isinstance(section, dict) and section for section in sections):
+        fail("rollout, one_step and long_horizon must be non-empty objects")
+    if not (set(sections[0]) == set(sections[1]) == set(sections[2])):
+        fail("rollout, one_step and long_horizon name different K")
+    for k in sections[0]:
+        for metric, read in SWEEP_METRICS.items():
+            for name in PREDICTORS:
+                try:
+                    value = read(payload, k, name)
+                except (AttributeError, TypeError, KeyError, ValueError, IndexError) as err:
+                    fail(f"K={k} {metric} of {name}: {type(err).__name__}")
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                    fail(f"K={k} {metric} of {name} is not a number")
+
+
 def aggregate_variant(files) -> dict:
     """The one-variant summary of [(path, payload)] per-seed files."""
     runs, failed, configs = {}, {}, {}
@@ -1731,6 +2303,7 @@ def aggregate_variant(files) -> dict:
         missing = [key for key in ("rollout", "one_step", "long_horizon") if key not in payload]
         if missing:
             raise ConfigError(f"--aggregate {path}: missing {', '.join(missing)}; per-seed files come from --seeds")
+        check_per_seed_payload(path, payload)
         runs[seed] = payload
         configs[seed] = shared_config(payload["config"])
     if not runs:
@@ -1756,7 +2329,20 @@ def sweep_table(summary: dict, metrics=("vel_err", "vel_mse", "post_collision_ve
 
 
 # ----------------------------------------------------------------------------- main
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into the same clean stop as Ctrl-C."""
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def main(argv=None) -> int:
+    """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written);
+    1 training failed (diverged, a worker died); 130 / 143 stopped by SIGINT / SIGTERM (workers
+    stopped, no partial output)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         cfg = config_from_args(argv)
         if cfg.aggregate or cfg.seeds:
@@ -1778,6 +2364,13 @@ def main(argv=None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as err:
+        name = str(err) if isinstance(err, Interrupted) else "SIGINT"
+        print(f"error: stopped by {name}: workers stopped, no partial output written", file=sys.stderr)
+        return 128 + getattr(signal, name, signal.SIGINT)
     T = payload["config"]["t_eval"]
     print(f"mean over the {T} closed-loop steps (step 0 included); err = mean Euclidean error, MSE = per-element")
     print(summary_table(payload))
