@@ -2250,9 +2250,11 @@ def aggregate_files(paths) -> dict:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
                               f"({type(err).__name__}: {err})")
-        if not isinstance(payload, dict):
-            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds")
+        if not isinstance(payload, dict) or not isinstance(payload.get("config", {}), dict):
+            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (config and env must be objects)")
         name = payload.get("variant") or payload.get("config", {}).get("agg", "mean")
+        if not isinstance(name, str):
+            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (variant must be a string)")
         groups.setdefault(name, []).append((path, payload))
     if len(groups) == 1:
         return aggregate_variant(*groups.values())
