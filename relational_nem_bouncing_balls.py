@@ -14,12 +14,21 @@ Both are trained with 4-step backprop-through-time on K=4 sequences (or on a lis
 evaluated as closed-loop predictors from frame 0 on K = 4, 3, 5, 6 (--eval-k), with errors
 split by collision events, long rollouts, and two baselines (constant velocity, uninformed).
 
-Sections: config, simulator, parameters and layers, models, optimizer, training,
+Numbers: training and evaluation run in float64 by default, so one seed gives the same numbers
+on every x86-64 machine (run.json's `env` records numpy, the BLAS library and kernel, the CPU
+and this file's sha256); --dtype float32 is faster, but its numbers depend on the BLAS kernel.
+
+Python API: load_models(path) -> {name: model} for a file written by --save-model;
+rollout(model, init (n, K, 4), n_steps) -> (n_steps, n, K, 4); rollout_metrics(pred, truth).
+
+Sections: config, simulator, parameters and layers, models, optimizer, processes, training,
 evaluation, output, many seeds, main.
 
 Examples:
     python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
-    python3 relational_nem_bouncing_balls.py --seed 0 --quick    # smoke run, about a second
+    python3 relational_nem_bouncing_balls.py --quick             # smoke run, about a second -> run_quick.json
+    python3 relational_nem_bouncing_balls.py --seed 0 --save-model m.npz      # also keep both trained models
+    python3 relational_nem_bouncing_balls.py --load-model m.npz --eval-k 3,4,5,6,7,8 --out more_k.json
     python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> sweep.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8
