@@ -1,15 +1,18 @@
 """Side-by-side GIF of one stored rollout: ground truth | non-relational | relational.
 
 Reads the `samples` of run.json (written by relational_nem_bouncing_balls.py); one GIF
-frame per rollout step, rendered with numpy and written with imageio.
+frame per rollout step, rendered with numpy, titled with PIL's default font (imageio's own
+dependency) and written with imageio to a temporary file that is renamed into place.
 
     python3 make_relational_nem_bouncing_balls_gif.py                 # run.json -> relational_nem_bouncing_balls.gif
     python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160
 """
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 
 import numpy as np
 
@@ -23,6 +26,9 @@ GHOST_COLOUR = (215, 215, 215)     # the true balls, drawn faintly under each mo
 GAP = 6                 # pixels between panels
 STRIP = 6               # height of the colour strip above each panel
 PROGRESS = 4            # height of the progress bar under the panels
+TITLE = 14              # height of the panel titles above the strips, and of the step line below
+FPS_RANGE = (0.1, 50.0)  # a GIF frame lasts 1/fps s, stored in hundredths: 10 s at most, 0.02 s at least
+TEMP_PREFIX = ".tmp-"
 LEVELS = 6              # anti-aliasing levels of a ball edge; frames are palette-indexed and the
                         # GIF writer remaps a palette in time ~ its size squared: keep it small
 
@@ -46,6 +52,8 @@ def load_run(path: str, need=("samples",)) -> dict:
             run = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"--run {path}: not valid JSON ({err.msg if hasattr(err, 'msg') else err})")
+    except OSError as err:
+        raise InputError(f"--run {path}: cannot be read ({err.strerror})")
     if not isinstance(run, dict):
         raise InputError(f"--run {path}: expected a JSON object with keys {', '.join(need)}")
     return require_keys(run, need, path)
@@ -60,12 +68,62 @@ def require_keys(run: dict, need, path: str) -> dict:
     return run
 
 
+def check_samples(samples, path: str, names=PANELS) -> dict:
+    """The `samples` section with the types the pictures need: arrays (T, S, K, 4) of finite
+    numbers of one shape for the truth and each model, T >= 2, and a radius in (0, 0.25).
+    Returns {name: float array} (InputError naming what is wrong otherwise)."""
+    def bad(what):
+        raise InputError(f"--run {path}: malformed samples ({what}); regenerate it with "
+                         f"python3 relational_nem_bouncing_balls.py")
+
+    if not isinstance(samples, dict):
+        bad("samples must be an object")
+    radius = samples.get("radius")
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 < radius < 0.25:
+        bad(f"radius must be a number in (0, 0.25), got {radius!r}")
+    arrays = {}
+    for name in names:
+        try:
+            array = np.asarray(samples[name], dtype=float)
+        except KeyError:
+            bad(f"no {name}")
+        except (TypeError, ValueError):
+            bad(f"{name} is not an array of numbers")
+        if array.ndim != 4 or array.shape[-1] != 4 or len(array) < 2 or not np.isfinite(array).all():
+            bad(f"{name} must be finite numbers of shape (T >= 2, sequences, K, 4), got shape {array.shape}")
+        if arrays and array.shape != next(iter(arrays.values())).shape:
+            bad(f"{name} has shape {array.shape}, the truth {arrays['truth'].shape}")
+        arrays[name] = array
+    return arrays
+
+
 def check_out_file(path: str, option: str = "--out") -> None:
+    if path.strip() == "":
+        raise InputError(f"{option} must be a file path (got '')")
+    if path.endswith(os.sep) or os.path.isdir(path):
+        raise InputError(f"{option} {path} is a folder; give a file path")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{option} {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise InputError(f"{option} {path} is a folder; give a file path")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{option} {path}: folder {folder} is not writable")
+
+
+def write_atomic(path: str, write, suffix: str) -> None:
+    """write(temporary path) in the target folder, then rename it into place: an interrupted or
+    failed write leaves the previous file whole and no temporary file behind."""
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def disk_coverage(positions: np.ndarray, radius: float, size: int) -> np.ndarray:
@@ -122,68 +180,92 @@ def render_frames(positions: np.ndarray, radius: float, size: int, colour, ghost
     return panel_palette(colour)[render_levels(positions, radius, size, ghost)]
 
 
-def compose(panels: list, colours: list):
-    """Palette-indexed GIF frames: panels (T, S, S) of render_levels side by side, a colour strip
-    above each, a progress bar below. Returns (frames (T, H, W) uint8, palette (n, 3) uint8)."""
+def text_mask(text: str, width: int, height: int = TITLE) -> np.ndarray:
+    """(height, width) bool: `text` in PIL's default font, left-aligned and vertically centred."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.load_default()
+    image = Image.new("L", (width, height), 0)
+    top = font.getbbox(text)[1]
+    ImageDraw.Draw(image).text((1, (height - font.getbbox(text)[3] - top) // 2), text, fill=255, font=font)
+    return np.asarray(image) > 90
+
+
+def compose(panels: list, colours: list, titles: list, footer=None):
+    """Palette-indexed GIF frames: panels (T, S, S) of render_levels side by side, each under its
+    title and a colour strip, a progress bar below, and footer(t) (one line of text per frame)
+    under it. Returns (frames (T, H, W) uint8, palette (n, 3) uint8)."""
     T, S = panels[0].shape[:2]
     n_panel = LEVELS * LEVELS
-    extra = np.array([(255, 255, 255), (120, 120, 120), (90, 90, 90)] + list(colours), np.uint8)
+    extra = np.array([(255, 255, 255), (120, 120, 120), (90, 90, 90), (0, 0, 0)] + list(colours), np.uint8)
     palette = np.concatenate([panel_palette(c) for c in colours] + [extra])
-    white, outline, bar = len(colours) * n_panel + np.arange(3)
+    white, outline, bar, ink = len(colours) * n_panel + np.arange(4)
     width = len(panels) * S + (len(panels) - 1) * GAP
-    frames = np.full((T, STRIP + S + PROGRESS, width), white, np.uint8)
-    for i, (panel, colour) in enumerate(zip(panels, colours)):
+    top = TITLE + STRIP                                                     # first row of the panels
+    frames = np.full((T, top + S + PROGRESS + (TITLE if footer else 0), width), white, np.uint8)
+    for i, (panel, title) in enumerate(zip(panels, titles)):
         x0 = i * (S + GAP)
-        frames[:, :STRIP - 2, x0:x0 + S] = len(colours) * n_panel + 3 + i       # colour strip
-        frames[:, STRIP:STRIP + S, x0:x0 + S] = panel + i * n_panel
-        frames[:, STRIP:STRIP + S, [x0, x0 + S - 1]] = outline
-        frames[:, [STRIP, STRIP + S - 1], x0:x0 + S] = outline
+        frames[:, :TITLE, x0:x0 + S][:, text_mask(title, S)] = ink            # panel title
+        frames[:, TITLE:top - 2, x0:x0 + S] = len(colours) * n_panel + 4 + i  # colour strip
+        frames[:, top:top + S, x0:x0 + S] = panel + i * n_panel
+        frames[:, top:top + S, [x0, x0 + S - 1]] = outline
+        frames[:, [top, top + S - 1], x0:x0 + S] = outline
     for t in range(T):                                                      # progress bar: step t of T
-        frames[t, -PROGRESS:, :int(round(width * (t + 1) / T))] = bar
+        frames[t, top + S:top + S + PROGRESS, :int(round(width * (t + 1) / T))] = bar
+        if footer:
+            frames[t, top + S + PROGRESS:][text_mask(footer(t), width)] = ink
     return frames, palette
 
 
-def build_frames(samples: dict, sample: int, size: int):
+def panel_titles(config: dict) -> dict:
+    """Panel name -> title; the relational model is named with its aggregator."""
+    agg = config.get("agg", "mean") if isinstance(config, dict) else "mean"
+    return {"truth": "ground truth", "non_relational": "per-ball (non-rel.)",
+            "relational": f"relational ({agg if isinstance(agg, str) else '?'})"}
+
+
+def build_frames(samples: dict, sample: int, size: int, config: dict | None = None, path: str = "run.json"):
     """GIF frames (T, H, W) palette indices and their palette for one stored sample sequence."""
-    truth = np.asarray(samples["truth"], float)[:, sample, :, :2]              # (T, K, 2)
-    panels = []
-    for name in PANELS:
-        positions = np.asarray(samples[name], float)[:, sample, :, :2]         # (T, K, 2)
-        panels.append(render_levels(positions, samples["radius"], size, ghost=None if name == "truth" else truth))
-    return compose(panels, [PANEL_COLOURS[name] for name in PANELS])
+    arrays = check_samples(samples, path)
+    truth = arrays["truth"][:, sample, :, :2]                                  # (T, K, 2)
+    T, K = truth.shape[:2]
+    panels = [render_levels(arrays[name][:, sample, :, :2], samples["radius"], size,
+                            ghost=None if name == "truth" else truth) for name in PANELS]
+    titles = panel_titles(config or {})
+    return compose(panels, [PANEL_COLOURS[name] for name in PANELS], [titles[name] for name in PANELS],
+                   footer=lambda t: f"step {t}/{T - 1}   K = {K}   closed loop from step 0")
 
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json written by the main script")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="output GIF path")
-    parser.add_argument("--sample", type=int, default=0, help="which stored sample sequence to animate")
-    parser.add_argument("--fps", type=float, default=8.0, help="frames per second")
-    parser.add_argument("--frame-size", type=int, default=160, help="pixel size of each square panel")
+    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json written by the main script (default: run.json)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"output GIF path (default: {DEFAULT_OUT})")
+    parser.add_argument("--sample", type=int, default=0, help="which stored sample sequence to animate (default: 0)")
+    parser.add_argument("--fps", type=float, default=8.0,
+                        help=f"frames per second, in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] (default: 8)")
+    parser.add_argument("--frame-size", type=int, default=160,
+                        help="pixel size of each square panel, in [64, 1024] (default: 160)")
     args = parser.parse_args(argv)
     try:
-        if not 0 < args.fps <= 50:
-            raise InputError(f"--fps must be in (0, 50] (got {args.fps})")
-        if not 32 <= args.frame_size <= 1024:
-            raise InputError(f"--frame-size must be in [32, 1024] pixels (got {args.frame_size})")
+        if not (math.isfinite(args.fps) and FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]):
+            raise InputError(f"--fps must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] (got {args.fps})")
+        if not 64 <= args.frame_size <= 1024:
+            raise InputError(f"--frame-size must be in [64, 1024] pixels (got {args.frame_size})")
         check_out_file(args.out)
         run = load_run(args.run)
-        samples = run["samples"]
-        n = len(samples.get("truth", [[]])[0])
+        arrays = check_samples(run["samples"], args.run)
+        n = arrays["truth"].shape[1]
         if not 0 <= args.sample < n:
             raise InputError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
-        frames, palette = build_frames(samples, args.sample, args.frame_size)
+        frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (KeyError, IndexError, TypeError, ValueError) as err:
-        print(f"error: --run {args.run}: malformed samples ({type(err).__name__}: {err})", file=sys.stderr)
         return 2
     import imageio.v3 as iio
 
     # palette-indexed frames with their palette: the GIF writer has nothing to quantise
-    iio.imwrite(args.out, frames, extension=".gif", mode="P", palette=palette.tobytes(),
-                duration=1000.0 / args.fps, loop=0)
+    write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", mode="P",
+                                                   palette=palette.tobytes(), duration=1000.0 / args.fps, loop=0),
+                 ".gif")
     print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px "
           f"(dark = ground truth, red = non-relational, green = relational; "
           f"light grey = true positions under each model)")

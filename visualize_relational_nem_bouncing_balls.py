@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, load_run,
-                                                    render_frames, require_keys)
+from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, check_samples,
+                                                    load_run, render_frames, require_keys)
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -32,6 +32,27 @@ K_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 
 TEMP_PREFIX = ".tmp-"
 NEEDED = ("config", "history", "rollout", "one_step", "long_horizon", "samples")
 SWEEP_NEEDED = ("seeds", "n_seeds", "metrics", "summary", "wins")
+
+
+def variant_note(data) -> str:
+    """What a figure shows, for its title: the relational model's aggregator and training K (a
+    run), or the variant a sweep figure draws."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    k_train = config.get("k_train", "?")
+    k_text = ",".join(map(str, k_train)) if isinstance(k_train, list) else k_train
+    if "shown_variant" in data:
+        return f"[variant shown: {data['shown_variant']}, trained on K={k_text}]"
+    return f"[relational: {config.get('agg', 'mean')} aggregator, trained on K={k_text}]"
+
+
+def suptitle(fig, data, text, **kw):
+    """The figure title, ending with variant_note(data)."""
+    return fig.suptitle(f"{text} {variant_note(data)}", **kw)
+
+
+def sorted_ks(keys) -> list:
+    """K keys of a result section ("4", "3", ...) in increasing order."""
+    return sorted(keys, key=int)
 
 
 def training_curves(run, plt):
@@ -53,37 +74,40 @@ def training_curves(run, plt):
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle(f"Training curves (seed {run['config']['seed']}, K = {run['config']['k_train']})")
+    suptitle(fig, run, f"Training curves (seed {run['config']['seed']}, K = {run['config']['k_train']})")
     return fig
 
 
 def rollout_errors(run, plt):
-    """One panel per metric; colour = model, line style = evaluation K."""
+    """One panel per metric; colour = predictor (the two models, and the constant-velocity and
+    uninformed levels), line style = evaluation K."""
     from matplotlib.lines import Line2D
-    ks = list(run["rollout"])
+    ks = sorted_ks(run["rollout"])
+    names = [n for n in PREDICTOR_COLOURS if n in run["rollout"][ks[0]]]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True,
-                             gridspec_kw=dict(left=0.08, right=0.98, bottom=0.07, top=0.86, wspace=0.2, hspace=0.12))
+                             gridspec_kw=dict(left=0.08, right=0.98, bottom=0.07, top=0.84, wspace=0.2, hspace=0.12))
     for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
         for k, style in zip(ks, K_STYLES):
-            for model in MODELS:
-                ax.plot(run["rollout"][k][model][metric], style, color=COLOURS[model], lw=1.3)
+            for name in names:
+                ax.plot(run["rollout"][k][name][metric], style, color=PREDICTOR_COLOURS[name],
+                        lw=1.3 if name in MODELS else 0.9)
         ax.set_ylabel(label.replace(": ", ":\n"), fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
         ax.set_xlabel("closed-loop step")
     k_train = run["config"]["k_train"]
-    handles = [Line2D([], [], color=COLOURS[m], label=LABELS[m]) for m in MODELS]
+    handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
     handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}" + (" (train)" if int(k) == k_train else ""))
                 for k, s in zip(ks, K_STYLES)]
-    fig.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize=9, frameon=False,
-               bbox_to_anchor=(0.5, 0.935))
+    fig.legend(handles=handles, loc="upper center", ncols=5, fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.945))
     n = run["config"]["n_eval"]
-    fig.suptitle(f"Closed-loop rollout error per step from frame 0 (mean over {n} sequences and all balls)")
+    suptitle(fig, run, f"Closed-loop rollout error per step from frame 0 (mean over {n} sequences and all balls)\n")
     return fig
 
 
 def extrapolation_summary(run, plt):
-    ks = list(run["rollout"])
+    ks = sorted_ks(run["rollout"])
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), gridspec_kw=dict(left=0.08, right=0.98, bottom=0.08, top=0.88,
                                                                        wspace=0.22, hspace=0.35))
     x = np.arange(len(ks))
@@ -102,33 +126,46 @@ def extrapolation_summary(run, plt):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", ncols=2, fontsize=9, frameon=False)
     T = run["config"]["t_eval"]
-    fig.suptitle(f"Mean closed-loop error over {T} steps (step 0 included) per evaluation K;\n"
+    suptitle(fig, run, f"Mean closed-loop error over {T} steps (step 0 included) per evaluation K;\n"
                  f"numbers above bars = relational / non-relational", x=0.4)
     return fig
 
 
+BALL_COLOURS = ("tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
+TRAJECTORY_STYLES = {"truth": dict(ls="-", lw=2.2, alpha=0.35), "non_relational": dict(ls="--", lw=1.1),
+                     "relational": dict(ls="-", lw=1.1)}
+
+
 def sample_trajectories(run, plt):
+    """Centre paths of the stored sequences: colour = ball, line style = truth or model; a
+    circle marks where every path starts, a cross where it ends."""
+    from matplotlib.lines import Line2D
     samples = run["samples"]
     data = {name: np.asarray(samples[name], float) for name in ("truth",) + MODELS}   # (T, S, K, 4)
     n = data["truth"].shape[1]
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False,
-                             gridspec_kw=dict(left=0.04, right=0.98, bottom=0.06, top=0.86, wspace=0.15))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.9), squeeze=False,
+                             gridspec_kw=dict(left=0.04, right=0.98, bottom=0.06, top=0.8, wspace=0.15))
     r = samples["radius"]
     for i, ax in enumerate(axes[0]):
-        for name, style in (("truth", "-"), ("non_relational", "--"), ("relational", "-")):
+        for name, style in TRAJECTORY_STYLES.items():
             traj = data[name][:, i, :, :2]                                    # (T, K, 2)
             for k in range(traj.shape[1]):
-                ax.plot(traj[:, k, 0], traj[:, k, 1], style, color=COLOURS[name], lw=1.3 if name == "truth" else 1.0,
-                        label=LABELS[name] if k == 0 else None)
-            ax.plot(traj[0, :, 0], traj[0, :, 1], "o", color="black", ms=4)
+                colour = BALL_COLOURS[k % len(BALL_COLOURS)]
+                ax.plot(traj[:, k, 0], traj[:, k, 1], color=colour, **style)
+                ax.plot(*traj[-1, k], "x", color=colour, ms=6 if name == "truth" else 4, mew=1.5)
+        for k, (x, y) in enumerate(data["truth"][0, i, :, :2]):
+            ax.plot(x, y, "o", color=BALL_COLOURS[k % len(BALL_COLOURS)], ms=7, mec="black", mew=0.8)
         ax.add_patch(plt.Rectangle((r, r), 1 - 2 * r, 1 - 2 * r, fill=False, ls=":", color="grey"))
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.set_aspect("equal")
         ax.set_title(f"sequence {samples['index'][i]}", fontsize=10)
-    axes[0, 0].legend(fontsize=8, loc="upper right")
-    fig.suptitle(f"Ball centres over {data['truth'].shape[0]} steps, K = {samples['K']} (dots: start; "
-                 f"dotted square: where centres can be)")
+    handles = [Line2D([], [], color="black", label=LABELS[name], **style) for name, style in TRAJECTORY_STYLES.items()]
+    handles += [Line2D([], [], ls="", marker="o", color="grey", mec="black", label="start"),
+                Line2D([], [], ls="", marker="x", color="grey", mew=1.5, label="end")]
+    fig.legend(handles=handles, loc="upper center", ncols=5, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.9))
+    suptitle(fig, run, f"Ball centres over {data['truth'].shape[0]} steps, K = {samples['K']}; colour = ball "
+                       f"(dotted square: where centres can be)")
     return fig
 
 
@@ -157,7 +194,7 @@ def rendered_frames(run, plt, size=96, gap=4):
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.suptitle(f"Sequence {samples['index'][0]}, K = {samples['K']}, closed loop from step 0\n"
+    suptitle(fig, run, f"Sequence {samples['index'][0]}, K = {samples['K']}, closed loop from step 0\n"
                  f"(light grey under each model: the true positions)", fontsize=10)
     return fig
 
@@ -182,7 +219,7 @@ def grouped_bars(ax, ks, values: dict, errors: dict = None):
 
 def collision_metrics(run, plt):
     """Teacher-forced one-step velocity MSE by event class, and post-collision rollout velocity MSE."""
-    ks = list(run["one_step"])
+    ks = sorted_ks(run["one_step"])
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.4),
                              gridspec_kw=dict(left=0.05, right=0.99, bottom=0.12, top=0.78, wspace=0.25))
     for ax, cls in zip(axes, ("free", "wall", "ball")):
@@ -201,7 +238,7 @@ def collision_metrics(run, plt):
     axes[3].set_ylabel("velocity per-element MSE", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncols=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.99))
-    fig.suptitle(f"Velocity error by event (seed {run['config']['seed']}; free = no wall or ball contact in the step)",
+    suptitle(fig, run, f"Velocity error by event (seed {run['config']['seed']}; free = no wall or ball contact in the step)",
                  y=0.91, fontsize=10)
     return fig
 
@@ -209,7 +246,7 @@ def collision_metrics(run, plt):
 def long_horizon(run, plt):
     """Per-step measures of the long closed-loop rollouts; line style = K."""
     from matplotlib.lines import Line2D
-    ks = list(run["long_horizon"])
+    ks = sorted_ks(run["long_horizon"])
     keys = [("vel_err", "velocity: mean Euclidean error"), ("pair_dist_w1", "pair distances: W1 to truth"),
             ("speed_w1", "speeds: W1 to truth"), ("outside_frac", "fraction of balls overlapping a wall"),
             ("energy_ratio", "kinetic energy / true kinetic energy")]
@@ -229,7 +266,7 @@ def long_horizon(run, plt):
     handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}") for k, s in zip(ks, K_STYLES)]
     axes[1, 2].legend(handles=handles, loc="center", fontsize=10, frameon=False)
     T = run["long_horizon"][ks[0]]["T"]
-    fig.suptitle(f"{T}-step closed-loop rollouts from frame 0: error, and measures that need no step-by-step "
+    suptitle(fig, run, f"{T}-step closed-loop rollouts from frame 0: error, and measures that need no step-by-step "
                  f"alignment (mean over {run['config']['n_eval']} sequences)", fontsize=11)
     return fig
 
@@ -249,7 +286,7 @@ SWEEP_LABELS = {
 
 
 def sweep_summary(sweep, plt):
-    ks = list(sweep["summary"])
+    ks = sorted_ks(sweep["summary"])
     metrics = sweep["metrics"]
     cols = 4
     rows = -(-len(metrics) // cols)
@@ -269,12 +306,12 @@ def sweep_summary(sweep, plt):
         ax.axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", ncols=4, fontsize=9, frameon=False)
-    fig.suptitle(f"Mean over {sweep['n_seeds']} seeds with 95 % t-intervals", x=0.2, fontsize=11)
+    suptitle(fig, sweep, f"Mean over {sweep['n_seeds']} seeds with 95 % t-intervals", x=0.2, fontsize=11)
     return fig
 
 
 def sweep_wins(sweep, plt):
-    ks = list(sweep["wins"])
+    ks = sorted_ks(sweep["wins"])
     metrics = sweep["metrics"]
     wins = np.array([[sweep["wins"][k].get(m, np.nan) for k in ks] for m in metrics], float)
     n = sweep["n_seeds"]
@@ -287,7 +324,7 @@ def sweep_wins(sweep, plt):
             ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9)
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
     ax.set_yticks(range(len(metrics)), [SWEEP_LABELS.get(m, m) for m in metrics], fontsize=9)
-    fig.suptitle(f"Seeds (of {n}) in which the relational model's\nerror is lower than the non-relational model's",
+    suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model's\nerror is lower than the non-relational model's",
                  fontsize=10)
     return fig
 
@@ -312,7 +349,7 @@ def sweep_variants(sweep, plt):
     """Relational variants against the non-relational model on the key metrics, per K."""
     variants = sweep["variants"]
     names = variant_order(variants)
-    ks = list(variants[names[0]]["summary"])
+    ks = sorted_ks(variants[names[0]]["summary"])
     fig, axes = plt.subplots(2, 2, figsize=(16, 8.6),
                              gridspec_kw=dict(left=0.05, right=0.99, bottom=0.06, top=0.86, wspace=0.15, hspace=0.3))
     regimes = {}                                   # one non-relational reference per training regime
@@ -352,7 +389,7 @@ def sweep_variants(sweep, plt):
 def sweep_variant_wins(sweep, plt):
     variants = sweep["variants"]
     names = variant_order(variants)
-    ks = list(variants[names[0]]["wins"])
+    ks = sorted_ks(variants[names[0]]["wins"])
     fig, axes = plt.subplots(1, len(KEY_METRICS), figsize=(4.2 * len(KEY_METRICS), 0.45 * len(names) + 2.0),
                              gridspec_kw=dict(left=0.09, right=0.99, bottom=0.12, top=0.74, wspace=0.12))
     for ax, metric in zip(axes, KEY_METRICS):
@@ -408,7 +445,7 @@ def attention_geometry(run, plt):
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Attention gates on true states (K = {att['K']}, {att['n_sequences']} sequences, {len(gate)} "
+    suptitle(fig, run, f"Attention gates on true states (K = {att['K']}, {att['n_sequences']} sequences, {len(gate)} "
                  f"pair-steps, {int(hit.sum())} in collisions)", fontsize=10)
     return fig
 
@@ -435,7 +472,7 @@ def attention_frames(run, plt, n_frames=6, size=150):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"step {t}: largest gate {gates[t].max():.2f}", fontsize=9)
-    fig.suptitle("Relational (attention) rollout from frame 0, sequence 0: a line joins two balls with opacity = "
+    suptitle(fig, run, "Relational (attention) rollout from frame 0, sequence 0: a line joins two balls with opacity = "
                  "gate a_kj\n(drawn where a_kj > 0.05); light grey: the true positions", fontsize=10)
     return fig
 
@@ -468,8 +505,9 @@ def draw_to_temp(run, out_dir, names) -> list:
     for name in names:
         try:
             fig = ALL_FIGURES[name](run, plt)
-        except (KeyError, IndexError, TypeError, ValueError) as err:
+        except Exception as err:  # malformed data of any shape: reported on one line by main
             errors.append(f"{name} ({type(err).__name__}: {err})")
+            plt.close("all")
             continue
         fig.savefig(os.path.join(out_dir, TEMP_PREFIX + name), dpi=DPI, format="png",
                     pil_kwargs={"compress_level": 3})
@@ -477,33 +515,50 @@ def draw_to_temp(run, out_dir, names) -> list:
     return errors
 
 
+def check_run(run: dict, path: str):
+    """(data to draw, is_sweep, is_variants): the keys and types the figures read (InputError otherwise)."""
+    is_variants = "variants" in run and "seeds" in run
+    is_sweep = is_variants or ("summary" in run and "seeds" in run)
+    if is_variants:                          # the one-variant figures show the mean variant
+        if not isinstance(run["variants"], dict) or not run["variants"]:
+            raise InputError(f"--run {path}: variants must be a non-empty object")
+        for name, one in run["variants"].items():
+            if not isinstance(one, dict) or any(key not in one for key in SWEEP_NEEDED):
+                raise InputError(f"--run {path}: variant {name} lacks {', '.join(SWEEP_NEEDED)}")
+        shown = "mean" if "mean" in run["variants"] else next(iter(run["variants"]))
+        run = {**run, **run["variants"][shown], "shown_variant": shown}
+    else:
+        require_keys(run, SWEEP_NEEDED if is_sweep else NEEDED, path)
+    sections = ("summary", "wins") if is_sweep else ("config", "history", "rollout", "one_step", "long_horizon")
+    for key in sections:
+        if not isinstance(run[key], dict) or not run[key]:
+            raise InputError(f"--run {path}: {key} must be a non-empty object")
+    if not is_sweep:
+        for model in MODELS:
+            if not isinstance(run["history"].get(model), dict):
+                raise InputError(f"--run {path}: history has no entry for {model}")
+        check_samples(run["samples"], path)
+    return run, is_sweep, is_variants
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=DEFAULT_RUN, help="run.json of one run, or the sweep.json summary of "
-                                                           "--seeds (then sweep_*.png are drawn)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists)")
+                                                           "--seeds (then sweep_*.png are drawn) (default: run.json)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists) "
+                                                           "(default: viz)")
     args = parser.parse_args(argv)
     try:
         parent = os.path.dirname(os.path.abspath(args.out))
+        if args.out.strip() == "":
+            raise InputError("--out must name a folder (got '')")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise InputError(f"--out {args.out} is a file; give a folder")
         if not os.path.isdir(parent):
             raise InputError(f"--out {args.out}: parent folder {parent} does not exist")
-        run = load_run(args.run, ())
-        is_variants = "variants" in run and "seeds" in run
-        is_sweep = is_variants or ("summary" in run and "seeds" in run)
-        if is_variants:                          # the one-variant figures show the mean variant
-            for name, one in run["variants"].items():
-                missing = [key for key in SWEEP_NEEDED if key not in one]
-                if missing:
-                    raise InputError(f"--run {args.run}: variant {name} lacks {', '.join(missing)}")
-            run = {**run, **run["variants"].get("mean", next(iter(run["variants"].values())))}
-        else:
-            require_keys(run, SWEEP_NEEDED if is_sweep else NEEDED, args.run)
-        if not is_sweep:
-            for model in MODELS:
-                if model not in run["history"]:
-                    raise InputError(f"--run {args.run}: history has no entry for {model}")
+        if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
+            raise InputError(f"--out {args.out}: not writable")
+        run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -511,6 +566,8 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    agg = run.get("config", {}).get("agg", "mean")
+    LABELS["relational"] = PREDICTOR_LABELS["relational"] = f"relational ({agg})"   # read by the forked workers
     # titles at a fixed height above their axes (no figure has tick labels on top): spares
     # matplotlib a search for overlaps that costs a tenth of the drawing time
     plt.rcParams["axes.titley"] = 1.0
@@ -527,18 +584,22 @@ def main(argv=None) -> int:
         figures = {**FIGURES, **(ATTENTION_FIGURES if "attention" in run else {})}
     jobs = [(run, args.out, [n for n in group if n in figures]) for group in WORKER_GROUPS
             if any(n in figures for n in group)]
-    if "fork" in multiprocessing.get_all_start_methods():   # two processes share the figures
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            errors = sum(pool.starmap(draw_to_temp, jobs), [])
-    else:
-        errors = sum((draw_to_temp(*job) for job in jobs), [])
     temps = {name: os.path.join(args.out, TEMP_PREFIX + name) for name in figures}
-    if errors:                                   # no partial output: drop every temp file
-        for path in temps.values():
-            if os.path.exists(path):
-                os.remove(path)
-        if created:
-            os.rmdir(args.out)
+    errors = ["interrupted"]
+    try:
+        if "fork" in multiprocessing.get_all_start_methods():   # two processes share the figures
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                errors = sum(pool.starmap(draw_to_temp, jobs), [])
+        else:
+            errors = sum((draw_to_temp(*job) for job in jobs), [])
+    finally:
+        if errors:                               # no partial output: drop every temp file
+            for path in temps.values():
+                if os.path.exists(path):
+                    os.remove(path)
+            if created and not os.listdir(args.out):
+                os.rmdir(args.out)
+    if errors:
         print(f"error: --run {args.run}: malformed data for {errors[0]}", file=sys.stderr)
         return 2
     for name, path in temps.items():

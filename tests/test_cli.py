@@ -126,7 +126,11 @@ def test_committed_results_come_from_committed_code(name):
         sha = hashlib.sha256(f.read()).hexdigest()
     envs = [v["env"] for v in result["variants"].values()] if "variants" in result else [result["env"]]
     for env in envs:
-        assert env["source_sha256"] == sha, f"{name} is stale: regenerate it with the command in the README"
+        assert env["source_sha256"] == sha, (
+            f"{name} was not written by the committed relational_nem_bouncing_balls.py: if a run of yours "
+            f"overwrote it, restore it with `git checkout -- {name}`; if the script changed, regenerate it "
+            f"with the commands of docs/results.md")
     if name != "sweep.json":
+        assert result["env"]["dtype"] == "float64" and result["env"]["numbers_depend_on"] == "source_sha256, config"
         assert result["config"]["seed"] == 0 and not result["config"]["quick"]
         assert result["config"]["agg"] == ("attention" if name == "run_attention.json" else "mean")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import MAIN, ROOT, assert_one_line_error, run_script
+from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
 
 TINY = ["--epochs", "1", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8", "--t-long", "12",
         "--eval-k", "3,4", "--n-samples", "1"]
@@ -287,3 +287,69 @@ def test_aggregate_checks_types(tmp_path, change, message):
     R.write_json_atomic(str(tmp_path / "seed_0.json"), payload)
     assert_one_line_error(run_script(MAIN, "--aggregate", "seed_0.json", cwd=tmp_path),
                           "--aggregate seed_0.json: malformed per-seed JSON (" + message.split("(", 1)[-1])
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quick")
+    done = run_script(MAIN, *TINY, "--out", "run.json", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return json.loads((folder / "run.json").read_text())
+
+
+@pytest.mark.parametrize("script", [VIZ, GIF])
+@pytest.mark.parametrize("change,message", [
+    (lambda r: r.update(samples=[1, 2]), "samples must be an object"),
+    (lambda r: r["samples"].update(radius=1e9), "radius must be a number in (0, 0.25)"),
+    (lambda r: r["samples"].update(relational="abc"), "relational is not an array of numbers"),
+    (lambda r: r["samples"].update(relational=[[[0.5, 0.5]]] * 3), "relational must be finite numbers of shape"),
+    (lambda r: r["samples"].update(relational=[[[[0.5, 0.5, 0.0, 0.0]]]] * 2), "relational has shape (2, 1, 1, 4)"),
+])
+def test_companions_check_types(tmp_path, quick_run, script, change, message):
+    run = json.loads(json.dumps(quick_run))
+    change(run)
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert_one_line_error(run_script(script, "--out", "out.gif" if script == GIF else "figs", cwd=tmp_path), message)
+    assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_visualize_checks_section_types(tmp_path, quick_run):
+    run = dict(quick_run, rollout=[1, 2])
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert_one_line_error(run_script(VIZ, cwd=tmp_path), "rollout must be a non-empty object")
+    run = dict(quick_run, rollout={"4": [1]})                      # passes the check, fails while drawing
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    assert_one_line_error(run_script(VIZ, cwd=tmp_path), "malformed data for")
+    assert os.listdir(tmp_path) == ["run.json"]
+
+
+def test_gif_fps_range_and_atomic_write(tmp_path, quick_run):
+    (tmp_path / "run.json").write_text(json.dumps(quick_run))
+    (tmp_path / "old.gif").write_bytes(b"GIF89a previous")
+    for fps in ("0.001", "0", "nan", "51"):
+        assert_one_line_error(run_script(GIF, "--fps", fps, "--out", "old.gif", cwd=tmp_path), "--fps must be in [0.1, 50]")
+    done = run_script(GIF, "--fps", "0.1", "--out", "slow.gif", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    # a crash while writing (the GIF writer fails) leaves the old file whole and no temporary file
+    sys.path.insert(0, ROOT)
+    import make_relational_nem_bouncing_balls_gif as G
+
+    def failing_write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half a GIF")
+        raise OSError("disk full")
+    with pytest.raises(OSError):
+        G.write_atomic(str(tmp_path / "old.gif"), failing_write, ".gif")
+    assert (tmp_path / "old.gif").read_bytes() == b"GIF89a previous"
+    assert sorted(os.listdir(tmp_path)) == ["old.gif", "run.json", "slow.gif"]
+
+
+def test_gif_has_titles_and_a_step_line(quick_run):
+    import make_relational_nem_bouncing_balls_gif as G
+    frames, palette = G.build_frames(quick_run["samples"], 0, 64, quick_run["config"])
+    ink = np.flatnonzero((palette == 0).all(axis=1))[0]              # black: text only
+    assert (frames[:, :G.TITLE] == ink).any(axis=(1, 2)).all()       # titles on every frame
+    footer = frames[:, -G.TITLE:] == ink
+    assert footer.any(axis=(1, 2)).all()
+    assert not (footer[0] == footer[-1]).all()                       # the step number changes
+    assert G.panel_titles({"agg": "attention"})["relational"] == "relational (attention)"
