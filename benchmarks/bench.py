@@ -1,6 +1,11 @@
-"""Micro-benchmarks behind the README's performance table.
+"""Micro-benchmarks behind docs/performance.md.
 
-    python3 benchmarks/bench.py            # data generation, training-step and overhead timings
+    python3 benchmarks/bench.py            # the floor, data generation, training-step and overhead timings
+
+Every timing is also given as a ratio to the floor: the time this machine takes for the
+282 240 float64 products of a (128, 64) by a (64, 64) matrix on one thread that the hidden
+64->64 layer of both default models costs over a full default run (2 models x 11 760 steps x
+4 BPTT steps x 3 products). Machines of one kind differ by up to 2x, so compare ratios.
 
 This VM's speed drifts by tens of percent from one second to the next, so each figure is the
 minimum over many short repeats, and the things compared (two models, tiny and default sizes,
@@ -29,6 +34,23 @@ def interleaved_min(runs: dict, repeats: int) -> dict:
     return best
 
 
+FLOOR_PRODUCTS = 2 * 11760 * 4 * 3
+
+
+def floor_seconds(reps=5, n=20000) -> float:
+    """The floor: best of `reps` timings of n (128, 64) @ (64, 64) float64 products, scaled to FLOOR_PRODUCTS."""
+    rng = np.random.default_rng(0)
+    a, b = rng.random((128, 64)), rng.random((64, 64))
+    out = np.empty((128, 64))
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        for _ in range(n):
+            np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - t)
+    return best * FLOOR_PRODUCTS / n
+
+
 def training_steps(model, windows):
     """A function that runs one optimizer step (BPTT loss and gradients, clipping, Adam) per window."""
     t_bptt, batch, k = windows[0].shape[0] - 1, windows[0].shape[1], windows[0].shape[2]
@@ -53,8 +75,9 @@ def bench_data(n=300, steps=25, k=4):
           f"speed-up {best['per_sequence'] / best['vectorised']:.0f}x")
 
 
-def bench_steps(k=4, batch=32, t_bptt=4, n_windows=20, repeats=40, dtype=np.float32):
-    """Both models at the default sizes, on windows of real training data."""
+def bench_steps(floor, k=4, batch=32, t_bptt=4, n_windows=20, repeats=40, dtype=np.float64):
+    """Both models at the default sizes, on windows of real training data; also as the ratio of
+    a full run's 11 760 steps of that model to the floor."""
     train = R.make_dataset(300, 25, k, 0.05, 0.11, np.random.default_rng(0))
     data = np.ascontiguousarray(train.transpose(1, 0, 2, 3), dtype)
     rng = np.random.default_rng(1)
@@ -65,10 +88,11 @@ def bench_steps(k=4, batch=32, t_bptt=4, n_windows=20, repeats=40, dtype=np.floa
             for kind in R.MODEL_KINDS}
     for kind, seconds in interleaved_min(runs, repeats).items():
         per_step = seconds / n_windows
-        print(f"{kind:>14} K={k}: {per_step * 1e6:.0f} us per optimizer step ({1 / per_step:.0f} steps/s)")
+        print(f"{kind:>14} K={k} {np.dtype(dtype).name}: {per_step * 1e6:.0f} us per optimizer step "
+              f"({1 / per_step:.0f} steps/s); 11 760 steps = {11760 * per_step / floor:.2f} x the floor")
 
 
-def bench_overhead(n_windows=20, repeats=40, dtype=np.float32):
+def bench_overhead(n_windows=20, repeats=40, dtype=np.float64):
     """The fixed cost of a training step: the same code on a batch of one sequence of two balls
     with 2 hidden units (next to no arithmetic: Python and numpy's per-call overhead) against the
     default sizes (32 sequences of 4 balls, 64 hidden units)."""
@@ -85,7 +109,7 @@ def bench_overhead(n_windows=20, repeats=40, dtype=np.float32):
               f"the defaults: {tiny / default:.0%} of a step is per-call overhead")
 
 
-def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=10, dtype=np.float32):
+def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=10, dtype=np.float64):
     """Time per optimizer step of each relational variant as K grows (random states: the cost
     depends only on the shapes; K = 16 or 32 balls of radius 0.11 would not fit in the box)."""
     rng = np.random.default_rng(0)
@@ -100,7 +124,10 @@ def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=10, dtype
 
 
 if __name__ == "__main__":
+    floor = floor_seconds()
+    print(f"floor {floor:.2f} s ({FLOOR_PRODUCTS} float64 products of (128, 64) x (64, 64), one thread)")
     bench_data()
-    bench_steps()
+    bench_steps(floor)
+    bench_steps(floor, dtype=np.float32)
     bench_overhead()
     bench_aggregators()

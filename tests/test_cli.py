@@ -2,6 +2,8 @@
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -134,3 +136,18 @@ def test_committed_results_come_from_committed_code(name):
         assert result["env"]["dtype"] == "float64" and result["env"]["numbers_depend_on"] == "source_sha256, config"
         assert result["config"]["seed"] == 0 and not result["config"]["quick"]
         assert result["config"]["agg"] == ("attention" if name == "run_attention.json" else "mean")
+
+
+def test_docs_tables_are_made_from_the_committed_results():
+    sys.path.insert(0, os.path.join(ROOT, "docs"))
+    import tables
+    assert tables.current() == tables.make(), "docs/results.md is out of date: run python3 docs/tables.py --write"
+
+
+def test_readme_python_example_runs():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.split()[-1]) > 0
