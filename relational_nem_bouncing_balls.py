@@ -83,6 +83,12 @@ class Config:
     seed: int = _opt(0, "seed of every random generator of the run")
     quick: bool = _opt(False, "smoke run with a tiny budget, written to run_quick.json (sweep_quick.json); "
                               "explicit flags win; it sets")
+    recipe: str = _opt("stub", "stub: the reference stub's models and training (the default experiment); simulator: "
+                               "the learned simulator (free flight plus learned wall and pair impulses, one-step "
+                               "loss); it changes the defaults listed in SIMULATOR_DEFAULTS",
+                       choices=("stub", "simulator"))
+    masses: bool = _opt(False, "the paper's two ball types: half of the balls (at random) 1.25x the radius and 6x "
+                               "the mass; the state gets the radius as fifth component (simulator recipe only)")
     # data
     k_train: int = _opt(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
                            "(each batch then draws one K; --n-train and --n-val are split evenly)")
@@ -108,6 +114,8 @@ class Config:
     lr: float = _opt(3e-3, "Adam learning rate")
     t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
     grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
+    lr_schedule: str = _opt("constant", "learning rate over training: constant, or cosine decay to 0",
+                            choices=("constant", "cosine"))
     dtype: str = _opt("float64", "float type of training and evaluation: float64 gives the same numbers on every "
                                  "x86-64 machine; float32 is faster but its numbers depend on the BLAS kernel",
                       choices=("float64", "float32"))
@@ -136,15 +144,25 @@ class Config:
         return self.n_train * (self.t_train - self.t_bptt) // self.batch
 
 
+# --recipe simulator: its own training setup (more data, one-step loss, cosine decay), longer
+# rollouts at K = 3..8, its own output files; explicit flags win.
+SIMULATOR_DEFAULTS = dict(n_train=2000, n_val=100, t_train=50, t_bptt=1, batch=64, epochs=2, hidden=32,
+                          lr_schedule="cosine", eval_k=(3, 4, 5, 6, 7, 8), t_eval=100, t_long=200, log_every=1)
 # The --quick smoke run: same model sizes and optimizer, a tiny budget, its own output files.
 QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, t_long=40, log_every=1)
-QUICK_OUT = {"run.json": "run_quick.json", "sweep.json": "sweep_quick.json", "sweep_runs": "sweep_runs_quick"}
 # Config fields that decide the trained weights: with --load-model they come from the file.
-TRAINING_FIELDS = ("k_train", "n_train", "n_val", "t_train", "hidden", "msg_dim", "agg", "epochs", "batch", "lr",
-                   "t_bptt", "grad_clip", "dtype")
+TRAINING_FIELDS = ("recipe", "masses", "k_train", "n_train", "n_val", "t_train", "hidden", "msg_dim", "agg", "epochs",
+                   "batch", "lr", "t_bptt", "grad_clip", "lr_schedule", "dtype")
 # Config fields that only say where output goes or how fast: not part of what a result means.
 OUTPUT_FIELDS = ("seed", "out", "seeds", "jobs", "seed_dir", "log_every", "no_save", "save_model", "aggregate")
 MAX_SEEDS = 10_000
+
+
+def default_out(recipe: str, masses: bool, sweep: bool) -> str:
+    """run.json / sweep.json for the stub's recipe; run_simulator.json, run_simulator_masses.json,
+    sweep_simulator.json, ... otherwise (the seed folders follow: sweep_runs_simulator, ...)."""
+    suffix = ("" if recipe == "stub" else f"_{recipe}") + ("_masses" if masses else "")
+    return f"{'sweep' if sweep else 'run'}{suffix}.json"
 
 
 class ConfigError(ValueError):
@@ -214,16 +232,22 @@ def config_from_args(argv) -> Config:
     k_train = parse_int_list(args["k_train"], "--k-train")
     args["k_train"] = k_train[0] if len(k_train) == 1 else k_train
     args["aggregate"] = tuple(args["aggregate"])
-    if (args["seeds"] or args["aggregate"]) and "out" not in explicit:
-        args["out"] = "sweep.json"
+    if args["recipe"] == "simulator":
+        for name, value in SIMULATOR_DEFAULTS.items():
+            if name not in explicit:
+                args[name] = value
+    if "out" not in explicit:
+        args["out"] = default_out(args["recipe"], args["masses"], bool(args["seeds"] or args["aggregate"]))
+    if "seed_dir" not in explicit:
+        args["seed_dir"] = "sweep_runs" + default_out(args["recipe"], args["masses"], True)[5:-5]
     if args["quick"]:
         for name, value in QUICK.items():
             if name not in explicit:
                 args[name] = value
         explicit |= set(QUICK) - set(TRAINING_FIELDS)              # --quick's evaluation sizes hold with --load-model
-        for name in ("out", "seed_dir"):
+        for name, suffix in (("out", ".json"), ("seed_dir", "")):
             if name not in explicit:
-                args[name] = QUICK_OUT[args[name]]
+                args[name] = args[name][:len(args[name]) - len(suffix)] + "_quick" + suffix
     if args["load_model"]:
         args = merge_loaded_config(args, explicit)
     if "n_attention" not in explicit:
@@ -300,16 +324,22 @@ def validate_config(cfg: Config) -> None:
     for option, ks in (("--n-train", k_list(cfg.k_train)), ("--n-val", k_list(cfg.k_train)), ("--n-train", curriculum)):
         n = getattr(cfg, option[2:].replace("-", "_"))
         need(n >= len(ks), f"{option} {n} is smaller than the {len(ks)} training K; use at least {len(ks)}")
+    need(not cfg.masses or cfg.recipe == "simulator",
+         "--masses needs --recipe simulator (the stub recipe's models read 4-D states without the radius)")
+    need(cfg.recipe == "stub" or cfg.agg == "mean", "--agg chooses the stub recipe's aggregator: not with --recipe "
+                                                     "simulator (its relational model sums gated impulses)")
+    need(cfg.recipe == "stub" or cfg.t_bptt == 1, "--recipe simulator trains on one-step loss: --t-bptt must be 1")
     aggs = cfg.agg.split(",")
     for agg in aggs:
         need(agg in AGGREGATORS, f"--agg must be one of {', '.join(AGGREGATORS)} (got {agg!r})")
     need(len(set(aggs)) == len(aggs), f"--agg lists a variant twice: {cfg.agg}")
     need(len(aggs) == 1 or cfg.seeds, f"--agg takes one of {', '.join(AGGREGATORS)} for a single run "
                                       f"(a comma-separated list with --seeds; got {cfg.agg})")
+    largest = cfg.radius * (HEAVY_RADIUS if cfg.masses else 1.0)
     for k, option in ([(k, "--k-train") for k in k_list(cfg.k_train)] + [(k, "--eval-k") for k in cfg.eval_k]
                       + [(k, "--curriculum") for k in curriculum]):
-        k_max = max_balls(cfg.radius)
-        need(k <= k_max, f"{option} {k}: at most {k_max} balls of radius {cfg.radius} fit at separation "
+        k_max = max_balls(largest)
+        need(k <= k_max, f"{option} {k}: at most {k_max} balls of radius {largest:g} fit at separation "
                          f"{MIN_SEPARATION} r in the unit box; use fewer balls or a smaller --radius")
     check_memory(cfg, curriculum)
     if not cfg.no_save:
@@ -461,27 +491,41 @@ def max_balls(radius: float) -> int:
     return int((1 - 2 * radius + d) ** 2 / (math.pi * d * d / 4))
 
 
-def initial_state(n: int, k: int, radius: float, rng: np.random.Generator,
+HEAVY_RADIUS, HEAVY_MASS = 1.25, 6.0   # the paper's second ball type: 1.25x the radius, 6x the mass
+
+
+def ball_types(n: int, k: int, radius: float, rng: np.random.Generator):
+    """The paper's two ball types, each ball one of them with probability 1/2: radii (n, k)
+    (radius or 1.25 radius) and masses (n, k) (1 or 6)."""
+    heavy = rng.random((n, k)) < 0.5
+    return np.where(heavy, HEAVY_RADIUS * radius, radius), np.where(heavy, HEAVY_MASS, 1.0)
+
+
+def initial_state(n: int, k: int, radius, rng: np.random.Generator,
                   max_restarts: int = 20, tries_per_ball: int = 100):
-    """Random non-overlapping starts: positions (n, k, 2) in [r, 1-r]^2 at least 2.2 r apart,
-    velocities (n, k, 2) with speed uniform in [0.6, 1.0] and direction uniform.
+    """Random non-overlapping starts: positions (n, k, 2) with every centre in [r_i, 1-r_i]^2
+    and any two at least 1.1 (r_i + r_j) apart (2.2 r for equal radii), velocities (n, k, 2)
+    with speed uniform in [0.6, 1.0] and direction uniform. `radius` is one radius for every
+    ball or the radii (n, k) of each.
 
     Balls are placed one at a time, vectorised over sequences: ball i is redrawn in every
-    sequence where it lands closer than 2.2 r to an earlier ball; a sequence in which some
-    ball finds no place after `tries_per_ball` draws is started again from its first ball.
+    sequence where it lands too close to an earlier ball; a sequence in which some ball finds
+    no place after `tries_per_ball` draws is started again from its first ball.
     Raises ValueError when K balls cannot be placed.
     """
-    if k > max_balls(radius):
-        raise ValueError(f"cannot place {k} balls of radius {radius}: at most {max_balls(radius)} fit "
+    r_max = float(np.max(radius))
+    if k > max_balls(r_max):
+        raise ValueError(f"cannot place {k} balls of radius {r_max:g}: at most {max_balls(r_max)} fit "
                          f"at separation {MIN_SEPARATION} r in the unit box")
+    radii = np.broadcast_to(np.asarray(radius, np.float64), (n, k))
     pos = np.empty((n, k, 2))
     pending = np.arange(n)                                  # sequences still to place
     for _ in range(max_restarts):
-        pending = _place_balls(pos, pending, radius, rng, tries_per_ball)
+        pending = _place_balls(pos, pending, radii, rng, tries_per_ball)
         if len(pending) == 0:
             break
     else:
-        raise ValueError(f"could not place {k} balls of radius {radius} at separation {MIN_SEPARATION} r "
+        raise ValueError(f"could not place {k} balls of radius {r_max:g} at separation {MIN_SEPARATION} r "
                          f"after {max_restarts} restarts; use fewer balls or a smaller --radius")
     speed = rng.uniform(*SPEED_RANGE, size=(n, k))
     angle = rng.uniform(0.0, 2.0 * np.pi, size=(n, k))
@@ -489,18 +533,19 @@ def initial_state(n: int, k: int, radius: float, rng: np.random.Generator,
     return pos, vel
 
 
-def _place_balls(pos, seqs, radius, rng, tries_per_ball):
-    """Draw every ball of the sequences `seqs` in pos (n, k, 2) in place, ball by ball;
-    returns the sequences in which some ball found no free place (to be started again)."""
+def _place_balls(pos, seqs, radii, rng, tries_per_ball):
+    """Draw every ball of the sequences `seqs` in pos (n, k, 2) in place, ball by ball (radii
+    (n, k)); returns the sequences in which some ball found no free place (to be started again)."""
     k = pos.shape[1]
-    min_dist = MIN_SEPARATION * radius
     active, stuck = seqs, []
     for i in range(k):
         todo = active
         for _ in range(tries_per_ball):
-            pos[todo, i] = rng.uniform(radius, 1.0 - radius, size=(len(todo), 2))
-            gap = np.linalg.norm(pos[todo, :i] - pos[todo, i:i + 1], axis=-1).min(axis=1, initial=np.inf)
-            todo = todo[gap < min_dist]                                      # (m,) still overlapping
+            r = radii[todo, i, None]                                         # (m, 1)
+            pos[todo, i] = rng.uniform(r, 1.0 - r, size=(len(todo), 2))
+            min_dist = 0.5 * MIN_SEPARATION * (radii[todo, :i] + r)          # (m, i) 1.1 (r_i + r_j)
+            gap = np.linalg.norm(pos[todo, :i] - pos[todo, i:i + 1], axis=-1) - min_dist
+            todo = todo[gap.min(axis=1, initial=np.inf) < 0]                 # (m,) still too close
             if len(todo) == 0:
                 break
         if len(todo):
@@ -509,16 +554,19 @@ def _place_balls(pos, seqs, radius, rng, tries_per_ball):
     return np.concatenate(stuck) if stuck else seqs[:0]
 
 
-def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: float,
-             return_events: bool = False, collide: bool = True):
+def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius,
+             return_events: bool = False, collide: bool = True, mass=None):
     """Roll the physics forward; returns states (n_steps, n, k, 4) = (x, y, vx, vy).
 
     The state is recorded before each update. One update: explicit Euler move; then ball
-    pairs (i < j, one at a time) that overlap and approach exchange the normal component
-    of their velocities and are pushed apart by half the overlap each; then the wall pass
-    mirrors any position outside [r, 1-r] back inside and points its velocity inwards.
-    The wall pass comes last, so every recorded position lies in [r, 1-r] exactly.
-    Equal masses: kinetic energy and, in pair collisions, momentum are conserved.
+    pairs (i < j, one at a time) that overlap and approach collide elastically along their line
+    of centres n: with inverse masses w = 1/m, the impulse J = 2 ((v_i - v_j).n) / (w_i + w_j)
+    gives v_i -= J w_i n, v_j += J w_j n (equal masses: the normal components are exchanged), and
+    each is pushed apart by half the overlap; then the wall pass mirrors any centre outside
+    [r_i, 1-r_i] back inside and points its velocity inwards. The wall pass comes last, so
+    every recorded centre lies in [r_i, 1-r_i] exactly. Kinetic energy is conserved, and
+    momentum in every pair collision. `radius`: one radius or the radii (n, k); `mass`: None
+    (equal masses) or the masses (n, k).
 
     With return_events, also returns {"wall": (n_steps, n, k) bool, "pair": (n_steps, n, k, k)
     bool}: True where that ball bounced off a wall / that pair collided during the step that
@@ -528,7 +576,9 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: 
     pos = np.array(pos, dtype=np.float64)            # (n, k, 2)
     vel = np.array(vel, dtype=np.float64)            # (n, k, 2)
     n, k, _ = pos.shape
-    lo, hi = radius, 1.0 - radius
+    radii = np.broadcast_to(np.asarray(radius, np.float64), (n, k))
+    lo, hi = radii[..., None], 1.0 - radii[..., None]                        # (n, k, 1) wall limits
+    inv_mass = None if mass is None else 1.0 / np.broadcast_to(np.asarray(mass, np.float64), (n, k))
     states = np.empty((n_steps, n, k, 4))
     wall_events = np.zeros((n_steps, n, k), dtype=bool)
     pair_events = np.zeros((n_steps, n, k, k), dtype=bool)
@@ -542,16 +592,22 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: 
             dist = np.sqrt(offset[:, 0] * offset[:, 0] + offset[:, 1] * offset[:, 1])   # (n,)
             rel_vel = vel[:, j] - vel[:, i]
             approaching = rel_vel[:, 0] * offset[:, 0] + rel_vel[:, 1] * offset[:, 1] < 0
-            hit = (dist < 2 * radius) & approaching & (dist > 0)
+            contact = radii[:, i] + radii[:, j]                              # (n,) r_i + r_j
+            hit = (dist < contact) & approaching & (dist > 0)
             if not hit.any():
                 continue
             normal = offset[hit] / dist[hit, None]                           # (h, 2) unit i -> j
             vi, vj = vel[hit, i], vel[hit, j]
-            # exchange the normal components: vi_n <-> vj_n
+            # (v_i - v_j).n n: the normal component of the relative velocity
             transfer = ((vi[:, 0] - vj[:, 0]) * normal[:, 0] + (vi[:, 1] - vj[:, 1]) * normal[:, 1])[:, None] * normal
-            vel[hit, i] = vi - transfer
-            vel[hit, j] = vj + transfer
-            push = (0.5 * (2 * radius - dist[hit]))[:, None] * normal       # half the overlap each
+            if inv_mass is None:                                             # equal masses: exchange it
+                vel[hit, i] = vi - transfer
+                vel[hit, j] = vj + transfer
+            else:                                                            # J w_i n = 2 w_i / (w_i + w_j) ...
+                wi, wj = inv_mass[hit, i, None], inv_mass[hit, j, None]
+                vel[hit, i] = vi - (2.0 * wi / (wi + wj)) * transfer
+                vel[hit, j] = vj + (2.0 * wj / (wi + wj)) * transfer
+            push = (0.5 * (contact[hit] - dist[hit]))[:, None] * normal     # half the overlap each
             pos[hit, i] -= push
             pos[hit, j] += push
             pair_events[t, hit, i, j] = pair_events[t, hit, j, i] = True
@@ -569,10 +625,31 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius: 
     return states
 
 
-def make_dataset(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np.random.Generator) -> np.ndarray:
-    """n simulated sequences, shape (n, n_steps, k, 4), float64."""
-    pos, vel = initial_state(n, k, radius, rng)
-    return simulate(pos, vel, n_steps, dt, radius).transpose(1, 0, 2, 3).copy()
+def simulate_sequences(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np.random.Generator,
+                       masses: bool = False):
+    """n fresh sequences: (states (n_steps, n, k, D), events), D = 4, or 5 with masses (the radius
+    of each ball appended: what the models see of its type)."""
+    radii, mass = ball_types(n, k, radius, rng) if masses else (radius, None)
+    # two sizes pack less easily: more draws before a sequence starts again (equal radii keep the
+    # limits, and so their data, of the stub's experiment)
+    pos, vel = initial_state(n, k, radii, rng, **(dict(max_restarts=100, tries_per_ball=300) if masses else {}))
+    states, events = simulate(pos, vel, n_steps, dt, radii, return_events=True, mass=mass)
+    if masses:
+        states = np.concatenate([states, np.broadcast_to(radii, states.shape[:3])[..., None]], axis=-1)
+    return states, events
+
+
+def make_dataset(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np.random.Generator,
+                 masses: bool = False) -> np.ndarray:
+    """n simulated sequences, shape (n, n_steps, k, D), float64."""
+    return simulate_sequences(n, n_steps, k, dt, radius, rng, masses)[0].transpose(1, 0, 2, 3).copy()
+
+
+def ball_masses(states: np.ndarray, radius: float) -> np.ndarray:
+    """(..., K) mass of every ball of states (..., K, D): 1, or HEAVY_MASS for the larger radius."""
+    if states.shape[-1] < 5:
+        return np.ones(states.shape[:-1])
+    return np.where(states[..., 4] > 1.1 * radius, HEAVY_MASS, 1.0)
 
 
 # ----------------------------------------------------------------------------- parameters and layers
@@ -1167,11 +1244,249 @@ class RelationalDynamics(DynamicsModel):
         return out
 
 
-def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None) -> DynamicsModel:
+def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None):
+    """The `kind` model of cfg's recipe."""
     dtype = dtype or cfg.dtype
+    if cfg.recipe == "simulator":
+        return SimulatorModel(kind, cfg.hidden, cfg.radius, cfg.dt, rng=rng, dtype=dtype)
     if kind == "non_relational":
         return NonRelationalDynamics(cfg.hidden, rng=rng, dtype=dtype)
     return RelationalDynamics(cfg.hidden, cfg.msg_dim, rng=rng, dtype=dtype, agg=cfg.agg)
+
+
+# ----------------------------------------------------------------------------- the simulator recipe
+# A learned simulator built on free flight. Each step starts from x~ = x + dt v and adds
+# corrections whose form is physics and whose timing is learned:
+#   walls (both kinds): per ball and axis, a gate q = sigmoid(MLP_wall(gap features)) mirrors
+#       the centre at the wall the ball heads to and reverses that velocity component:
+#       dpos = 2 q g sign(v), dv = -2 q v, with g the look-ahead gap to that wall
+#       (q = 1 exactly when g < 0 is the simulator's wall pass);
+#   pairs (relational only): per ordered pair within reach (rho < r_k + r_j + r0, the others
+#       contribute exactly zero), a gate p = sigmoid(MLP_pair(pair features)) scales the elastic
+#       impulse along the line of centres n_kj: J_kj = 2 p u_kj / (w_k + w_j) with u_kj the
+#       approach speed, dv_k = -sum_j J_kj w_k n_kj, and pushes the pair apart by p times half
+#       their overlap. The features are symmetric in k and j, so p_kj = p_jk, J_kj = J_jk and
+#       momentum sum_k v_k / w_k is conserved by construction; energy too wherever p is 0 or 1;
+#   masses: inverse masses w_k = exp(alpha (r_k - r0) / r0) of the visible radius, alpha learned
+#       (equal radii: w = 1, and alpha gets no gradient).
+# The per-ball model is the same design without the pair term.
+SIM_WALL_FEATURES = 3   # look-ahead gap, current gap, |v| dt; in units of r0
+SIM_PAIR_FEATURES = 4   # look-ahead gap rho - c, current gap, approach speed u dt, c - 2 r0; in units of r0
+SIM_GATE_BIAS = -4.0    # gates start near 0: training starts from free flight
+
+
+def affine_forward(x, W, b):
+    """x (N, D) -> x W + b (N, M); cache (x, W)."""
+    return x @ W + b, (x, W)
+
+
+def affine_backward(dout, cache):
+    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
+    x, W = cache
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+def gate_mlp_forward(P: dict, name: str, x: np.ndarray, n_layers: int):
+    """sigmoid(MLP(x)): ReLU hidden layers, one linear output unit. x (N, D) -> (gate (N,), cache)."""
+    caches, h = [], x
+    for l in range(n_layers):
+        z, cache = affine_forward(h, P[f"{name}.W{l}"], P[f"{name}.b{l}"])
+        caches.append(cache)
+        h = np.maximum(z, 0.0) if l < n_layers - 1 else z          # (N, H) ... (N, 1)
+        if l < n_layers - 1:
+            caches.append(z > 0)
+    gate = 1.0 / (1.0 + np.exp(-h[:, 0]))                          # (N,)
+    return gate, (caches, gate)
+
+
+def gate_mlp_backward(dgate: np.ndarray, cache, name: str, n_layers: int, G: dict) -> np.ndarray:
+    """Accumulates into G the parameter gradients of sum(dgate * gate); returns dL/dx (N, D)."""
+    caches, gate = cache
+    d = (dgate * gate * (1.0 - gate))[:, None]                     # (N, 1) through the sigmoid
+    for l in reversed(range(n_layers)):
+        if l < n_layers - 1:
+            d = d * caches[2 * l + 1]                              # ReLU'
+        d, dW, db = affine_backward(d, caches[2 * l])
+        G[f"{name}.W{l}"] += dW
+        G[f"{name}.b{l}"] += db
+    return d
+
+
+class SimulatorModel:
+    """The simulator recipe's per-ball (kind "non_relational") or relational model: one step
+    S (B, K, D) -> S' with D = 4 (x, y, vx, vy; radius `radius` for every ball) or D = 5 (the
+    radius as fifth component, copied). See the section comment for the maths.
+
+    forward(S) -> (S' - S, cache) and rollout() work as for the stub's models;
+    loss_and_grads(S, target) gives the one-step loss and its gradient (plain forward/backward).
+    """
+
+    recipe = "simulator"
+
+    def __init__(self, kind: str, hidden: int, radius: float, dt: float, rng=None, dtype=np.float64,
+                 layers: int = 3):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.kind, self.r0, self.dt, self.n_layers = kind, radius, dt, layers
+        self.dtype = np.dtype(dtype)
+        shapes = {}
+        blocks = [("wall", SIM_WALL_FEATURES)] + ([("pair", SIM_PAIR_FEATURES)] if kind == "relational" else [])
+        for name, n_in in blocks:
+            sizes = (n_in,) + (hidden,) * (layers - 1) + (1,)
+            for l in range(layers):
+                shapes[f"{name}.W{l}"] = (sizes[l], sizes[l + 1])
+                shapes[f"{name}.b{l}"] = (sizes[l + 1],)
+        if kind == "relational":
+            shapes["mass.alpha"] = (1,)
+        self.blocks = [name for name, _ in blocks]
+        self.layout = ParamBuffer(shapes)
+        self.flat = np.zeros(self.layout.size, self.dtype)
+        self.params = self.layout.views(self.flat)
+        for name, n_in in blocks:
+            for l in range(layers):
+                W = self.params[f"{name}.W{l}"]
+                W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / W.shape[0])
+            self.params[f"{name}.b{layers - 1}"][...] = SIM_GATE_BIAS
+        self.loss_scale = np.ones(2)                               # 1 / sigma^2 of position, velocity residuals
+        self.hard_gates = True      # every gate rounded to 0 or 1 (evaluation); training sets it False
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.size
+
+    def make_workspace(self, n_steps, batch, k):
+        return None                                                # plain passes: nothing preallocated
+
+    def radii(self, S: np.ndarray) -> np.ndarray:
+        """(B, K) radius of every ball: the fifth state component, or r0."""
+        return S[..., 4] if S.shape[-1] == 5 else np.full(S.shape[:2], self.r0, S.dtype)
+
+    # --- walls
+    def walls_forward(self, x, r, x1, v1):
+        """The simulator's wall pass, gated: per ball and axis, at the wall nearest to x1, a gate
+        q = sigmoid(MLP_wall(gap of x1, gap of x, inward speed of v1)) mirrors x1 at that wall and
+        points v1 inwards; x1, v1 (B, K, 2): after free flight and the pair impulses, r (B, K):
+            x' = x1 - 2 q (x1 - wall),  v' = v1 + q (inward |v1| - v1)
+        (q = 1 exactly when x1 is beyond the wall is the simulator's rule). Returns (x', v', cache)."""
+        lo, hi = r[..., None], 1.0 - r[..., None]
+        low = x1 < 0.5                                             # nearest wall: the low one
+        inward = np.where(low, 1.0, -1.0)
+        wall = np.where(low, lo, hi)                               # (B, K, 2) its coordinate
+        feats = np.stack([inward * (x1 - wall) / self.r0, inward * (x - wall) / self.r0,
+                          -inward * v1 * self.dt / self.r0], axis=-1)   # gaps (< 0: beyond), speed towards it
+        q, gate_cache = gate_mlp_forward(self.params, "wall", feats.reshape(-1, SIM_WALL_FEATURES), self.n_layers)
+        q = q.reshape(x1.shape)                                    # (B, K, 2)
+        if self.hard_gates:
+            q = (q > 0.5).astype(q.dtype)
+        x_out = x1 - 2.0 * q * (x1 - wall)                         # mirror at the wall
+        v_out = v1 + q * (inward * np.abs(v1) - v1)                # point inwards
+        return x_out, v_out, (gate_cache, q, x1, v1, wall, inward)
+
+    def walls_backward(self, d_x, d_v, cache, G):
+        """Accumulates the gate parameters' gradients into G; returns (dL/dx1, dL/dv1)."""
+        gate_cache, q, x1, v1, wall, inward = cache
+        dq = d_x * -2.0 * (x1 - wall) + d_v * (inward * np.abs(v1) - v1)   # (B, K, 2)
+        d_feats = gate_mlp_backward(dq.reshape(-1), gate_cache, "wall", self.n_layers, G).reshape(x1.shape + (3,))
+        d_x1 = d_x * (1.0 - 2.0 * q) + d_feats[..., 0] * inward / self.r0
+        d_v1 = d_v * (1.0 - q + q * inward * np.sign(v1)) - d_feats[..., 2] * inward * self.dt / self.r0
+        return d_x1, d_v1
+
+    # --- pairs
+    def pairs_forward(self, x, v, xf, r):
+        """Impulses and pushes of every ordered pair within reach -> (dpos, dv (B, K, 2), cache)."""
+        B, K, _ = x.shape
+        off = xf[:, None, :, :] - xf[:, :, None, :]                # (B, K, K, 2) [b, k, j] = xf_j - xf_k
+        rho = np.sqrt((off ** 2).sum(-1))                          # (B, K, K)
+        diag = np.eye(K, dtype=bool)
+        rho_safe = np.where(diag, 1.0, rho)
+        n = off / rho_safe[..., None]                              # unit k -> j
+        c = r[:, :, None] + r[:, None, :]                          # r_k + r_j
+        u = ((v[:, :, None, :] - v[:, None, :, :]) * n).sum(-1)    # (v_k - v_j).n_kj > 0: approaching
+        near = ~diag & (rho < c + self.r0)                         # pairs within reach; the rest give 0
+        dist_now = np.sqrt(((x[:, None, :, :] - x[:, :, None, :]) ** 2).sum(-1))
+        feats = np.stack([(rho - c) / self.r0, (dist_now - c) / self.r0, u * self.dt / self.r0,
+                          (c - 2.0 * self.r0) / self.r0], axis=-1)[near]      # (P, 4), symmetric in k, j
+        p = np.zeros((B, K, K), x.dtype)
+        gate_cache = None
+        if near.any():
+            p_near, gate_cache = gate_mlp_forward(self.params, "pair", feats, self.n_layers)
+            p[near] = (p_near > 0.5) if self.hard_gates else p_near
+        w = np.exp(self.params["mass.alpha"][0] * (r - self.r0) / self.r0)    # (B, K) inverse masses
+        S = w[:, :, None] + w[:, None, :]                          # w_k + w_j
+        phi = w[:, :, None] / S                                    # w_k / (w_k + w_j)
+        overlap = np.maximum(c - rho, 0.0)
+        dv = -((2.0 * p * u * phi)[..., None] * n).sum(axis=2)     # -sum_j J_kj w_k n_kj
+        dpos = -((0.5 * p * overlap)[..., None] * n).sum(axis=2)   # -sum_j p (c - rho)+ / 2 n_kj
+        return dpos, dv, (gate_cache, near, p, u, phi, w, S, overlap, n, r)
+
+    def pairs_backward(self, d_dpos, d_dv, cache, G):
+        gate_cache, near, p, u, phi, w, S, overlap, n, r = cache
+        dv_n = (d_dv[:, :, None, :] * n).sum(-1)                   # (B, K, K) d_dv_k . n_kj
+        dpos_n = (d_dpos[:, :, None, :] * n).sum(-1)
+        dp = -2.0 * u * phi * dv_n - 0.5 * overlap * dpos_n
+        if gate_cache is not None:
+            gate_mlp_backward(dp[near], gate_cache, "pair", self.n_layers, G)
+        d_phi = -2.0 * p * u * dv_n                                # dL/d phi_kj
+        # phi_kj = w_k / S_kj: d phi_kj / d w_k = w_j / S^2, d phi_jk / d w_k = -w_j / S^2
+        d_w = ((d_phi - d_phi.transpose(0, 2, 1)) * w[:, None, :] / S ** 2).sum(axis=2)   # (B, K)
+        G["mass.alpha"] += (d_w * w * (r - self.r0) / self.r0).sum()
+
+    def restore_energy(self, v, v1, pair_cache):
+        """With hard gates each pair impulse is elastic, but impulses applied at once to a ball in
+        contact with two others are not. Per sequence, the velocities of the balls that received
+        an impulse are scaled about their centre-of-mass velocity so that their kinetic energy is
+        what it was: momentum unchanged, and a no-op (lambda = 1) for single collisions."""
+        p, w = pair_cache[2], pair_cache[5]
+        hit = (p > 0).any(axis=2)                                  # (B, K) received an impulse
+        m = np.where(hit, 1.0 / w, 0.0)                            # masses of those balls
+        M = m.sum(axis=1, keepdims=True)                           # (B, 1)
+        v_cm = (m[..., None] * v1).sum(axis=1) / np.maximum(M, 1e-12)            # (B, 2)
+        e_before = (m * (v ** 2).sum(-1)).sum(axis=1)              # 2 x kinetic energy
+        rel = v1 - v_cm[:, None, :]
+        e_rel = (m * (rel ** 2).sum(-1)).sum(axis=1)
+        e_cm = M[:, 0] * (v_cm ** 2).sum(-1)
+        lam = np.sqrt(np.maximum(e_before - e_cm, 0.0) / np.where(e_rel > 0, e_rel, 1.0))   # (B,)
+        return np.where(hit[..., None], v_cm[:, None, :] + lam[:, None, None] * rel, v1)
+
+    # --- one step
+    def step_forward(self, S: np.ndarray):
+        """S (B, K, D) -> (S' (B, K, D), cache): free flight, pair impulses, then walls."""
+        x, v, r = S[..., :2], S[..., 2:4], self.radii(S)
+        xf = x + self.dt * v                                       # free flight
+        x1, v1, pair_cache = xf, v, None
+        if self.kind == "relational":
+            dpos, dv, pair_cache = self.pairs_forward(x, v, xf, r)
+            x1, v1 = xf + dpos, v + dv                             # after the pair impulses and pushes
+            if self.hard_gates:
+                v1 = self.restore_energy(v, v1, pair_cache)
+        out = S.copy()
+        out[..., :2], out[..., 2:4], wall_cache = self.walls_forward(x, r, x1, v1)
+        return out, (wall_cache, pair_cache)
+
+    def step_backward(self, d_out: np.ndarray, cache) -> np.ndarray:
+        """Gradient vector (like flat) of sum(d_out * S') for one step_forward."""
+        wall_cache, pair_cache = cache
+        grad = np.zeros_like(self.flat)
+        G = self.layout.views(grad)
+        d_x1, d_v1 = self.walls_backward(d_out[..., :2], d_out[..., 2:4], wall_cache, G)
+        if pair_cache is not None:
+            self.pairs_backward(d_x1, d_v1, pair_cache, G)
+        return grad
+
+    def forward(self, S, ws=None, t=0):
+        """(S' - S (B, K, D), cache): the stub models' interface, for rollout() and the baselines."""
+        out, cache = self.step_forward(np.asarray(S, self.dtype))
+        return out - S, cache
+
+    def loss_and_grads(self, S: np.ndarray, target: np.ndarray):
+        """One-step loss: per-element mean of e_x^2 / sigma_x^2 and e_v^2 / sigma_v^2 over
+        S (B, K, D) -> target (B, K, D); returns (loss, gradient vector)."""
+        out, cache = self.step_forward(S)
+        err = out[..., :4] - target[..., :4]                      # (B, K, 4)
+        scale = np.repeat(self.loss_scale, 2)                      # (4,) position, position, velocity, velocity
+        loss = float((err ** 2 * scale).sum()) / err.size
+        d_out = np.zeros_like(out)
+        d_out[..., :4] = 2.0 * err * scale / err.size
+        return loss, self.step_backward(d_out, cache)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -1393,9 +1708,9 @@ def rollout(model: DynamicsModel, init: np.ndarray, n_steps: int, ws: Workspace 
     Every state is clipped to [-ROLLOUT_BOUND, ROLLOUT_BOUND]: a rollout that diverges (the sum
     aggregator can, at K far from training) then gives large finite errors instead of inf/NaN.
     """
-    n, K, _ = init.shape
+    n, K, D = init.shape
     ws = ws if ws is not None else model.make_workspace(1, n, K)
-    traj = np.empty((n_steps, n, K, 4), model.dtype)
+    traj = np.empty((n_steps, n, K, D), model.dtype)
     traj[0] = init
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(1, n_steps):
@@ -1406,37 +1721,48 @@ def rollout(model: DynamicsModel, init: np.ndarray, n_steps: int, ws: Workspace 
 
 
 class Validator:
-    """(val_mse_1step, val_mse_bptt) of a model on validation sequences val (N, T, K, 4),
+    """(val_mse_1step, val_mse_bptt) of a model on validation sequences val (N, T, K, D),
     with inputs and workspaces built once for the per-epoch calls.
 
-    val_mse_1step: per-element MSE of one predicted step from every true state s_t, t < T-1.
-    val_mse_bptt: the training loss (mean over t_bptt closed-loop steps of the per-element MSE)
-    on the non-overlapping windows starting at t = 0, t_bptt, 2 t_bptt, ...
+    val_mse_1step: per-element MSE of (x, y, vx, vy) one predicted step from every true state
+    s_t, t < T-1. val_mse_bptt: the same over t_bptt closed-loop steps (the stub recipe's
+    training loss) on the non-overlapping windows starting at t = 0, t_bptt, 2 t_bptt, ...
     """
 
     def __init__(self, model: DynamicsModel, val: np.ndarray, t_bptt: int):
-        N, T, K, _ = val.shape
+        N, T, K, D = val.shape
         val = val.astype(model.dtype)
         self.model, self.t_bptt = model, t_bptt
-        self.inputs = val[:, :-1].reshape(-1, K, 4)                 # (N (T-1), K, 4)
-        self.targets = val[:, 1:].reshape(-1, K, 4)
+        self.inputs = val[:, :-1].reshape(-1, K, D)                 # (N (T-1), K, D)
+        self.targets = val[:, 1:].reshape(-1, K, D)
         starts = np.arange(0, T - t_bptt, t_bptt)
-        windows = val[:, starts[:, None] + np.arange(t_bptt + 1)]   # (N, W, t_bptt+1, K, 4)
-        self.windows = windows.transpose(2, 0, 1, 3, 4).reshape(t_bptt + 1, -1, K, 4)
+        windows = val[:, starts[:, None] + np.arange(t_bptt + 1)]   # (N, W, t_bptt+1, K, D)
+        self.windows = windows.transpose(2, 0, 1, 3, 4).reshape(t_bptt + 1, -1, K, D)
         self.ws_1step = model.make_workspace(1, len(self.inputs), K)
         self.ws_rollout = model.make_workspace(1, self.windows.shape[1], K)
 
     def __call__(self):
         delta, _ = self.model.forward(self.inputs, self.ws_1step, 0)
-        mse_1 = float(np.mean((self.inputs + delta - self.targets) ** 2))
+        mse_1 = float(np.mean((self.inputs + delta - self.targets)[..., :4] ** 2))
         pred = rollout(self.model, self.windows[0], self.t_bptt + 1, self.ws_rollout)
-        mse_bptt = float(np.mean((pred[1:] - self.windows[1:]) ** 2))
+        mse_bptt = float(np.mean((pred[1:] - self.windows[1:])[..., :4] ** 2))
         return mse_1, mse_bptt
 
 
 def rng_for(seed: int, purpose: str) -> np.random.Generator:
     """One independent generator per (seed, purpose), e.g. rng_for(0, "data/train")."""
     return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
+
+
+def residual_spread(train_tm: dict, dt: float):
+    """(sigma_x, sigma_v): standard deviations over all training transitions of the position
+    residual x_{t+1} - (x_t + dt v_t) and of the velocity change v_{t+1} - v_t (the simulator
+    recipe's loss weighs each by 1 / sigma^2). train_tm: K -> (T, N, K, D)."""
+    dx, dv = [], []
+    for data in train_tm.values():
+        dx.append((data[1:, ..., :2] - data[:-1, ..., :2] - dt * data[:-1, ..., 2:4]).ravel())
+        dv.append((data[1:, ..., 2:4] - data[:-1, ..., 2:4]).ravel())
+    return float(np.std(np.concatenate(dx))), float(np.std(np.concatenate(dv)))
 
 
 def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
@@ -1453,7 +1779,11 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     model = make_model(kind, cfg, rng_for(cfg.seed, f"init/{kind}"), dtype)
     batch_rng = rng_for(cfg.seed, f"batches/{kind}")
     ks = k_list(cfg.k_train)
-    train_tm = {k: np.ascontiguousarray(train[k].transpose(1, 0, 2, 3), dtype=dtype) for k in ks}   # (T, N, K, 4)
+    train_tm = {k: np.ascontiguousarray(train[k].transpose(1, 0, 2, 3), dtype=dtype) for k in ks}   # (T, N, K, D)
+    simulator = cfg.recipe == "simulator"
+    if simulator:                                                   # soft gates; loss in units of the residuals' spread
+        model.hard_gates = False
+        model.loss_scale = 1.0 / np.array(residual_spread(train_tm, cfg.dt)) ** 2
     validators = [Validator(model, val[k], cfg.t_bptt) for k in ks]
     offsets = np.arange(cfg.t_bptt + 1)[:, None]                               # (t_bptt+1, 1)
     workspaces = {k: model.make_workspace(cfg.t_bptt, cfg.batch, k) for k in ks}
@@ -1462,18 +1792,23 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     history = {key: [] for key in ("epoch", "train_loss", "val_mse_1step", "val_mse_bptt", "grad_norm")}
     if len(ks) > 1:
         history["batch_k"] = []
-    step_seconds = 0.0
+    step_seconds, n_steps = 0.0, cfg.epochs * cfg.steps_per_epoch
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         loss_sum = norm_sum = 0.0
         with np.errstate(over="ignore", invalid="ignore"):             # a diverging loss is caught below
-            for _ in range(cfg.steps_per_epoch):
+            for step in range((epoch - 1) * cfg.steps_per_epoch, epoch * cfg.steps_per_epoch):
+                if cfg.lr_schedule == "cosine":
+                    adam.lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
                 k = ks[batch_rng.integers(len(ks))] if len(ks) > 1 else ks[0]
                 T, N = train_tm[k].shape[:2]
                 seq = batch_rng.integers(N, size=cfg.batch)
                 start = batch_rng.integers(T - cfg.t_bptt, size=cfg.batch)
-                window = train_tm[k][start + offsets, seq]                           # (t_bptt+1, B, K, 4)
-                loss, _ = bptt_loss_and_grads(model, window, workspaces[k], grad)
+                window = train_tm[k][start + offsets, seq]                           # (t_bptt+1, B, K, D)
+                if simulator:
+                    loss, grad[...] = model.loss_and_grads(window[0], window[1])
+                else:
+                    loss, _ = bptt_loss_and_grads(model, window, workspaces[k], grad)
                 if len(ks) > 1:
                     history["batch_k"].append(int(k))
                 norm = clip_grad_norm(grad, cfg.grad_clip)
@@ -1494,7 +1829,8 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
             log(f"[{kind:>14}] epoch {epoch:3d}/{cfg.epochs}  train {history['train_loss'][-1]:.5f}  "
                 f"val 1-step {val_1:.5f}  val {cfg.t_bptt}-step {val_b:.5f}  "
                 f"|g| {history['grad_norm'][-1]:.2f}  {rate:.0f} steps/s")
-    n_steps = cfg.epochs * cfg.steps_per_epoch
+    if simulator:
+        model.hard_gates = True
     timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,
               "steps_per_sec": n_steps / step_seconds, "optimizer_steps": n_steps,
               "blas_threads": blas_info()["threads"]}
@@ -1577,16 +1913,26 @@ def make_predictors(models: dict, cfg: Config) -> dict:
             lambda S, m=model: S + m.forward(S.astype(m.dtype))[0])
 
     def free_flight(init, n):
-        return simulate(init[..., :2], init[..., 2:], n, cfg.dt, cfg.radius, collide=False)
+        """The simulator without ball-ball collisions, from init (n_seq, K, D); keeps the radius column."""
+        radii = init[..., 4] if init.shape[-1] == 5 else cfg.radius
+        states = simulate(init[..., :2], init[..., 2:4], n, cfg.dt, radii, collide=False)
+        return with_radii(states, init)
 
     def guess(init, n):
-        pred = np.broadcast_to(UNINFORMED_STATE, (n,) + init.shape).copy()
-        pred[0] = init
+        pred = np.broadcast_to(init, (n,) + init.shape).copy()
+        pred[1:, ..., :4] = UNINFORMED_STATE
         return pred
 
     predictors["constant_velocity"] = (free_flight, lambda S: free_flight(S, 2)[1])
-    predictors["uninformed"] = (guess, lambda S: np.broadcast_to(UNINFORMED_STATE, S.shape))
+    predictors["uninformed"] = (guess, lambda S: guess(S, 2)[1])
     return predictors
+
+
+def with_radii(states: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """states (T, n, K, 4) with the radius column of `like` (n, K, D) appended when D = 5."""
+    if like.shape[-1] == 4:
+        return states
+    return np.concatenate([states, np.broadcast_to(like[..., 4:], states.shape[:3] + (1,))], axis=-1)
 
 
 def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
@@ -1599,9 +1945,9 @@ def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
     diff = pred.astype(np.float64) - truth                          # (T, n, K, 4)
     out = {
         "pos_err": np.sqrt((diff[..., :2] ** 2).sum(-1)).mean(axis=(1, 2)),
-        "vel_err": np.sqrt((diff[..., 2:] ** 2).sum(-1)).mean(axis=(1, 2)),
+        "vel_err": np.sqrt((diff[..., 2:4] ** 2).sum(-1)).mean(axis=(1, 2)),
         "pos_mse": (diff[..., :2] ** 2).mean(axis=(1, 2, 3)),
-        "vel_mse": (diff[..., 2:] ** 2).mean(axis=(1, 2, 3)),
+        "vel_mse": (diff[..., 2:4] ** 2).mean(axis=(1, 2, 3)),
     }
     result = {key: value.tolist() for key, value in out.items()}
     result.update({f"mean_{key}": float(value.mean()) for key, value in out.items()})
@@ -1622,7 +1968,7 @@ def masked_vel_mse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray):
     """Per-element velocity MSE over the (step, sequence, ball) entries where mask is True (None if none)."""
     if not mask.any():
         return None
-    return float(((pred[..., 2:].astype(np.float64) - truth[..., 2:])[mask] ** 2).mean())
+    return float(((pred[..., 2:4].astype(np.float64) - truth[..., 2:4])[mask] ** 2).mean())
 
 
 def one_step_by_event(step_fn, truth: np.ndarray, events: dict) -> dict:
@@ -1633,14 +1979,14 @@ def one_step_by_event(step_fn, truth: np.ndarray, events: dict) -> dict:
     step, else "wall" if it bounced off a wall, else "free". Returns {cls: {pos_mse, vel_mse,
     count}} (per-element MSE; None where count is 0).
     """
-    T, n, K, _ = truth.shape
-    pred = np.asarray(step_fn(truth[:-1].reshape(-1, K, 4)), np.float64).reshape(T - 1, n, K, 4)
-    sq = (pred - truth[1:]) ** 2                                    # (T-1, n, K, 4)
+    T, n, K, D = truth.shape
+    pred = np.asarray(step_fn(truth[:-1].reshape(-1, K, D)), np.float64).reshape(T - 1, n, K, D)
+    sq = (pred - truth[1:]) ** 2                                    # (T-1, n, K, D)
     ball = events["pair"][:-1].any(axis=-1)                         # (T-1, n, K)
     wall = events["wall"][:-1] & ~ball
     classes = {"free": ~ball & ~wall, "wall": wall, "ball": ball}
     return {cls: {"pos_mse": float(sq[..., :2][mask].mean()) if mask.any() else None,
-                  "vel_mse": float(sq[..., 2:][mask].mean()) if mask.any() else None,
+                  "vel_mse": float(sq[..., 2:4][mask].mean()) if mask.any() else None,
                   "count": int(mask.sum())}
             for cls, mask in classes.items()}
 
@@ -1658,24 +2004,61 @@ def pair_distances(states: np.ndarray) -> np.ndarray:
     return np.linalg.norm(states[:, :, i, :2] - states[:, :, j, :2], axis=-1).reshape(T, -1)
 
 
-def long_horizon_metrics(pred: np.ndarray, truth: np.ndarray, radius: float) -> dict:
-    """Per-step measures of a long rollout pred against truth (T, n, K, 4).
+def ball_radii(states: np.ndarray, radius: float) -> np.ndarray:
+    """(..., K) radius of every ball of states (..., K, D): the fifth component, or `radius`."""
+    return states[..., 4] if states.shape[-1] == 5 else np.full(states.shape[:-1], radius)
 
-    vel_err: mean Euclidean velocity error; pair_dist_w1 / speed_w1: 1-Wasserstein distance
+
+def overlap_fraction(states: np.ndarray, radius: float) -> np.ndarray:
+    """(T,) fraction of ball pairs (i < j, over sequences) whose centres are closer than 0.9 (r_i + r_j):
+    overlapping by more than 10 % of their contact distance 2r. states (T, n, K, D)."""
+    i, j = np.triu_indices(states.shape[2], 1)
+    r = ball_radii(states, radius)
+    dist = np.linalg.norm(states[:, :, i, :2] - states[:, :, j, :2], axis=-1)        # (T, n, P)
+    return (dist < 0.9 * (r[:, :, i] + r[:, :, j])).mean(axis=(1, 2))
+
+
+def horizon_steps(pred: np.ndarray, truth: np.ndarray, radius: float) -> np.ndarray:
+    """(n,) per sequence: the first step at which the mean over balls of the position error
+    |d(x, y)| exceeds `radius`; T (the rollout length) where it never does."""
+    err = np.linalg.norm(pred[..., :2] - truth[..., :2], axis=-1).mean(axis=2)       # (T, n)
+    exceeded = err > radius
+    return np.where(exceeded.any(axis=0), exceeded.argmax(axis=0), len(err))
+
+
+def long_horizon_metrics(pred: np.ndarray, truth: np.ndarray, radius: float) -> dict:
+    """Per-step measures of a long rollout pred against truth (T, n, K, D), D = 4 or 5 (radius).
+
+    vel_err: mean Euclidean velocity error; vel_cos: mean over balls and sequences of the cosine
+    between predicted and true velocity; speed_rel_err: mean of | |v_pred| - |v_true| | / |v_true|
+    (the Neural Physics Engine's two measures); pair_dist_w1 / speed_w1: 1-Wasserstein distance
     between the predicted and true distributions (pooled over sequences) of pairwise centre
     distances / ball speeds; outside_frac: fraction of predicted balls whose centre lies outside
-    [r, 1-r]^2, i.e. that overlap a wall; energy_ratio: predicted total kinetic energy over the
-    true one (which is conserved).
+    [r_i, 1-r_i]^2, i.e. that overlap a wall; overlap_frac: fraction of predicted ball pairs
+    overlapping by more than 10 % of 2r (see overlap_fraction); energy_ratio: predicted total
+    kinetic energy (masses from the radii) over the true one, which is conserved.
+    Scalars: horizon, the mean over sequences of horizon_steps (a lower bound where
+    horizon_censored, the fraction of sequences that never exceed it, is above 0).
     """
     pred = pred.astype(np.float64)
-    speed_p, speed_t = (np.linalg.norm(s[..., 2:], axis=-1) for s in (pred, truth))   # (T, n, K)
-    outside = ((pred[..., :2] < radius) | (pred[..., :2] > 1 - radius)).any(axis=-1)
+    vel_p, vel_t = pred[..., 2:4], truth[..., 2:4]
+    speed_p, speed_t = np.linalg.norm(vel_p, axis=-1), np.linalg.norm(vel_t, axis=-1)   # (T, n, K)
+    r = ball_radii(truth, radius)[..., None]                                            # (T, n, K, 1)
+    outside = ((pred[..., :2] < r) | (pred[..., :2] > 1 - r)).any(axis=-1)
+    mass = ball_masses(truth, radius)
+    cos = (vel_p * vel_t).sum(-1) / np.maximum(speed_p * speed_t, 1e-12)
+    steps = horizon_steps(pred, truth, radius)
     return {
-        "vel_err": np.linalg.norm(pred[..., 2:] - truth[..., 2:], axis=-1).mean(axis=(1, 2)).tolist(),
+        "vel_err": np.linalg.norm(vel_p - vel_t, axis=-1).mean(axis=(1, 2)).tolist(),
+        "vel_cos": cos.mean(axis=(1, 2)).tolist(),
+        "speed_rel_err": (np.abs(speed_p - speed_t) / np.maximum(speed_t, 1e-12)).mean(axis=(1, 2)).tolist(),
         "pair_dist_w1": wasserstein1(pair_distances(pred), pair_distances(truth)).tolist(),
         "speed_w1": wasserstein1(speed_p.reshape(len(pred), -1), speed_t.reshape(len(truth), -1)).tolist(),
         "outside_frac": outside.mean(axis=(1, 2)).tolist(),
-        "energy_ratio": ((speed_p ** 2).sum(axis=(1, 2)) / (speed_t ** 2).sum(axis=(1, 2))).tolist(),
+        "overlap_frac": overlap_fraction(pred, radius).tolist(),
+        "energy_ratio": ((mass * speed_p ** 2).sum(axis=(1, 2)) / (mass * speed_t ** 2).sum(axis=(1, 2))).tolist(),
+        "horizon": float(steps.mean()),
+        "horizon_censored": float((steps == len(pred)).mean()),
     }
 
 
@@ -1706,7 +2089,7 @@ def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
             preds[k, name] = pred
         rollouts[str(k)] = entry
         long_truth, _ = long_sets[k]
-        long_horizon[str(k)] = {"T": cfg.t_long, **{
+        long_horizon[str(k)] = {"T": cfg.t_long, "truth_overlap_frac": overlap_fraction(long_truth, cfg.radius).tolist(), **{
             name: long_horizon_metrics(predictors[name][0](long_truth[0], cfg.t_long), long_truth, cfg.radius)
             for name in MODEL_KINDS + ("constant_velocity",)}}
     k_samples = next((k for k in k_list(cfg.k_train) if k in eval_sets), next(iter(eval_sets)))
@@ -1743,7 +2126,7 @@ def attention_geometry(model, truth: np.ndarray, events: dict, n_seq: int) -> di
     states = truth[:, :n_seq]                                       # (T, S, K, 4)
     gates = rollout_gates(model, states.reshape(-1, K, 4)).reshape(T, -1, K, K)
     offset = states[:, :, None, :, :2] - states[:, :, :, None, :2]  # (T, S, K, K, 2): p_j - p_k
-    rel_vel = states[:, :, None, :, 2:] - states[:, :, :, None, 2:]
+    rel_vel = states[:, :, None, :, 2:4] - states[:, :, :, None, 2:4]
     dist = np.linalg.norm(offset, axis=-1)
     off_diag = ~np.eye(K, dtype=bool)
     approach = -(rel_vel * offset).sum(-1) / np.where(off_diag, dist, 1.0)
@@ -1785,10 +2168,11 @@ def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: 
     .npz (numpy arrays only: the metadata is one JSON string, loadable without pickle);
     written to a temporary file and renamed into place."""
     meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(), "config": payload_config(cfg),
-            "models": {model_name(kind): {"kind": kind, "n_params": model.n_params, "dtype": model.dtype.name}
+            "models": {model_name(kind, cfg.recipe): {"kind": kind, "n_params": model.n_params,
+                                                      "dtype": model.dtype.name}
                        for kind, model in models.items()},
             "history": histories, "timing": timings}
-    arrays = {model_name(kind): model.flat for kind, model in models.items()}
+    arrays = {model_name(kind, cfg.recipe): model.flat for kind, model in models.items()}
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npz", dir=folder)
     try:
@@ -1894,20 +2278,23 @@ def write_json_atomic(path: str, payload: dict) -> None:
 
 
 def make_data(cfg: Config):
-    """Training and validation sequences, K -> (n_K, T, K, 4) for every training K, and per
-    evaluation K the closed-loop and long-horizon test sets: K -> (states (T, n, K, 4), events)."""
+    """Training and validation sequences, K -> (n_K, T, K, D) for every training K, and per
+    evaluation K the closed-loop and long-horizon test sets: K -> (states (T, n, K, D), events);
+    D = 4, or 5 with --masses."""
     def test_set(k, n_steps, purpose):
-        pos, vel = initial_state(cfg.n_eval, k, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"))
-        return simulate(pos, vel, n_steps, cfg.dt, cfg.radius, return_events=True)
+        return simulate_sequences(cfg.n_eval, n_steps, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"),
+                                  cfg.masses)
 
     ks = k_list(cfg.k_train)
 
     def split(n, purpose):
         """K -> (n_K, T, K, 4): n sequences split evenly over the training K."""
         if len(ks) == 1:                                            # one K: the stub's single stream
-            return {ks[0]: make_dataset(n, cfg.t_train, ks[0], cfg.dt, cfg.radius, rng_for(cfg.seed, purpose))}
+            return {ks[0]: make_dataset(n, cfg.t_train, ks[0], cfg.dt, cfg.radius, rng_for(cfg.seed, purpose),
+                                        cfg.masses)}
         counts = [n // len(ks) + (i < n % len(ks)) for i in range(len(ks))]
-        return {k: make_dataset(c, cfg.t_train, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"))
+        return {k: make_dataset(c, cfg.t_train, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"),
+                                cfg.masses)
                 for k, c in zip(ks, counts)}
 
     try:
@@ -2031,7 +2418,22 @@ SWEEP_METRICS = {
     "long_speed_w1": _long_value("speed_w1", np.mean),
     "long_outside_frac": _long_value("outside_frac", np.mean),
     "long_energy_drift": _long_value("energy_ratio", lambda r: np.mean(np.abs(r - 1.0))),
+    "long_energy_at_100": _long_value("energy_ratio", lambda r: r[min(100, len(r) - 1)]),
+    "long_overlap_frac": _long_value("overlap_frac", np.mean),
+    "long_vel_cos_10": _long_value("vel_cos", lambda c: c[min(10, len(c) - 1)]),
+    "long_vel_cos_20": _long_value("vel_cos", lambda c: c[min(20, len(c) - 1)]),
+    "long_speed_rel_err_10": _long_value("speed_rel_err", lambda e: e[min(10, len(e) - 1)]),
+    "horizon": lambda run, k, name: run["long_horizon"][k].get(name, {}).get("horizon"),
 }
+# how a metric's better value reads (all others: lower is better, they are errors)
+METRIC_BETTER = {"horizon": "higher", "long_vel_cos_10": "higher", "long_vel_cos_20": "higher",
+                 "long_energy_at_100": "nearer 1"}
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """a is better than b for this metric."""
+    how = METRIC_BETTER.get(metric, "lower")
+    return a > b if how == "higher" else abs(a - 1.0) < abs(b - 1.0) if how == "nearer 1" else a < b
 # two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond)
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
@@ -2058,9 +2460,10 @@ def shared_config(config: dict) -> dict:
 def summarise(runs: dict, failed: dict) -> dict:
     """The sweep summary of per-seed payloads runs {seed: run.json payload}.
 
-    summary[K][metric][predictor] = mean_interval over seeds; ratio[K][metric] = mean_interval of
-    the paired per-seed relational / non-relational ratio; wins[K][metric] = seeds in which the
-    relational model's value is lower (every metric is an error: lower is better).
+    summary[K][metric][predictor] = mean_interval over seeds (for long_overlap_frac also "truth",
+    the true sequences' own rate); ratio[K][metric] = mean_interval of the paired per-seed
+    relational / non-relational ratio; wins[K][metric] = seeds in which the relational model's
+    value is better (lower for errors; see METRIC_BETTER for the others).
     """
     seeds = sorted(runs)
     first = runs[seeds[0]]
@@ -2073,22 +2476,27 @@ def summarise(runs: dict, failed: dict) -> dict:
                 values = [read(runs[s], k, name) for s in seeds]
                 if all(v is not None for v in values):
                     summary[k][metric][name] = mean_interval(values)
+            if metric == "long_overlap_frac" and all("truth_overlap_frac" in runs[s]["long_horizon"][k] for s in seeds):
+                summary[k][metric]["truth"] = mean_interval([np.mean(runs[s]["long_horizon"][k]["truth_overlap_frac"])
+                                                             for s in seeds])
             pairs = [(read(runs[s], k, "relational"), read(runs[s], k, "non_relational")) for s in seeds]
             pairs = [(r, n) for r, n in pairs if r is not None and n is not None]
             if pairs:
                 ratio[k][metric] = mean_interval([r / n if n else math.inf for r, n in pairs])
-                wins[k][metric] = sum(r < n for r, n in pairs)
+                wins[k][metric] = sum(better(metric, r, n) for r, n in pairs)
     return {"seeds": seeds, "failed": {str(s): failed[s] for s in sorted(failed)}, "n_seeds": len(seeds),
             "config": shared_config(first["config"]),
             "env": first["env"], "metrics": list(SWEEP_METRICS), "summary": summary, "ratio": ratio, "wins": wins}
 
 
 def sweep_variants(cfg: Config) -> list:
-    """[(variant name, agg, k_train)]: every --agg trained on --k-train, then on --curriculum."""
-    variants = [(agg, agg, cfg.k_train) for agg in cfg.agg.split(",")]
+    """[(variant name, agg, k_train)]: every --agg trained on --k-train, then on --curriculum
+    (the simulator recipe has one variant, named after it)."""
+    names = {agg: agg for agg in cfg.agg.split(",")} if cfg.recipe == "stub" else {cfg.agg: cfg.recipe}
+    variants = [(name, agg, cfg.k_train) for agg, name in names.items()]
     if cfg.curriculum:
         ks = parse_int_list(cfg.curriculum, "--curriculum")
-        variants += [(f"{agg}+curriculum", agg, ks[0] if len(ks) == 1 else ks) for agg in cfg.agg.split(",")]
+        variants += [(f"{name}+curriculum", agg, ks[0] if len(ks) == 1 else ks) for agg, name in names.items()]
     return variants
 
 
