@@ -69,8 +69,9 @@ def require_keys(run: dict, need, path: str) -> dict:
 
 
 def check_samples(samples, path: str, names=PANELS) -> dict:
-    """The `samples` section with the types the pictures need: arrays (T, S, K, 4) of finite
-    numbers of one shape for the truth and each model, T >= 2, and a radius in (0, 0.25).
+    """The `samples` section with the types the pictures need: arrays (T, S, K, D) of finite
+    numbers of one shape for the truth and each model, T >= 2, D = 4 or 5 (the radius of each
+    ball last), and a radius in (0, 0.25).
     Returns {name: float array} (InputError naming what is wrong otherwise)."""
     def bad(what):
         raise InputError(f"--run {path}: malformed samples ({what}); regenerate it with "
@@ -89,8 +90,10 @@ def check_samples(samples, path: str, names=PANELS) -> dict:
             bad(f"no {name}")
         except (TypeError, ValueError):
             bad(f"{name} is not an array of numbers")
-        if array.ndim != 4 or array.shape[-1] != 4 or len(array) < 2 or not np.isfinite(array).all():
-            bad(f"{name} must be finite numbers of shape (T >= 2, sequences, K, 4), got shape {array.shape}")
+        if array.ndim != 4 or array.shape[-1] not in (4, 5) or len(array) < 2 or not np.isfinite(array).all():
+            bad(f"{name} must be finite numbers of shape (T >= 2, sequences, K, 4 or 5), got shape {array.shape}")
+        if array.shape[-1] == 5 and not ((array[..., 4] > 0) & (array[..., 4] < 0.25)).all():
+            bad(f"{name}: every radius (fifth component) must be in (0, 0.25)")
         if arrays and array.shape != next(iter(arrays.values())).shape:
             bad(f"{name} has shape {array.shape}, the truth {arrays['truth'].shape}")
         arrays[name] = array
@@ -126,15 +129,16 @@ def write_atomic(path: str, write, suffix: str) -> None:
         raise
 
 
-def disk_coverage(positions: np.ndarray, radius: float, size: int) -> np.ndarray:
+def disk_coverage(positions: np.ndarray, radius, size: int) -> np.ndarray:
     """Fraction of each pixel covered by any ball: positions (T, K, 2) in box units ([0, 1]^2,
-    y up) -> (T, size, size) in [0, 1], approximated by clip(radius_px - distance_px + 0.5, 0, 1).
+    y up), radius one number or (T, K) per ball -> (T, size, size) in [0, 1], approximated by
+    clip(radius_px - distance_px + 0.5, 0, 1).
 
     Each ball is evaluated only on its bounding box of pixels, then max-combined into the frame.
     """
     T, K, _ = positions.shape
-    r_px = radius * size
-    half = int(np.ceil(r_px)) + 1
+    r_px = np.broadcast_to(np.asarray(radius, float) * size, (T, K))        # (T, K)
+    half = int(np.ceil(r_px.max())) + 1
     width = 2 * half + 1
     cx = positions[..., 0] * size                                           # (T, K) pixel coordinates
     cy = (1.0 - positions[..., 1]) * size                                   # image rows run downwards
@@ -143,7 +147,7 @@ def disk_coverage(positions: np.ndarray, radius: float, size: int) -> np.ndarray
     offsets = np.arange(width) + 0.5                                        # pixel centres within the box
     dx2 = (x0[..., None] + offsets - cx[..., None]) ** 2                    # (T, K, width)
     dy2 = (y0[..., None] + offsets - cy[..., None]) ** 2
-    sprites = np.clip(r_px - np.sqrt(dy2[..., :, None] + dx2[..., None, :]) + 0.5, 0.0, 1.0)   # (T, K, w, w)
+    sprites = np.clip(r_px[..., None, None] - np.sqrt(dy2[..., :, None] + dx2[..., None, :]) + 0.5, 0.0, 1.0)
     pad = width                                                             # balls may sit outside the box
     cover = np.zeros((T, size + 2 * pad, size + 2 * pad))
     for t in range(T):
@@ -153,6 +157,11 @@ def disk_coverage(positions: np.ndarray, radius: float, size: int) -> np.ndarray
                 region = cover[t, y:y + width, x:x + width]
                 np.maximum(region, sprites[t, k], out=region)
     return cover[:, pad:pad + size, pad:pad + size]
+
+
+def radii_of(states: np.ndarray, radius: float):
+    """The radius to draw the balls of states (T, K, D) with: (T, K) from D = 5, else `radius`."""
+    return states[..., 4] if states.shape[-1] == 5 else radius
 
 
 def panel_palette(colour) -> np.ndarray:
@@ -165,16 +174,17 @@ def panel_palette(colour) -> np.ndarray:
     return rgb.reshape(-1, 3).round().astype(np.uint8)
 
 
-def render_levels(positions: np.ndarray, radius: float, size: int, ghost=None) -> np.ndarray:
+def render_levels(positions: np.ndarray, radius, size: int, ghost=None) -> np.ndarray:
     """Palette rows (T, size, size) of panel_palette: balls at `positions` (T, K, 2) over
-    `ghost` (T, K, 2) balls, e.g. the true positions, each quantised to LEVELS coverage levels."""
+    `ghost` (T, K, 2) balls, e.g. the true positions, each quantised to LEVELS coverage levels
+    (radius: one number, or (T, K) per ball)."""
     levels = np.rint(disk_coverage(positions, radius, size) * (LEVELS - 1)).astype(np.uint8)
     if ghost is not None:
         levels += LEVELS * np.rint(disk_coverage(ghost, radius, size) * (LEVELS - 1)).astype(np.uint8)
     return levels
 
 
-def render_frames(positions: np.ndarray, radius: float, size: int, colour, ghost=None) -> np.ndarray:
+def render_frames(positions: np.ndarray, radius, size: int, colour, ghost=None) -> np.ndarray:
     """Anti-aliased balls of `colour` on a light background, uint8 RGB frames (T, size, size, 3);
     `ghost` (T, K, 2), e.g. the true positions, is drawn faintly underneath."""
     return panel_palette(colour)[render_levels(positions, radius, size, ghost)]
@@ -218,7 +228,10 @@ def compose(panels: list, colours: list, titles: list, footer=None):
 
 def panel_titles(config: dict) -> dict:
     """Panel name -> title; the relational model is named with its aggregator."""
-    agg = config.get("agg", "mean") if isinstance(config, dict) else "mean"
+    config = config if isinstance(config, dict) else {}
+    if config.get("recipe") == "simulator":
+        return {"truth": "ground truth", "non_relational": "per-ball simulator", "relational": "relational simulator"}
+    agg = config.get("agg", "mean")
     return {"truth": "ground truth", "non_relational": "per-ball (non-rel.)",
             "relational": f"relational ({agg if isinstance(agg, str) else '?'})"}
 
@@ -228,7 +241,8 @@ def build_frames(samples: dict, sample: int, size: int, config: dict | None = No
     arrays = check_samples(samples, path)
     truth = arrays["truth"][:, sample, :, :2]                                  # (T, K, 2)
     T, K = truth.shape[:2]
-    panels = [render_levels(arrays[name][:, sample, :, :2], samples["radius"], size,
+    radius = radii_of(arrays["truth"][:, sample], samples["radius"])
+    panels = [render_levels(arrays[name][:, sample, :, :2], radius, size,
                             ghost=None if name == "truth" else truth) for name in PANELS]
     titles = panel_titles(config or {})
     return compose(panels, [PANEL_COLOURS[name] for name in PANELS], [titles[name] for name in PANELS],

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, check_samples,
-                                                    load_run, render_frames, require_keys)
+                                                    load_run, panel_titles, radii_of, render_frames, require_keys)
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -40,8 +40,11 @@ def variant_note(data) -> str:
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     k_train = config.get("k_train", "?")
     k_text = ",".join(map(str, k_train)) if isinstance(k_train, list) else k_train
+    masses = ", balls with mass" if config.get("masses") else ""
     if "shown_variant" in data:
-        return f"[variant shown: {data['shown_variant']}, trained on K={k_text}]"
+        return f"[variant shown: {data['shown_variant']}, trained on K={k_text}{masses}]"
+    if config.get("recipe") == "simulator":
+        return f"[simulator recipe, trained on K={k_text}{masses}]"
     return f"[relational: {config.get('agg', 'mean')} aggregator, trained on K={k_text}]"
 
 
@@ -89,7 +92,7 @@ def rollout_errors(run, plt):
     for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
         for k, style in zip(ks, K_STYLES):
             for name in names:
-                ax.plot(run["rollout"][k][name][metric], style, color=PREDICTOR_COLOURS[name],
+                ax.plot(run["rollout"][k][name][metric], ls=style, color=PREDICTOR_COLOURS[name],
                         lw=1.3 if name in MODELS else 0.9)
         ax.set_ylabel(label.replace(": ", ":\n"), fontsize=9)
         ax.grid(alpha=0.3)
@@ -177,9 +180,10 @@ def rendered_frames(run, plt, size=96, gap=4):
     truth = np.asarray(samples["truth"], float)[:, 0, :, :2]
     rows = ("truth",) + MODELS
     grid = np.full((len(rows) * (size + gap) - gap, len(steps) * (size + gap) - gap, 3), 255, np.uint8)
+    radius = radii_of(np.asarray(samples["truth"], float)[steps, 0], samples["radius"])
     for row, name in enumerate(rows):
         pos = np.asarray(samples[name], float)[:, 0, :, :2]                  # (T, K, 2)
-        frames = render_frames(pos[steps], samples["radius"], size, PANEL_COLOURS[name],
+        frames = render_frames(pos[steps], radius, size, PANEL_COLOURS[name],
                                ghost=None if name == "truth" else truth[steps])
         for col, frame in enumerate(frames):
             y, x = row * (size + gap), col * (size + gap)
@@ -250,13 +254,15 @@ def long_horizon(run, plt):
     keys = [("vel_err", "velocity: mean Euclidean error"), ("pair_dist_w1", "pair distances: W1 to truth"),
             ("speed_w1", "speeds: W1 to truth"), ("outside_frac", "fraction of balls overlapping a wall"),
             ("energy_ratio", "kinetic energy / true kinetic energy")]
+    if "vel_cos" in run["long_horizon"][ks[0]]["relational"]:
+        keys[2] = ("vel_cos", "velocity cosine to truth")
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.6), sharex=True,
                              gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.9, wspace=0.25, hspace=0.2))
     names = [n for n in PREDICTOR_COLOURS if n in run["long_horizon"][ks[0]]]
     for ax, (key, label) in zip(axes.ravel(), keys):
         for k, style in zip(ks, K_STYLES):
             for name in names:
-                ax.plot(run["long_horizon"][k][name][key], style, color=PREDICTOR_COLOURS[name], lw=1.1)
+                ax.plot(run["long_horizon"][k][name][key], ls=style, color=PREDICTOR_COLOURS[name], lw=1.1)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -271,6 +277,37 @@ def long_horizon(run, plt):
     return fig
 
 
+def energy_overlap(run, plt):
+    """Per step of the long rollouts: kinetic energy over the true one, and the fraction of ball
+    pairs overlapping by more than 10 % of 2r (dashed: the truth's own rate); one panel per K."""
+    from matplotlib.lines import Line2D
+    ks = sorted_ks(run["long_horizon"])
+    names = [n for n in PREDICTOR_COLOURS if n in run["long_horizon"][ks[0]] and n != "uninformed"]
+    fig, axes = plt.subplots(2, len(ks), figsize=(3.0 * len(ks) + 1, 6.4), squeeze=False, sharex=True,
+                             gridspec_kw=dict(left=0.06, right=0.99, bottom=0.08, top=0.82, wspace=0.3, hspace=0.15))
+    for col, k in enumerate(ks):
+        entry = run["long_horizon"][k]
+        for name in names:
+            axes[0, col].plot(entry[name]["energy_ratio"], color=PREDICTOR_COLOURS[name], lw=1.2)
+            axes[1, col].plot(entry[name]["overlap_frac"], color=PREDICTOR_COLOURS[name], lw=1.0)
+        axes[1, col].plot(entry["truth_overlap_frac"], "--", color="black", lw=1.0)
+        axes[0, col].set_title(f"K = {k}", fontsize=10)
+        axes[0, col].set_ylim(0, max(1.3, max(max(entry[n]["energy_ratio"]) for n in names) * 1.05))
+        axes[1, col].set_xlabel("closed-loop step")
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("kinetic energy / true")
+    axes[1, 0].set_ylabel("pairs overlapping > 10 % of 2r")
+    handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
+    handles.append(Line2D([], [], ls="--", color="black", label="truth (overlap rate)"))
+    fig.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 0.93))
+    T = run["long_horizon"][ks[0]]["T"]
+    suptitle(fig, run, f"Energy and overlaps over {T}-step closed-loop rollouts (mean over "
+                       f"{run['config']['n_eval']} sequences)\n")
+    return fig
+
+
 SWEEP_LABELS = {
     "vel_err": "rollout velocity: mean Euclidean error", "vel_mse": "rollout velocity: per-element MSE",
     "pos_err": "rollout position: mean Euclidean error", "pos_mse": "rollout position: per-element MSE",
@@ -282,6 +319,12 @@ SWEEP_LABELS = {
     "long_speed_w1": "long rollout: speed W1 (step mean)",
     "long_outside_frac": "long rollout: fraction overlapping a wall",
     "long_energy_drift": "long rollout: |energy ratio - 1| (step mean)",
+    "long_energy_at_100": "long rollout: energy ratio at step 100 (nearer 1 wins)",
+    "long_overlap_frac": "long rollout: fraction of pairs overlapping",
+    "long_vel_cos_10": "velocity cosine at step 10 (higher wins)",
+    "long_vel_cos_20": "velocity cosine at step 20 (higher wins)",
+    "long_speed_rel_err_10": "relative speed error at step 10",
+    "horizon": "horizon: steps until mean position error > r (higher wins)",
 }
 
 
@@ -485,6 +528,7 @@ FIGURES = {
     "rendered_frames.png": rendered_frames,
     "collision_metrics.png": collision_metrics,
     "long_horizon.png": long_horizon,
+    "energy_overlap.png": energy_overlap,
 }
 SWEEP_FIGURES = {"sweep_summary.png": sweep_summary, "sweep_wins.png": sweep_wins}
 VARIANT_FIGURES = {"sweep_variants.png": sweep_variants, "sweep_variant_wins.png": sweep_variant_wins}
@@ -493,6 +537,7 @@ ALL_FIGURES = {**FIGURES, **SWEEP_FIGURES, **VARIANT_FIGURES, **ATTENTION_FIGURE
 
 # two groups of about equal drawing time, one per worker process
 WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_frames.png", "long_horizon.png"),
+                 ("energy_overlap.png",),
                  ("training_curves.png", "sample_trajectories.png", "collision_metrics.png"),
                  ("sweep_summary.png", "sweep_variants.png", "attention_geometry.png"),
                  ("sweep_wins.png", "sweep_variant_wins.png", "attention_frames.png"))
@@ -566,8 +611,9 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    agg = run.get("config", {}).get("agg", "mean")
-    LABELS["relational"] = PREDICTOR_LABELS["relational"] = f"relational ({agg})"   # read by the forked workers
+    titles = panel_titles(run.get("config", {}))
+    for name in MODELS:                          # read by the forked workers
+        LABELS[name] = PREDICTOR_LABELS[name] = titles[name]
     # titles at a fixed height above their axes (no figure has tick labels on top): spares
     # matplotlib a search for overlaps that costs a tenth of the drawing time
     plt.rcParams["axes.titley"] = 1.0
