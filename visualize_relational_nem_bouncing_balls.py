@@ -89,7 +89,7 @@ def rollout_errors(run, plt):
     for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
         for k, style in zip(ks, K_STYLES):
             for name in names:
-                ax.plot(run["rollout"][k][name][metric], style, color=PREDICTOR_COLOURS[name],
+                ax.plot(run["rollout"][k][name][metric], ls=style, color=PREDICTOR_COLOURS[name],
                         lw=1.3 if name in MODELS else 0.9)
         ax.set_ylabel(label.replace(": ", ":\n"), fontsize=9)
         ax.grid(alpha=0.3)
@@ -256,7 +256,7 @@ def long_horizon(run, plt):
     for ax, (key, label) in zip(axes.ravel(), keys):
         for k, style in zip(ks, K_STYLES):
             for name in names:
-                ax.plot(run["long_horizon"][k][name][key], style, color=PREDICTOR_COLOURS[name], lw=1.1)
+                ax.plot(run["long_horizon"][k][name][key], ls=style, color=PREDICTOR_COLOURS[name], lw=1.1)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
