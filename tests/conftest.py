@@ -1,5 +1,6 @@
 """Shared helpers: the repository root on sys.path, a float64 finite-difference checker."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -41,3 +42,20 @@ def assert_one_line_error(done, message):
     assert done.returncode == 2, done.stdout
     assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def call_main(main, args, cwd, capsys, monkeypatch):
+    """main(args) run in this process from folder cwd, as a CompletedProcess (returncode, stdout,
+    stderr): the bad-input tests' fast path; an uncaught exception fails the test outright.
+    argparse's own errors end in SystemExit, whose code is the return code."""
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    handler = signal.getsignal(signal.SIGTERM)              # main() installs its own
+    try:
+        code = main(list(args))
+    except SystemExit as stop:
+        code = stop.code
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)

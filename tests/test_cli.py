@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
+from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
 
 TINY = ["--epochs", "2", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8",
         "--eval-k", "4,3", "--n-samples", "2"]
@@ -92,8 +92,8 @@ BAD_MAIN = [
 
 
 @pytest.mark.parametrize("args,message", BAD_MAIN)
-def test_bad_input_main(tmp_path, args, message):
-    assert_one_line_error(run_script(MAIN, *args, cwd=tmp_path), message)
+def test_bad_input_main(tmp_path, args, message, capsys, monkeypatch):
+    assert_one_line_error(call_main(R.main, args, tmp_path, capsys, monkeypatch), message)
     assert os.listdir(tmp_path) == []                        # nothing written
 
 
@@ -111,13 +111,21 @@ def test_unplaceable_balls_fail_before_training(tmp_path):
 
 
 @pytest.mark.parametrize("script", [VIZ, GIF])
-def test_bad_input_companions(tmp_path, script):
-    assert_one_line_error(run_script(script, "--run", "nope.json", cwd=tmp_path), "file not found")
+def test_bad_input_companions(tmp_path, script, capsys, monkeypatch):
+    import make_relational_nem_bouncing_balls_gif
+    import visualize_relational_nem_bouncing_balls
+    main = (make_relational_nem_bouncing_balls_gif if script == GIF else visualize_relational_nem_bouncing_balls).main
+
+    def check(args, message):
+        assert_one_line_error(call_main(main, args, tmp_path, capsys, monkeypatch), message)
+    check(["--run", "nope.json"], "file not found")
     (tmp_path / "bad.json").write_text("{not json")
-    assert_one_line_error(run_script(script, "--run", "bad.json", cwd=tmp_path), "not valid JSON")
+    check(["--run", "bad.json"], "not valid JSON")
     (tmp_path / "partial.json").write_text(json.dumps({"config": {}}))
-    assert_one_line_error(run_script(script, "--run", "partial.json", cwd=tmp_path), "missing key")
+    check(["--run", "partial.json"], "missing key")
     assert sorted(os.listdir(tmp_path)) == ["bad.json", "partial.json"]
+    # the scripts as programs: one line, exit code 2, no traceback
+    assert_one_line_error(run_script(script, "--run", "nope.json", cwd=tmp_path), "file not found")
 
 
 @pytest.mark.parametrize("name", ["run.json", "run_attention.json", "sweep.json"])

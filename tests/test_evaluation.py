@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import MAIN, VIZ, assert_one_line_error, run_script
+from conftest import call_main, MAIN, VIZ, assert_one_line_error, run_script
 
 R_, DT = 0.11, 0.05
 
@@ -177,11 +177,11 @@ def test_failed_seed_is_reported_not_dropped(tmp_path):
     (["--seeds", "0-1", "--aggregate", "other.json"], "--seeds and --aggregate cannot be combined"),
     (["--eval-k", "3,1"], "--eval-k values must be at least 2"),
 ])
-def test_bad_sweep_input(tmp_path, args, message):
+def test_bad_sweep_input(tmp_path, args, message, capsys, monkeypatch):
     (tmp_path / "bad.json").write_text("{oops")
     (tmp_path / "other.json").write_text(json.dumps({"config": {"seed": 3}}))
     before = sorted(os.listdir(tmp_path))
-    assert_one_line_error(run_script(MAIN, *args, cwd=tmp_path), message)
+    assert_one_line_error(call_main(R.main, args, tmp_path, capsys, monkeypatch), message)
     assert sorted(os.listdir(tmp_path)) == before
 
 
