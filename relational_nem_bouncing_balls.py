@@ -14,6 +14,11 @@ Both are trained with 4-step backprop-through-time on K=4 sequences (or on a lis
 evaluated as closed-loop predictors from frame 0 on K = 4, 3, 5, 6 (--eval-k), with errors
 split by collision events, long rollouts, and two baselines (constant velocity, uninformed).
 
+--recipe simulator is a second pair of models of one design (see its section): free flight
+plus learned, gated wall reflections and (relational) elastic pair impulses along the line of
+centres, trained on one-step loss; --masses gives the paper's two ball types (6x the mass,
+1.25x the radius), the radius then being a fifth state component.
+
 Numbers: training and evaluation run in float64 by default, so one seed gives the same numbers
 on every x86-64 machine (run.json's `env` records numpy, the BLAS library and kernel, the CPU
 and this file's sha256); --dtype float32 is faster, but its numbers depend on the BLAS kernel.
@@ -21,8 +26,8 @@ and this file's sha256); --dtype float32 is faster, but its numbers depend on th
 Python API: load_models(path) -> {name: model} for a file written by --save-model;
 rollout(model, init (n, K, 4), n_steps) -> (n_steps, n, K, 4); rollout_metrics(pred, truth).
 
-Sections: config, simulator, parameters and layers, models, optimizer, processes, training,
-evaluation, output, many seeds, main.
+Sections: config, simulator, parameters and layers, models, the simulator recipe, optimizer,
+processes, training, evaluation, output, many seeds, main.
 
 Examples:
     python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
@@ -34,6 +39,8 @@ Examples:
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8
                                                                   # the full comparison -> sweep.json
     python3 relational_nem_bouncing_balls.py --aggregate sweep_runs/*.json --out summary.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator                   # -> run_simulator.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator --masses --seeds 0-9   # -> sweep_simulator_masses.json
 """
 from __future__ import annotations
 

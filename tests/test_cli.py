@@ -41,7 +41,8 @@ def test_quick_run_then_figures_and_gif(tmp_path):
     assert viz.returncode == 0, viz.stderr
     assert sorted(os.listdir(tmp_path / "figs")) == sorted(
         ["training_curves.png", "rollout_errors.png", "extrapolation_summary.png",
-         "sample_trajectories.png", "rendered_frames.png", "collision_metrics.png", "long_horizon.png"])
+         "sample_trajectories.png", "rendered_frames.png", "collision_metrics.png", "long_horizon.png",
+         "energy_overlap.png"])
     gif = run_script(GIF, "--run", "quick.json", "--out", "roll.gif", "--sample", "2", "--frame-size", "64",
                      cwd=tmp_path)
     assert gif.returncode == 0, gif.stderr
