@@ -509,7 +509,7 @@ def ball_types(n: int, k: int, radius: float, rng: np.random.Generator):
 
 
 def initial_state(n: int, k: int, radius, rng: np.random.Generator,
-                  max_restarts: int = 20, tries_per_ball: int = 100):
+                  max_restarts: int = 20, tries_per_ball: int = 100, redraw=None):
     """Random non-overlapping starts: positions (n, k, 2) with every centre in [r_i, 1-r_i]^2
     and any two at least 1.1 (r_i + r_j) apart (2.2 r for equal radii), velocities (n, k, 2)
     with speed uniform in [0.6, 1.0] and direction uniform. `radius` is one radius for every
@@ -517,7 +517,8 @@ def initial_state(n: int, k: int, radius, rng: np.random.Generator,
 
     Balls are placed one at a time, vectorised over sequences: ball i is redrawn in every
     sequence where it lands too close to an earlier ball; a sequence in which some ball finds
-    no place after `tries_per_ball` draws is started again from its first ball.
+    no place after `tries_per_ball` draws is started again from its first ball, after
+    redraw(sequences) where given (it may draw new radii into the `radius` array in place).
     Raises ValueError when K balls cannot be placed.
     """
     r_max = float(np.max(radius))
@@ -531,6 +532,8 @@ def initial_state(n: int, k: int, radius, rng: np.random.Generator,
         pending = _place_balls(pos, pending, radii, rng, tries_per_ball)
         if len(pending) == 0:
             break
+        if redraw is not None:
+            redraw(pending)
     else:
         raise ValueError(f"could not place {k} balls of radius {r_max:g} at separation {MIN_SEPARATION} r "
                          f"after {max_restarts} restarts; use fewer balls or a smaller --radius")
@@ -636,10 +639,17 @@ def simulate_sequences(n: int, n_steps: int, k: int, dt: float, radius: float, r
                        masses: bool = False):
     """n fresh sequences: (states (n_steps, n, k, D), events), D = 4, or 5 with masses (the radius
     of each ball appended: what the models see of its type)."""
-    radii, mass = ball_types(n, k, radius, rng) if masses else (radius, None)
-    # two sizes pack less easily: more draws before a sequence starts again (equal radii keep the
-    # limits, and so their data, of the stub's experiment)
-    pos, vel = initial_state(n, k, radii, rng, **(dict(max_restarts=100, tries_per_ball=300) if masses else {}))
+    if masses:
+        radii = ball_types(n, k, radius, rng)[0]
+
+        def redraw(seqs):                                          # a crowd of heavy balls that does not fit
+            radii[seqs] = ball_types(len(seqs), k, radius, rng)[0]
+        # two sizes pack less easily: more draws, and new types for a sequence that starts again
+        pos, vel = initial_state(n, k, radii, rng, max_restarts=100, tries_per_ball=300, redraw=redraw)
+        mass = np.where(radii > radius, HEAVY_MASS, 1.0)
+    else:                                                          # the stub's experiment, unchanged
+        radii, mass = radius, None
+        pos, vel = initial_state(n, k, radii, rng)
     states, events = simulate(pos, vel, n_steps, dt, radii, return_events=True, mass=mass)
     if masses:
         states = np.concatenate([states, np.broadcast_to(radii, states.shape[:3])[..., None]], axis=-1)
@@ -1274,8 +1284,8 @@ def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None):
 #       approach speed, dv_k = -sum_j J_kj w_k n_kj, and pushes the pair apart by p times half
 #       their overlap. The features are symmetric in k and j, so p_kj = p_jk, J_kj = J_jk and
 #       momentum sum_k v_k / w_k is conserved by construction; energy too wherever p is 0 or 1;
-#   masses: inverse masses w_k = exp(alpha (r_k - r0) / r0) of the visible radius, alpha learned
-#       (equal radii: w = 1, and alpha gets no gradient).
+#   masses: inverse masses w_k = exp(alpha (r_k - r0) / (0.25 r0)) of the visible radius, alpha
+#       learned (the true -ln 6 for the heavy type, 1.25 r0; equal radii: w = 1, no gradient).
 # The per-ball model is the same design without the pair term.
 SIM_WALL_FEATURES = 3   # look-ahead gap, current gap, |v| dt; in units of r0
 SIM_PAIR_FEATURES = 4   # look-ahead gap rho - c, current gap, approach speed u dt, c - 2 r0; in units of r0
@@ -1417,7 +1427,8 @@ class SimulatorModel:
         if near.any():
             p_near, gate_cache = gate_mlp_forward(self.params, "pair", feats, self.n_layers)
             p[near] = (p_near > 0.5) if self.hard_gates else p_near
-        w = np.exp(self.params["mass.alpha"][0] * (r - self.r0) / self.r0)    # (B, K) inverse masses
+        size = (r - self.r0) / ((HEAVY_RADIUS - 1.0) * self.r0)   # 0 for the base radius, 1 for the heavy type
+        w = np.exp(self.params["mass.alpha"][0] * size)            # (B, K) inverse masses
         S = w[:, :, None] + w[:, None, :]                          # w_k + w_j
         phi = w[:, :, None] / S                                    # w_k / (w_k + w_j)
         overlap = np.maximum(c - rho, 0.0)
@@ -1435,7 +1446,7 @@ class SimulatorModel:
         d_phi = -2.0 * p * u * dv_n                                # dL/d phi_kj
         # phi_kj = w_k / S_kj: d phi_kj / d w_k = w_j / S^2, d phi_jk / d w_k = -w_j / S^2
         d_w = ((d_phi - d_phi.transpose(0, 2, 1)) * w[:, None, :] / S ** 2).sum(axis=2)   # (B, K)
-        G["mass.alpha"] += (d_w * w * (r - self.r0) / self.r0).sum()
+        G["mass.alpha"] += (d_w * w * (r - self.r0) / ((HEAVY_RADIUS - 1.0) * self.r0)).sum()
 
     def restore_energy(self, v, v1, pair_cache):
         """With hard gates each pair impulse is elastic, but impulses applied at once to a ball in

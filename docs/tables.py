@@ -123,9 +123,43 @@ def variant_tables(sweep):
     return "\n".join(out)
 
 
+def simulator_table(one, title):
+    """Per K: the simulator recipe's measures, relational / per-ball (/ constant velocity, truth)."""
+    def m(k, metric, name, fmt="{:.3f}"):
+        cell = one["summary"][k][metric].get(name)
+        return fmt.format(cell["mean"]) if cell else "-"
+
+    def w(k, metric):
+        return f"{one['wins'][k][metric]}/{one['n_seeds']}"
+    rows = []
+    for k in by_k(one["summary"]):
+        rows.append([k,
+                     f"{m(k, 'horizon', 'relational', '{:.1f}')} / {m(k, 'horizon', 'non_relational', '{:.1f}')} / "
+                     f"{m(k, 'horizon', 'constant_velocity', '{:.1f}')} ({w(k, 'horizon')}; ratio "
+                     f"{one['ratio'][k]['horizon']['mean']:.1f})",
+                     f"{m(k, 'long_vel_cos_20', 'relational', '{:.2f}')} / {m(k, 'long_vel_cos_20', 'non_relational', '{:.2f}')}",
+                     f"{m(k, 'long_energy_at_100', 'relational')} / {m(k, 'long_energy_at_100', 'non_relational')}",
+                     f"{m(k, 'long_outside_frac', 'relational', '{:.4f}')} / {m(k, 'long_outside_frac', 'non_relational', '{:.4f}')}",
+                     f"{m(k, 'long_overlap_frac', 'relational', '{:.4f}')} / {m(k, 'long_overlap_frac', 'non_relational', '{:.4f}')} / "
+                     f"{m(k, 'long_overlap_frac', 'truth', '{:.4f}')}",
+                     f"{m(k, 'one_step_vel_mse_ball', 'relational', '{:.4f}')} / {m(k, 'one_step_vel_mse_ball', 'non_relational')}",
+                     f"{m(k, 'post_collision_vel_mse', 'relational')} / {m(k, 'post_collision_vel_mse', 'non_relational')} "
+                     f"({w(k, 'post_collision_vel_mse')})"])
+    return (f"**{title}**: mean over {one['n_seeds']} seeds, relational / per-ball (/ constant velocity or truth); "
+            f"(n/{one['n_seeds']}) = seeds in which the relational model is better\n\n" +
+            table(["K", "horizon (steps)", "velocity cosine, step 20", "energy kept, step 100", "centres outside",
+                   "pairs overlapping (truth last)", "one-step collision velocity MSE",
+                   "post-collision closed-loop velocity MSE"], rows))
+
+
 def make() -> str:
     sweep = load("sweep.json")
-    parts = [seed0_tables(load("run.json"), "Seed 0, `run.json` (mean aggregator, trained on K=4)"),
+    parts = [simulator_table(load("sweep_simulator.json"), "Simulator recipe, equal masses (`sweep_simulator.json`)"),
+             simulator_table(load("sweep_simulator_masses.json"),
+                             "Simulator recipe, balls with mass (`sweep_simulator_masses.json`)"),
+             simulator_table(sweep["variants"]["attention"], "Stub recipe, attention aggregator, same measures "
+                             "(`sweep.json`, 100-step long rollouts: energy at step 99)"),
+             seed0_tables(load("run.json"), "Seed 0, `run.json` (mean aggregator, trained on K=4)"),
              seed0_tables(load("run_attention.json"), "Seed 0, `run_attention.json` (attention aggregator)"),
              f"**Ten seeds, the `mean` variant of `sweep.json`**: mean over seeds [95 % t-interval]", "",
              sweep_table(sweep["variants"]["mean"] if "variants" in sweep else sweep), "",

@@ -92,7 +92,7 @@ def test_masked_pairs_contribute_exactly_zero():
 
 def test_pair_impulses_conserve_momentum_by_construction():
     model = soft_model("relational")
-    model.params["mass.alpha"][...] = -math.log(R.HEAVY_MASS) / (R.HEAVY_RADIUS - 1.0)   # the true masses
+    model.params["mass.alpha"][...] = -math.log(R.HEAVY_MASS)   # the true masses
     S, _ = sequences(20, 6, True, steps=30)
     x, v, r = S[..., :2], S[..., 2:4], model.radii(S)
     _, dv, cache = model.pairs_forward(x, v, x + DT * v, r)
