@@ -129,7 +129,12 @@ def test_bad_input_companions(tmp_path, script, capsys, monkeypatch):
     assert_one_line_error(run_script(script, "--run", "nope.json", cwd=tmp_path), "file not found")
 
 
-@pytest.mark.parametrize("name", ["run.json", "run_attention.json", "sweep.json"])
+COMMITTED = {"run.json": ("stub", False), "run_attention.json": ("stub", False), "sweep.json": ("stub", False),
+             "run_simulator.json": ("simulator", False), "run_simulator_masses.json": ("simulator", True),
+             "sweep_simulator.json": ("simulator", False), "sweep_simulator_masses.json": ("simulator", True)}
+
+
+@pytest.mark.parametrize("name", sorted(COMMITTED))
 def test_committed_results_come_from_committed_code(name):
     with open(os.path.join(ROOT, name)) as f:
         result = json.load(f)
@@ -140,10 +145,13 @@ def test_committed_results_come_from_committed_code(name):
         assert env["source_sha256"] == sha, (
             f"{name} was not written by the committed relational_nem_bouncing_balls.py: if a run of yours "
             f"overwrote it, restore it with `git checkout -- {name}`; if the script changed, regenerate it "
-            f"with the commands of docs/results.md")
-    if name != "sweep.json":
-        assert result["env"]["dtype"] == "float64" and result["env"]["numbers_depend_on"] == "source_sha256, config"
-        assert result["config"]["seed"] == 0 and not result["config"]["quick"]
+            f"with the commands of the README")
+        assert env["dtype"] == "float64" and env["numbers_depend_on"] == "source_sha256, config"
+    configs = [v["config"] for v in result["variants"].values()] if "variants" in result else [result["config"]]
+    for config in configs:
+        assert (config["recipe"], config["masses"], config["quick"]) == COMMITTED[name] + (False,)
+    if name.startswith("run"):
+        assert result["config"]["seed"] == 0
         assert result["config"]["agg"] == ("attention" if name == "run_attention.json" else "mean")
 
 
