@@ -177,10 +177,10 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message, capsys, 
     assert "epoch" not in done.stdout and os.listdir(tmp_path) == []
 
 
-def test_unplaceable_balls_name_the_options(tmp_path):
-    done = run_script(MAIN, "--eval-k", "4,16", cwd=tmp_path)
+def test_unplaceable_balls_name_the_options(tmp_path, capsys, monkeypatch):
+    done = call_main(R.main, ["--eval-k", "4,16"], tmp_path, capsys, monkeypatch)
     assert "--radius" in done.stderr and "--eval-k" in done.stderr
-    done = run_script(MAIN, "--k-train", "16", "--seeds", "0-1", cwd=tmp_path)
+    done = call_main(R.main, ["--k-train", "16", "--seeds", "0-1"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "--k-train 16: could not place 16 balls")
     assert os.listdir(tmp_path) == []
 
@@ -253,15 +253,15 @@ def test_a_stopped_sweep_stops_its_workers_and_leaves_nothing(tmp_path, how):
     assert os.listdir(tmp_path) == []                               # no seed folder, no summary, no temp
 
 
-def test_two_sweeps_cannot_share_a_seed_dir(tmp_path):
+def test_two_sweeps_cannot_share_a_seed_dir(tmp_path, capsys, monkeypatch):
     runs = tmp_path / "runs"
     runs.mkdir()
     (runs / ".lock").write_text(str(os.getpid()))                    # a live process holds it
-    assert_one_line_error(run_script(MAIN, *TINY, "--seeds", "0-1", "--seed-dir", "runs", cwd=tmp_path),
+    assert_one_line_error(call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "runs"], tmp_path, capsys, monkeypatch),
                           f"--seed-dir runs is in use by another sweep (process {os.getpid()})")
     assert os.listdir(runs) == [".lock"]
     (runs / ".lock").write_text("999999999")                         # stale: that process is gone
-    done = run_script(MAIN, *TINY, "--seeds", "0-1", "--seed-dir", "runs", "--jobs", "1", cwd=tmp_path)
+    done = call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "runs", "--jobs", "1"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(runs)) == ["seed_0.json", "seed_1.json"]
     # a later sweep of another config does not overwrite these files
@@ -269,12 +269,13 @@ def test_two_sweeps_cannot_share_a_seed_dir(tmp_path):
                                      cwd=tmp_path), "holds a run of a different config (lr)")
 
 
-def test_per_seed_files_of_two_folders_merge(tmp_path):
+def test_per_seed_files_of_two_folders_merge(tmp_path, capsys, monkeypatch):
     for seeds, folder in (("0", "a"), ("1", "b")):
-        done = run_script(MAIN, *TINY, "--seeds", seeds, "--seed-dir", folder, "--jobs", "1", "--out", f"{folder}.json",
-                          cwd=tmp_path)
+        done = call_main(R.main, [*TINY, "--seeds", seeds, "--seed-dir", folder, "--jobs", "1", "--out", f"{folder}.json"],
+                         tmp_path, capsys, monkeypatch)
         assert done.returncode == 0, done.stderr
-    done = run_script(MAIN, "--aggregate", "a/seed_0.json", "b/seed_1.json", "--out", "merged.json", cwd=tmp_path)
+    done = call_main(R.main, ["--aggregate", "a/seed_0.json", "b/seed_1.json", "--out", "merged.json"], tmp_path, capsys,
+                     monkeypatch)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "merged.json").read_text())["seeds"] == [0, 1]
 
@@ -290,11 +291,11 @@ def quick_payload():
     (lambda p: p["rollout"]["4"]["relational"].update(mean_vel_err="small"), "K=4 vel_err of relational is not a"),
     (lambda p: p.update(config=[]), "config and env must be objects"),
 ])
-def test_aggregate_checks_types(tmp_path, change, message, quick_payload):
+def test_aggregate_checks_types(tmp_path, change, message, quick_payload, capsys, monkeypatch):
     payload = json.loads(json.dumps(quick_payload))
     change(payload)
     R.write_json_atomic(str(tmp_path / "seed_0.json"), payload)
-    assert_one_line_error(run_script(MAIN, "--aggregate", "seed_0.json", cwd=tmp_path),
+    assert_one_line_error(call_main(R.main, ["--aggregate", "seed_0.json"], tmp_path, capsys, monkeypatch),
                           "--aggregate seed_0.json: malformed per-seed JSON (" + message.split("(", 1)[-1])
 
 
