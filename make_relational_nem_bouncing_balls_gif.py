@@ -4,7 +4,7 @@ Reads the `samples` of run.json (written by relational_nem_bouncing_balls.py); o
 frame per rollout step, rendered with numpy, titled with PIL's default font (imageio's own
 dependency) and written with imageio to a temporary file that is renamed into place.
 
-    python3 make_relational_nem_bouncing_balls_gif.py                 # run.json -> relational_nem_bouncing_balls.gif
+    python3 make_relational_nem_bouncing_balls_gif.py                 # run_simulator.json -> relational_nem_bouncing_balls.gif
     python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160
 """
 import argparse
@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 
-DEFAULT_RUN = "run.json"
+DEFAULT_RUN = "run_simulator.json"      # the headline GIF: the simulator recipe
 DEFAULT_OUT = "relational_nem_bouncing_balls.gif"
 PANELS = ("truth", "non_relational", "relational")
 # RGB of the balls in each panel, and of the strip above it that names the panel by colour
@@ -251,7 +251,7 @@ def build_frames(samples: dict, sample: int, size: int, config: dict | None = No
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json written by the main script (default: run.json)")
+    parser.add_argument("--run", default=DEFAULT_RUN, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output GIF path (default: {DEFAULT_OUT})")
     parser.add_argument("--sample", type=int, default=0, help="which stored sample sequence to animate (default: 0)")
     parser.add_argument("--fps", type=float, default=8.0,

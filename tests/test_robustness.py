@@ -326,8 +326,8 @@ def test_companions_check_types(tmp_path, quick_run, script, change, message, ca
     run = json.loads(json.dumps(quick_run))
     change(run)
     (tmp_path / "run.json").write_text(json.dumps(run))
-    done = call_main(companion_main(script), ["--out", "out.gif" if script == GIF else "figs"], tmp_path, capsys,
-                     monkeypatch)
+    done = call_main(companion_main(script), ["--run", "run.json", "--out", "out.gif" if script == GIF else "figs"],
+                     tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, message)
     assert os.listdir(tmp_path) == ["run.json"]
 
@@ -347,7 +347,7 @@ def test_gif_fps_range_and_atomic_write(tmp_path, quick_run):
     (tmp_path / "old.gif").write_bytes(b"GIF89a previous")
     for fps in ("0.001", "0", "nan", "51"):
         assert_one_line_error(run_script(GIF, "--fps", fps, "--out", "old.gif", cwd=tmp_path), "--fps must be in [0.1, 50]")
-    done = run_script(GIF, "--fps", "0.1", "--out", "slow.gif", cwd=tmp_path)
+    done = run_script(GIF, "--run", "run.json", "--fps", "0.1", "--out", "slow.gif", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # a crash while writing (the GIF writer fails) leaves the old file whole and no temporary file
     sys.path.insert(0, ROOT)
