@@ -46,33 +46,26 @@ def table(header, rows):
 
 
 def seed0_tables(run, title):
+    """The velocity and the position table of one seed-0 run, beside the stub's published figures."""
     k_train = run["config"]["k_train"]
-    out = [f"**{title}: velocity** (means over the {run['config']['t_eval']} closed-loop steps, step 0 included)", ""]
-    rows = []
+    vel_rows, pos_rows = [], []
     for k in by_k(run["rollout"]):
-        e = run["rollout"][k]
-        nr, r = e["non_relational"], e["relational"]
-        stub = STUB.get(k)
-        rows.append([f"{k}{' (train)' if int(k) == k_train else ''}",
-                     *((f"{v:.4f}" for v in stub[:2]) if stub else ("-", "-")),
-                     f"{stub[1] / stub[0]:.3f}" if stub else "-",
-                     f"{nr['mean_vel_err']:.4f}", f"{r['mean_vel_err']:.4f}", f"{r['mean_vel_err'] / nr['mean_vel_err']:.3f}",
-                     f"{nr['mean_vel_mse']:.4f}", f"{r['mean_vel_mse']:.4f}", f"{r['mean_vel_mse'] / nr['mean_vel_mse']:.3f}"])
-    out.append(table(["K", "stub: vel err non-rel", "stub: vel err rel", "stub rel/non", "vel err non-rel", "vel err rel",
-                      "rel/non", "vel MSE non-rel", "vel MSE rel", "rel/non"], rows))
-    out += ["", f"**{title}: position**", ""]
-    rows = []
-    for k in by_k(run["rollout"]):
-        e = run["rollout"][k]
-        nr, r = e["non_relational"], e["relational"]
-        stub = STUB.get(k)
-        rows.append([f"{k}{' (train)' if int(k) == k_train else ''}",
-                     *((f"{v:.4f}" for v in stub[2:]) if stub else ("-", "-")),
-                     f"{nr['mean_pos_err']:.4f}", f"{r['mean_pos_err']:.4f}",
-                     f"{nr['mean_pos_mse']:.4f}", f"{r['mean_pos_mse']:.4f}"])
-    out.append(table(["K", "stub: pos err non-rel", "stub: pos err rel", "pos err non-rel", "pos err rel",
-                      "pos MSE non-rel", "pos MSE rel"], rows))
-    return "\n".join(out)
+        nr, r = run["rollout"][k]["non_relational"], run["rollout"][k]["relational"]
+        stub = STUB.get(k, (None,) * 4)
+        label = f"{k}{' (train)' if int(k) == k_train else ''}"
+        fmt = [f"{v:.4f}" if v is not None else "-" for v in stub]
+        vel_rows.append([label, fmt[0], fmt[1], f"{stub[1] / stub[0]:.3f}" if stub[0] else "-",
+                         f"{nr['mean_vel_err']:.4f}", f"{r['mean_vel_err']:.4f}", f"{r['mean_vel_err'] / nr['mean_vel_err']:.3f}",
+                         f"{nr['mean_vel_mse']:.4f}", f"{r['mean_vel_mse']:.4f}", f"{r['mean_vel_mse'] / nr['mean_vel_mse']:.3f}"])
+        pos_rows.append([label, fmt[2], fmt[3], f"{nr['mean_pos_err']:.4f}", f"{r['mean_pos_err']:.4f}",
+                         f"{nr['mean_pos_mse']:.4f}", f"{r['mean_pos_mse']:.4f}"])
+    return "\n".join([
+        f"**{title}: velocity** (means over the {run['config']['t_eval']} closed-loop steps, step 0 included)", "",
+        table(["K", "stub: vel err non-rel", "stub: vel err rel", "stub rel/non", "vel err non-rel", "vel err rel",
+               "rel/non", "vel MSE non-rel", "vel MSE rel", "rel/non"], vel_rows),
+        "", f"**{title}: position**", "",
+        table(["K", "stub: pos err non-rel", "stub: pos err rel", "pos err non-rel", "pos err rel", "pos MSE non-rel",
+               "pos MSE rel"], pos_rows)])
 
 
 def cell(entry):
