@@ -324,7 +324,7 @@ SWEEP_LABELS = {
     "long_vel_cos_10": "velocity cosine at step 10 (higher wins)",
     "long_vel_cos_20": "velocity cosine at step 20 (higher wins)",
     "long_speed_rel_err_10": "relative speed error at step 10",
-    "horizon": "horizon: steps until mean position error > r (higher wins)",
+    "horizon": "horizon: steps to mean position error > r (higher wins)",
 }
 
 
@@ -358,16 +358,19 @@ def sweep_wins(sweep, plt):
     metrics = sweep["metrics"]
     wins = np.array([[sweep["wins"][k].get(m, np.nan) for k in ks] for m in metrics], float)
     n = sweep["n_seeds"]
-    width = 3.6 + 0.8 * len(ks)                   # 3.4 inches of metric labels on the left
+    labels = [SWEEP_LABELS.get(m, m) for m in metrics]
+    label_in = 0.3 + 0.068 * max(len(label) for label in labels)   # inches of metric labels at font size 9
+    width = label_in + 0.2 + 0.8 * len(ks)
     fig, ax = plt.subplots(figsize=(width, 0.42 * len(metrics) + 1.3),
-                           gridspec_kw=dict(left=3.4 / width, right=0.97, bottom=0.08, top=0.86))
+                           gridspec_kw=dict(left=label_in / width, right=0.97, bottom=0.08, top=0.86))
     ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
     for i in range(len(metrics)):
         for j in range(len(ks)):
             ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9)
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
-    ax.set_yticks(range(len(metrics)), [SWEEP_LABELS.get(m, m) for m in metrics], fontsize=9)
-    suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model's\nerror is lower than the non-relational model's",
+    ax.set_yticks(range(len(metrics)), labels, fontsize=9)
+    suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model does better than the\nnon-relational "
+                         f"model (lower error unless the label says otherwise)",
                  fontsize=10)
     return fig
 
@@ -586,6 +589,13 @@ def check_run(run: dict, path: str):
     return run, is_sweep, is_variants
 
 
+def figures_for(run: dict, is_sweep: bool, is_variants: bool) -> dict:
+    """name -> drawing function of every figure made from this result (see check_run)."""
+    if is_sweep:
+        return {**SWEEP_FIGURES, **(VARIANT_FIGURES if is_variants else {})}
+    return {**FIGURES, **(ATTENTION_FIGURES if "attention" in run else {})}
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=DEFAULT_RUN, help="run.json of one run, or the sweep.json summary of "
@@ -624,10 +634,7 @@ def main(argv=None) -> int:
 
     created = not os.path.isdir(args.out)
     os.makedirs(args.out, exist_ok=True)
-    if is_sweep:
-        figures = {**SWEEP_FIGURES, **(VARIANT_FIGURES if is_variants else {})}
-    else:
-        figures = {**FIGURES, **(ATTENTION_FIGURES if "attention" in run else {})}
+    figures = figures_for(run, is_sweep, is_variants)
     jobs = [(run, args.out, [n for n in group if n in figures]) for group in WORKER_GROUPS
             if any(n in figures for n in group)]
     temps = {name: os.path.join(args.out, TEMP_PREFIX + name) for name in figures}

@@ -59,3 +59,22 @@ def call_main(main, args, cwd, capsys, monkeypatch):
         signal.signal(signal.SIGTERM, handler)
     out = capsys.readouterr()
     return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def draw_figures(data: dict, out, only=None) -> list:
+    """The figures the visualize script makes from `data` (those named in `only`, if given),
+    drawn in this process (Agg) into the folder `out` (the script's own process handling is
+    tested once, in test_cli); returns the names of the files in out."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import visualize_relational_nem_bouncing_balls as V
+    run, is_sweep, is_variants = V.check_run(data, "data")
+    os.makedirs(out, exist_ok=True)
+    for name, draw in V.figures_for(run, is_sweep, is_variants).items():
+        if only is not None and name not in only:
+            continue
+        fig = draw(run, plt)
+        fig.savefig(os.path.join(out, name), dpi=40)
+        plt.close(fig)
+    return sorted(os.listdir(out))

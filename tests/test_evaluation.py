@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import call_main, MAIN, VIZ, assert_one_line_error, run_script
+from conftest import call_main, draw_figures, MAIN, VIZ, assert_one_line_error, run_script
 
 R_, DT = 0.11, 0.05
 
@@ -142,10 +142,7 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
     assert set(summary["summary"][k]["vel_mse"]) == set(R.PREDICTORS)
     assert set(summary["summary"][k]["long_outside_frac"]) == {"non_relational", "relational", "constant_velocity"}
     # the visualize script draws a summary when given one
-    R.write_json_atomic(str(tmp_path / "sweep.json"), summary)
-    done = run_script(VIZ, "--run", "sweep.json", "--out", "figs", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert sorted(os.listdir(tmp_path / "figs")) == ["sweep_summary.png", "sweep_wins.png"]
+    assert draw_figures(json.loads(json.dumps(summary)), tmp_path / "figs") == ["sweep_summary.png", "sweep_wins.png"]
 
 
 def diverging_second_seed(job):
@@ -218,13 +215,10 @@ def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
     summary.pop("timing")
     assert json.loads(json.dumps(R.aggregate_files(files))) == json.loads(json.dumps(summary))
     # figures: the variant comparison for the summary, the attention figures for an attention run
-    R.write_json_atomic(str(tmp_path / "sweep.json"), summary)
-    done = run_script(VIZ, "--run", "sweep.json", "--out", "figs", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert {"sweep_variants.png", "sweep_variant_wins.png"} <= set(os.listdir(tmp_path / "figs"))
-    done = run_script(VIZ, "--run", R.seed_file(cfg.seed_dir, 0, "attention"), "--out", "att", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert {"attention_geometry.png", "attention_frames.png"} <= set(os.listdir(tmp_path / "att"))
+    wanted = ["sweep_variant_wins.png", "sweep_variants.png"]
+    assert draw_figures(json.loads(json.dumps(summary)), tmp_path / "figs", wanted) == wanted
+    wanted = ["attention_frames.png", "attention_geometry.png"]
+    assert draw_figures(attention, tmp_path / "att", wanted) == wanted
 
 
 def test_diverging_rollout_stays_finite():

@@ -78,10 +78,10 @@ def test_workers_run_one_blas_thread_whatever_the_parent_loaded(tmp_path):
     assert workers == {"non_relational": 1, "relational": 1}      # ... the workers run one thread each
 
 
-def test_save_then_load_gives_the_same_evaluation(tmp_path):
+def test_save_then_load_gives_the_same_evaluation(tmp_path, capsys, monkeypatch):
     trained = run_script(MAIN, *TINY, "--save-model", "m.npz", "--out", "a.json", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    loaded = run_script(MAIN, *TINY, "--load-model", "m.npz", "--out", "b.json", cwd=tmp_path)
+    loaded = call_main(R.main, [*TINY, "--load-model", "m.npz", "--out", "b.json"], tmp_path, capsys, monkeypatch)
     assert loaded.returncode == 0, loaded.stderr
     assert "epoch" not in loaded.stdout                             # no training
     a, b = (json.loads((tmp_path / name).read_text()) for name in ("a.json", "b.json"))
@@ -97,12 +97,13 @@ def test_save_then_load_gives_the_same_evaluation(tmp_path):
     metrics = R.rollout_metrics(pred, truth)
     assert metrics["mean_vel_mse"] == pytest.approx(a["rollout"]["4"]["relational"]["mean_vel_mse"], rel=1e-12)
     # new evaluation K without retraining
-    more = run_script(MAIN, *TINY, "--load-model", "m.npz", "--eval-k", "5,6", "--out", "c.json", cwd=tmp_path)
+    more = call_main(R.main, [*TINY, "--load-model", "m.npz", "--eval-k", "5,6", "--out", "c.json"], tmp_path, capsys,
+                     monkeypatch)
     assert more.returncode == 0 and list(json.loads((tmp_path / "c.json").read_text())["rollout"]) == ["5", "6"]
 
 
-def test_bad_model_files(tmp_path):
-    assert run_script(MAIN, *TINY, "--save-model", "m.npz", "--no-save", cwd=tmp_path).returncode == 0
+def test_bad_model_files(tmp_path, capsys, monkeypatch):
+    assert call_main(R.main, [*TINY, "--save-model", "m.npz", "--no-save"], tmp_path, capsys, monkeypatch).returncode == 0
     with np.load(tmp_path / "m.npz") as npz:
         arrays = {name: npz[name] for name in npz.files}
     np.savez(tmp_path / "short.npz", **{**arrays, "stub.relational": arrays["stub.relational"][:-1]})
@@ -116,7 +117,7 @@ def test_bad_model_files(tmp_path):
                           ("short.npz", "stub.relational has 6347 parameters, but its config"),
                           ("nan.npz", "non-finite parameters")):
         if name in ("short.npz", "nan.npz"):             # the arrays are checked when the models are built
-            assert_one_line_error(run_script(MAIN, "--load-model", name, cwd=tmp_path), message)
+            assert_one_line_error(call_main(R.main, ["--load-model", name], tmp_path, capsys, monkeypatch), message)
         else:                                            # the rest while the options are parsed
             with pytest.raises(R.ConfigError, match=message):
                 R.config_from_args(["--load-model", str(tmp_path / name)])
@@ -332,11 +333,13 @@ def test_companions_check_types(tmp_path, quick_run, script, change, message, ca
     assert os.listdir(tmp_path) == ["run.json"]
 
 
-def test_visualize_checks_section_types(tmp_path, quick_run):
+def test_visualize_checks_section_types(tmp_path, quick_run, capsys, monkeypatch):
     run = dict(quick_run, rollout=[1, 2])
     (tmp_path / "run.json").write_text(json.dumps(run))
-    assert_one_line_error(run_script(VIZ, cwd=tmp_path), "rollout must be a non-empty object")
-    run = dict(quick_run, rollout={"4": [1]})                      # passes the check, fails while drawing
+    assert_one_line_error(call_main(companion_main(VIZ), [], tmp_path, capsys, monkeypatch),
+                          "rollout must be a non-empty object")
+    run = dict(quick_run, rollout={"4": [1]}, long_horizon={"4": []},  # pass the checks, fail while drawing
+               history={"non_relational": {}, "relational": {}})
     (tmp_path / "run.json").write_text(json.dumps(run))
     assert_one_line_error(run_script(VIZ, cwd=tmp_path), "malformed data for")
     assert os.listdir(tmp_path) == ["run.json"]
