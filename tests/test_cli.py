@@ -145,7 +145,7 @@ def test_committed_results_come_from_committed_code(name):
         assert env["source_sha256"] == sha, (
             f"{name} was not written by the committed relational_nem_bouncing_balls.py: if a run of yours "
             f"overwrote it, restore it with `git checkout -- {name}`; if the script changed, regenerate it "
-            f"with the commands of the README")
+            f"with `bash regenerate.sh` (the README says what it runs)")
         assert env["dtype"] == "float64" and env["numbers_depend_on"] == "source_sha256, config"
     configs = [v["config"] for v in result["variants"].values()] if "variants" in result else [result["config"]]
     for config in configs:

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Regenerates every committed result, model, figure, GIF and the tables of docs/results.md from
+# the committed code (about 35 minutes on 2 cores, most of it the stub recipe's comparison sweep).
+set -euo pipefail
+cd "$(dirname "$0")"
+M=relational_nem_bouncing_balls.py
+python3 $M --recipe simulator --save-model models/simulator_seed0.npz                  # run_simulator.json
+python3 $M --recipe simulator --masses --save-model models/simulator_masses_seed0.npz  # run_simulator_masses.json
+python3 $M --recipe simulator --seeds 0-9                                              # sweep_simulator.json
+python3 $M --recipe simulator --masses --seeds 0-9                                     # sweep_simulator_masses.json
+python3 $M --seed 0 --save-model models/stub_seed0.npz                                 # run.json
+python3 $M --seed 0 --agg attention --out run_attention.json --save-model models/stub_attention_seed0.npz
+python3 $M --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8   # sweep.json
+python3 visualize_relational_nem_bouncing_balls.py                                     # viz/ (run.json)
+python3 visualize_relational_nem_bouncing_balls.py --run sweep.json
+python3 visualize_relational_nem_bouncing_balls.py --run run_attention.json --out viz/attention
+for r in simulator simulator_masses; do
+  python3 visualize_relational_nem_bouncing_balls.py --run run_$r.json --out viz/$r
+  python3 visualize_relational_nem_bouncing_balls.py --run sweep_$r.json --out viz/$r
+done
+python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator.json
+python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator_masses.json --out relational_nem_bouncing_balls_masses.gif
+python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relational_nem_bouncing_balls_stub.gif
+python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
+python3 docs/tables.py --write                                                         # docs/results.md tables
