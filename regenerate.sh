@@ -22,4 +22,6 @@ python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator.json
 python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator_masses.json --out relational_nem_bouncing_balls_masses.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relational_nem_bouncing_balls_stub.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
+python3 relational_nem_pixels.py                                                       # pixels.json
+python3 relational_nem_pixels.py --k-balls 8 --components 8 --out pixels_k8.json
 python3 docs/tables.py --write                                                         # docs/results.md tables

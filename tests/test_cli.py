@@ -168,3 +168,13 @@ def test_readme_python_example_runs():
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.split()[-1]) > 0
+
+
+@pytest.mark.parametrize("name", ["pixels.json", "pixels_k8.json"])
+def test_committed_pixel_results_come_from_committed_code(name):
+    with open(os.path.join(ROOT, name)) as f:
+        result = json.load(f)
+    for key, script in (("source_sha256", "relational_nem_pixels.py"), ("main_source_sha256", MAIN)):
+        with open(os.path.join(ROOT, script), "rb") as f:
+            assert result[key] == hashlib.sha256(f.read()).hexdigest(), (
+                f"{name} was not written by the committed {os.path.basename(script)}: regenerate it with `bash regenerate.sh`")
