@@ -24,4 +24,5 @@ python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relationa
 python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
 python3 relational_nem_pixels.py                                                       # pixels.json
 python3 relational_nem_pixels.py --k-balls 8 --components 8 --out pixels_k8.json
+python3 relational_nem_pixels.py --seeds 0-9 --out pixels_seeds.json
 python3 docs/tables.py --write                                                         # docs/results.md tables

@@ -32,6 +32,7 @@ LIT_TOLERANCE = 1e-3    # Bernoulli probabilities are kept in [eps, 1 - eps] (a 
 @dataclasses.dataclass
 class PixelConfig:
     seed: int = 0
+    seeds: str = ""            # e.g. 0-9: every seed, then means over seeds and wins of the relational simulator
     k_balls: int = 4
     components: int = 5
     n_seq: int = 50
@@ -207,6 +208,24 @@ def run(cfg: PixelConfig) -> dict:
     return result
 
 
+def run_seeds(cfg: PixelConfig, seeds: list) -> dict:
+    """run() for every seed; per dynamics and measure the per-seed values and their mean_interval,
+    and the seeds in which the relational simulator's ARI from the prediction is above each other's."""
+    runs = [run(dataclasses.replace(cfg, seed=s, seeds="")) for s in seeds]
+    names = [n for n in DYNAMICS if n in runs[0]]
+    result = {"config": dataclasses.asdict(cfg), "seeds": seeds, "source_sha256": runs[0]["source_sha256"],
+              "main_source_sha256": runs[0]["main_source_sha256"]}
+    for name in names:
+        result[name] = {key: {"per_seed": [r[name][key] for r in runs], **R.mean_interval([r[name][key] for r in runs])}
+                        for key in runs[0][name]}
+    if "simulator.relational" in names:
+        rel = [r["simulator.relational"]["ari_from_prediction"] for r in runs]
+        result["relational_prediction_wins"] = {
+            name: sum(a > r[name]["ari_from_prediction"] for a, r in zip(rel, runs)) for name in names
+            if name != "simulator.relational"}
+    return result
+
+
 def main(argv=None) -> int:
     parser = R._Parser(description=__doc__.split("\n")[0])
     for f in dataclasses.fields(PixelConfig):
@@ -234,15 +253,19 @@ def main(argv=None) -> int:
                 raise R.ConfigError(f"--models {cfg.models}: needs the simulator recipe's models (--recipe simulator "
                                     f"--save-model)")
         R.check_output_path(cfg.out, "--out")
-        result = run(cfg)
+        seeds = R.parse_seeds(cfg.seeds).copy() if cfg.seeds else None
+        result = run_seeds(cfg, seeds) if seeds else run(cfg)
     except R.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     R.write_json_atomic(cfg.out, result)
     for name in (n for n in DYNAMICS if n in result):
-        r = result[name]
+        r = {key: value["mean"] if isinstance(value, dict) else value for key, value in result[name].items()}
         print(f"{name:>24}: ARI after EM {r['ari_after_em']:.4f}, from the prediction {r['ari_from_prediction']:.4f}, "
-              f"position error {r['position_error_px']:.2f} px, {r['seconds']:.1f} s")
+              f"position error {r['position_error_px']:.2f} px, {r['seconds']:.1f} s"
+              + (f" (means over {len(result['seeds'])} seeds)" if "seeds" in result else ""))
+    if "relational_prediction_wins" in result:
+        print(f"seeds in which the relational simulator predicts better: {result['relational_prediction_wins']}")
     print(f"wrote {cfg.out}")
     return 0
 

@@ -170,7 +170,7 @@ def test_readme_python_example_runs():
     assert float(done.stdout.split()[-1]) > 0
 
 
-@pytest.mark.parametrize("name", ["pixels.json", "pixels_k8.json"])
+@pytest.mark.parametrize("name", ["pixels.json", "pixels_k8.json", "pixels_seeds.json"])
 def test_committed_pixel_results_come_from_committed_code(name):
     with open(os.path.join(ROOT, name)) as f:
         result = json.load(f)

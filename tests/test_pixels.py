@@ -58,3 +58,17 @@ def test_every_dynamics_tracks_a_short_run(tmp_path, capsys, monkeypatch):
     assert_one_line_error(call_main(P.main, ["--dynamics", "magic"], tmp_path, capsys, monkeypatch), "--dynamics must be")
     assert_one_line_error(call_main(P.main, ["--models", "none.npz"], tmp_path, capsys, monkeypatch),
                           "--models none.npz: file not found")
+
+
+def test_seeds_give_means_and_wins(tmp_path, capsys, monkeypatch):
+    args = ["--n-seq", "2", "--t-frames", "4", "--size", "32", "--dynamics", "all"]
+    done = call_main(P.main, args + ["--seeds", "0-1", "--out", "s.json"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    import json
+    result = json.loads((tmp_path / "s.json").read_text())
+    one = P.run(P.PixelConfig(n_seq=2, t_frames=4, size=32, seed=1))
+    for name in P.DYNAMICS:
+        ari = result[name]["ari_from_prediction"]
+        assert ari["per_seed"][1] == one[name]["ari_from_prediction"]          # seed 1 of the sweep = the single run
+        assert ari["mean"] == pytest.approx(np.mean(ari["per_seed"]))
+    assert set(result["relational_prediction_wins"]) == {"constant_velocity", "simulator.non_relational"}
