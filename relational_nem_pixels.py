@@ -26,6 +26,7 @@ import numpy as np
 
 import relational_nem_bouncing_balls as R
 
+DT, RADIUS = 0.05, 0.11  # the simulator's time step and ball radius (the default experiment's)
 LIT_TOLERANCE = 1e-3    # Bernoulli probabilities are kept in [eps, 1 - eps] (a lit pixel far from a disk)
 
 
@@ -70,6 +71,12 @@ def soft_disks(positions: np.ndarray, radius: float, size: int, softness: float)
     return 1.0 / (1.0 + np.exp(-(radius - dist) * size / softness))
 
 
+def render_components(positions: np.ndarray, present: np.ndarray, cfg: "PixelConfig") -> np.ndarray:
+    """psi (K, S, S) of the components: the present ones as soft disks, the empty ones parked
+    off the frame (they explain no lit pixel)."""
+    return soft_disks(np.where(present[:, None], positions, -1.0), RADIUS, cfg.size, cfg.softness)
+
+
 # ----------------------------------------------------------------------------- EM
 def e_step(frame: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """gamma (K, S, S): the posterior of each component for each pixel of frame (S, S), with
@@ -111,14 +118,12 @@ def discover(frame: np.ndarray, n_components: int, radius: float, size: int, sof
     return positions, positions[:, 0] >= 0
 
 
-def em(frame, positions, present, cfg: PixelConfig, radius: float):
+def em(frame, positions, present, cfg: PixelConfig):
     """cfg.em_iters E and M steps on one frame from the given components; returns (positions, present, gamma)."""
     for _ in range(cfg.em_iters):
-        psi = soft_disks(np.where(present[:, None], positions, -1.0), radius, cfg.size, cfg.softness)
-        gamma = e_step(frame, psi)
-        positions, present = m_step(frame, gamma, positions, present, cfg.size, radius)
-    psi = soft_disks(np.where(present[:, None], positions, -1.0), radius, cfg.size, cfg.softness)
-    return positions, present, e_step(frame, psi)
+        gamma = e_step(frame, render_components(positions, present, cfg))
+        positions, present = m_step(frame, gamma, positions, present, cfg.size, RADIUS)
+    return positions, present, e_step(frame, render_components(positions, present, cfg))
 
 
 def adjusted_rand_index(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -142,7 +147,6 @@ def frame_ari(labels: np.ndarray, gamma: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- a run
-DT, RADIUS = 0.05, 0.11
 DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
 
 
@@ -166,16 +170,15 @@ def track(frames, labels, truth, cfg: PixelConfig, step):
     velocity of a component is the dynamics' prediction corrected by the M-step's move:
     v = v_pred + (x_em - x_pred) / dt (constant velocity: the last displacement over dt)."""
     positions, present = discover(frames[0], cfg.components, RADIUS, cfg.size, cfg.softness)
-    positions, present, gamma = em(frames[0], positions, present, cfg, RADIUS)
+    positions, present, gamma = em(frames[0], positions, present, cfg)
     velocities = np.zeros_like(positions)
     ari_em, ari_pred, err = [frame_ari(labels[0], gamma)], [], []
     for t in range(1, len(frames)):
         predicted, v_pred = positions.copy(), velocities.copy()
         if present.any():
             predicted[present], v_pred[present] = step(positions[present], velocities[present])
-        psi = soft_disks(np.where(present[:, None], predicted, -1.0), RADIUS, cfg.size, cfg.softness)
-        ari_pred.append(frame_ari(labels[t], e_step(frames[t], psi)))
-        positions, present, gamma = em(frames[t], predicted, present, cfg, RADIUS)
+        ari_pred.append(frame_ari(labels[t], e_step(frames[t], render_components(predicted, present, cfg))))
+        positions, present, gamma = em(frames[t], predicted, present, cfg)
         velocities = v_pred + (positions - predicted) / DT
         ari_em.append(frame_ari(labels[t], gamma))
         found = positions[present]

@@ -33,7 +33,7 @@ def test_em_discovers_two_far_apart_balls_within_a_pixel():
     frame, labels = P.render_binary(truth, 0.11, size)
     cfg = P.PixelConfig(size=size, components=3)
     positions, present = P.discover(frame, 3, 0.11, size, cfg.softness)
-    positions, present, gamma = P.em(frame, positions, present, cfg, 0.11)
+    positions, present, gamma = P.em(frame, positions, present, cfg)
     assert present.sum() == 2                                            # the third component stays empty
     found = positions[present]
     error = np.linalg.norm(truth[:, None] - found[None], axis=-1).min(axis=1) * size
