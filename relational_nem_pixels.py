@@ -1,20 +1,29 @@
-"""R-NEM's E-step on raw frames, with a known renderer: objects found in binary images.
+"""R-NEM on raw frames: objects found in binary images, tracked, predicted and kept behind a curtain.
 
-The balls of the simulator are drawn into binary frames; K components, each a soft disk at
-its own position, explain every frame as a spatial mixture. The E-step assigns every pixel
-to the components by its Bernoulli likelihood (gamma); the (generalised) M-step moves every
-component to the gamma-weighted centre of the lit pixels it explains. Components start
-uninformed: they are placed one by one on the lit pixel that the others explain least, so
-the objects are discovered from the frame, and a component that explains no lit pixel stays
-empty. Between frames a dynamics model advances every component: constant velocity, or the
-simulator recipe's per-ball or relational model (models/simulator_seed0.npz), and the E-step
-on that prediction, before the frame is seen, measures how well the model predicts.
+The balls of the simulator are drawn into binary frames. K components explain every frame as
+a spatial mixture (plus a background component that lights any pixel with a small constant
+probability). Each component k has a state theta_k = (position, velocity, radius, present) and
+a renderer f(theta_k) -> psi_k, the probability that each pixel is lit. One EM iteration:
+the E-step gives gamma, the posterior of each component for each pixel under Bernoulli
+likelihoods; the generalised M-step moves each component so that the centre of the lit pixels
+it claims matches the centre of what it renders (where the frame is observed), and re-estimates
+its radius from the area it claims. Components start empty: a component is placed wherever
+enough lit pixels are explained by none (so objects are discovered from the frames, and again
+when one comes out from behind the curtain). Between frames a dynamics model advances every
+present component: constant velocity, or the simulator recipe's per-ball or relational model
+(models/simulator_seed0.npz, or models/simulator_masses_seed0.npz with --masses); the E-step on
+its prediction, before the frame is seen, measures how well it predicts.
 
-This is the first part of issue 10 (the instrument); the learned renderer, the curtain, the
-masses and the figures are not built yet.
+Two renderers: `known`, a soft disk of the component's radius; `learned`, N-EM's decoder: a
+small network of the pixel's offset from the component (in units of its radius), trained from
+frames only with the next-frame objective (gamma held fixed, bit-flip noise on the frames the
+EM sees); its forward and backward passes are written out below.
 
-    python3 relational_nem_pixels.py                      # 50 sequences x 30 frames of 4 balls -> pixels.json
-    python3 relational_nem_pixels.py --k-balls 6 --components 8 --out pixels_k6.json
+    python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> pixels.json
+    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out pixels_k6-8.json
+    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out pixels_curtain.json
+    python3 relational_nem_pixels.py --renderer learned --out pixels_learned.json
+    python3 relational_nem_pixels.py --seeds 0-9 --out pixels_seeds.json
 """
 import dataclasses
 import math
@@ -26,24 +35,52 @@ import numpy as np
 
 import relational_nem_bouncing_balls as R
 
-DT, RADIUS = 0.05, 0.11  # the simulator's time step and ball radius (the default experiment's)
-LIT_TOLERANCE = 1e-3    # Bernoulli probabilities are kept in [eps, 1 - eps] (a lit pixel far from a disk)
+DT, RADIUS = 0.05, 0.11  # the simulator's time step and (light) ball radius, the default experiment's
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# ----------------------------------------------------------------------------- EM constants
+LIT_TOLERANCE = 1e-3     # probabilities are kept in [eps, 1 - eps] in likelihoods and BCE
+BACKGROUND_P = 0.02      # the background component lights every pixel with this probability
+EMPTY_MASS = 0.25        # a seen component that claims fewer lit pixels than this becomes empty
+EMPTY_VIEW = 0.9         # a component that claims nothing is emptied only if this much of it is observed
+SEEN_FRACTION = 0.3      # a component with less of its rendering observed is hidden: it keeps its prediction
+FULL_VIEW = 0.98         # the radius is re-estimated only from components seen this completely
+UNEXPLAINED = 0.1        # a lit pixel that no component lights with this probability is unexplained
+DISCOVERY_AREA = 0.25    # a component is placed where unexplained pixels cover this fraction of a disk
+DUPLICATE_DISTANCE = 0.5  # of two present components closer than this many radii, the weaker is emptied
 
 
 @dataclasses.dataclass
 class PixelConfig:
+    # data
     seed: int = 0
     seeds: str = ""            # e.g. 0-9: every seed, then means over seeds and wins of the relational simulator
-    k_balls: int = 4
-    components: int = 5
+    k_balls: str = "4"         # balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)
+    masses: bool = False       # the paper's two ball types (6x mass, 1.25x radius) instead of equal masses
+    curtain: float = 0.0       # width of an unobserved vertical band at a random place per sequence (0: none)
     n_seq: int = 50
     t_frames: int = 30
     size: int = 48
+    # EM
+    components: int = 5
     em_iters: int = 3
-    softness: float = 0.5      # pixels over which a rendered disk edge goes from 1 to 0
+    softness: float = 0.5      # known renderer: pixels over which a disk's edge goes from 1 to 0
     dynamics: str = "all"      # constant_velocity, simulator.non_relational, simulator.relational, or all three
-    models: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models", "simulator_seed0.npz")
+    models: str = ""           # the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)
+    sim_steps: int = 10        # the last sim_steps frames are also predicted without seeing frames
+    # the learned renderer
+    renderer: str = "known"    # known (soft disk) or learned (trained here from frames)
+    hidden: int = 16
+    train_seq: int = 200
+    train_iters: int = 150
+    batch: int = 8
+    lr: float = 0.01
+    bitflip: float = 0.05      # fraction of the pixels flipped in the frames the EM sees while training
     out: str = "pixels.json"
+
+
+DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
+RENDERERS = ("known", "learned")
 
 
 # ----------------------------------------------------------------------------- frames
@@ -54,80 +91,282 @@ def pixel_centres(size: int) -> np.ndarray:
     return np.stack([x, y], axis=-1)
 
 
-def render_binary(positions: np.ndarray, radius: float, size: int):
-    """positions (..., K, 2) -> (frames (..., size, size) bool: lit where any ball covers the pixel
-    centre, labels (..., size, size) int: the covering ball, -1 background, -2 covered by several)."""
-    d2 = ((pixel_centres(size)[:, :, None, :] - positions[..., None, None, :, :]) ** 2).sum(-1)   # (..., S, S, K)
-    inside = d2 < radius * radius
-    count = inside.sum(-1)
-    labels = np.where(count == 1, inside.argmax(-1), np.where(count == 0, -1, -2))
+def squared_distances(positions: np.ndarray, size: int) -> np.ndarray:
+    """(..., K, S, S) squared distance from every pixel centre to positions (..., K, 2); the
+    same as ((pixel_centres(size) - positions[..., None, None, :]) ** 2).sum(-1), built from a
+    column part and a row part (a pixel's x depends on its column only, its y on its row)."""
+    c = (np.arange(size) + 0.5) / size
+    dx = c - positions[..., 0, None]                                                      # (..., K, S) per column
+    dy = c[::-1] - positions[..., 1, None]                                                # (..., K, S) per row
+    return dy[..., :, None] ** 2 + dx[..., None, :] ** 2                                  # (..., K, S, S)
+
+
+def ball_pixels(positions: np.ndarray, radii, size: int) -> np.ndarray:
+    """(..., K, S, S) True where the pixel centre lies inside ball k; positions (..., K, 2), radii (..., K) or scalar."""
+    d2 = squared_distances(positions, size)                                               # (..., K, S, S)
+    return d2 < (np.broadcast_to(radii, positions.shape[:-1]) ** 2)[..., None, None]
+
+
+def render_binary(positions: np.ndarray, radii, size: int):
+    """positions (..., K, 2) -> (frames (..., S, S) bool: lit where any ball covers the pixel
+    centre, labels (..., S, S) int: the covering ball, -1 background, -2 covered by several)."""
+    inside = ball_pixels(positions, radii, size)                                          # (..., K, S, S)
+    count = inside.sum(-3)
+    labels = np.where(count == 1, inside.argmax(-3), np.where(count == 0, -1, -2))
     return count > 0, labels
 
 
-def soft_disks(positions: np.ndarray, radius: float, size: int, softness: float) -> np.ndarray:
-    """The known renderer: positions (K, 2) -> psi (K, size, size), the probability that each
-    pixel is lit by each component: sigmoid((r - distance) / (softness pixels))."""
-    dist = np.sqrt(((pixel_centres(size)[None] - positions[:, None, None, :]) ** 2).sum(-1))          # (K, S, S)
-    return 1.0 / (1.0 + np.exp(-(radius - dist) * size / softness))
+def curtain_mask(n: int, size: int, width: float, rng: np.random.Generator) -> np.ndarray:
+    """(n, S, S) bool, False inside a vertical band of `width` (box units) whose left edge is
+    uniform in [0, 1 - width]: pixels never observed. All True for width 0."""
+    left = rng.uniform(0.0, 1.0 - width, size=n)                                          # (n,)
+    x = pixel_centres(size)[..., 0]                                                       # (S, S)
+    band = (x >= left[:, None, None]) & (x < left[:, None, None] + width)
+    return ~band if width > 0 else np.ones((n, size, size), bool)
 
 
-def render_components(positions: np.ndarray, present: np.ndarray, cfg: "PixelConfig") -> np.ndarray:
-    """psi (K, S, S) of the components: the present ones as soft disks, the empty ones parked
-    off the frame (they explain no lit pixel)."""
-    return soft_disks(np.where(present[:, None], positions, -1.0), RADIUS, cfg.size, cfg.softness)
+# ----------------------------------------------------------------------------- renderers
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))                    # = 1 / (1 + exp(-z)), without overflow
+
+
+class KnownRenderer:
+    """psi_ik = sigmoid((r_k - |p_i - x_k|) S / softness): a disk of the component's radius
+    whose edge goes from 1 to 0 over `softness` pixels."""
+
+    name = "known"
+
+    def __init__(self, size: int, softness: float):
+        self.size, self.softness = size, softness
+
+    def __call__(self, positions: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """positions (n, K, 2), radii (n, K) -> psi (n, K, S, S)."""
+        dist = np.sqrt(squared_distances(positions, self.size))                            # (n, K, S, S)
+        return sigmoid((radii[..., None, None] - dist) * self.size / self.softness)
+
+
+class LearnedRenderer:
+    """N-EM's decoder, small: psi_ik = sigmoid(prior(u) + h(u)), u = (p_i - x_k) / r_k the pixel's
+    offset from the component in units of its radius; h a network 3 -> H tanh -> H tanh -> 1
+    learned from frames; prior(u) = PRIOR_HEIGHT (1 - |u|^2 / PRIOR_REACH^2) a bump, so an untrained
+    renderer (h = 0) is a blurred disk (psi 0.88 at the centre, 0.5 at one radius, 0.12 at 1.4).
+    h is evaluated where |u| < SUPPORT; beyond it psi = sigmoid(prior) < 0.003."""
+
+    name = "learned"
+    PRIOR_HEIGHT, PRIOR_REACH, SUPPORT = 2.0, 1.0, 2.0
+    LAYERS = (("W1", "b1"), ("W2", "b2"), ("W3", "b3"))
+
+    def __init__(self, size: int, hidden: int, rng: np.random.Generator):
+        self.size = size
+        shapes = {"W1": (3, hidden), "b1": (hidden,), "W2": (hidden, hidden), "b2": (hidden,), "W3": (hidden, 1),
+                  "b3": (1,)}
+        self.flat = np.zeros(sum(math.prod(s) for s in shapes.values()))                 # parameters, one buffer
+        self.params, at = {}, 0
+        for name, shape in shapes.items():                                                # named views into it
+            self.params[name] = self.flat[at:at + math.prod(shape)].reshape(shape)
+            at += math.prod(shape)
+        self.params["W1"][:] = rng.normal(0, 1.0, (3, hidden))
+        self.params["W2"][:] = rng.normal(0, 1.0 / math.sqrt(hidden), (hidden, hidden))
+        # W3 = 0, b = 0: h = 0 at the start, the renderer is the prior
+
+    def prior(self, u2: np.ndarray) -> np.ndarray:
+        return self.PRIOR_HEIGHT * (1.0 - u2 / self.PRIOR_REACH ** 2)
+
+    def h_forward(self, u: np.ndarray):
+        """u (M, 2) -> (h (M,), cache). The network reads (u_x^2, u_y^2, u_x u_y), so h(-u) = h(u):
+        what a component draws is point-symmetric about its position, which pins the position
+        to the centre of the drawing (otherwise a shifted drawing and a shifted position are
+        the same rendering, and the positions would drift from the objects' centres)."""
+        P = self.params
+        f = np.stack([u[:, 0] ** 2, u[:, 1] ** 2, u[:, 0] * u[:, 1]], axis=-1)          # (M, 3) even features
+        a1 = np.tanh(f @ P["W1"] + P["b1"])                                               # (M, H)
+        a2 = np.tanh(a1 @ P["W2"] + P["b2"])                                              # (M, H)
+        return (a2 @ P["W3"])[:, 0] + P["b3"][0], (f, a1, a2)
+
+    def h_backward(self, dh: np.ndarray, cache) -> np.ndarray:
+        """dh (M,) -> the gradient of every parameter, one flat vector laid out as self.flat."""
+        f, a1, a2 = cache
+        P, grad = self.params, np.zeros_like(self.flat)
+        G, at = {}, 0
+        for name, value in P.items():
+            G[name] = grad[at:at + value.size].reshape(value.shape)
+            at += value.size
+        G["W3"][:, 0] = a2.T @ dh
+        G["b3"][0] = dh.sum()
+        dz2 = np.outer(dh, P["W3"][:, 0]) * (1.0 - a2 * a2)                               # (M, H) through tanh
+        G["W2"][:] = a1.T @ dz2
+        G["b2"][:] = dz2.sum(0)
+        dz1 = (dz2 @ P["W2"].T) * (1.0 - a1 * a1)                                         # (M, H)
+        G["W1"][:] = f.T @ dz1
+        G["b1"][:] = dz1.sum(0)
+        return grad
+
+
+    def forward(self, positions: np.ndarray, radii: np.ndarray):
+        """positions (n, K, 2), radii (n, K) -> (psi (n, K, S, S), cache)."""
+        u2 = squared_distances(positions, self.size) / (radii ** 2)[..., None, None]     # (n, K, S, S) |u|^2
+        logit = self.prior(u2)
+        near = u2 < self.SUPPORT ** 2                                                     # where h is evaluated
+        seq, k, row, col = np.nonzero(near)
+        c = (np.arange(self.size) + 0.5) / self.size
+        u = np.stack([c[col] - positions[seq, k, 0], c[::-1][row] - positions[seq, k, 1]], axis=-1)
+        u /= radii[seq, k, None]                                                          # (M, 2) offsets in radii
+        h, cache = self.h_forward(u)                                                      # (M,)
+        logit[near] += h
+        return sigmoid(logit), (near, cache)
+
+    def __call__(self, positions, radii):
+        return self.forward(positions, radii)[0]
+
+    def loss_and_grads(self, frames, gamma, psi, cache, weight):
+        """N-EM's next-frame objective: per component and pixel, gamma_ik BCE(x_i, psi_ik) (explain
+        the pixels it is responsible for) + (1 - gamma_ik) KL(prior || psi_ik) with the prior
+        Bernoulli(0), = -log(1 - psi_ik) (light nothing else); weighted per pixel by weight
+        (n, S, S) (observed pixels); gamma (n, K, S, S) held fixed (zero for empty components:
+        no loss); frames (n, S, S); psi and cache from forward(). Returns (loss, flat gradient)."""
+        near, h_cache = cache
+        x = frames[:, None].astype(float)                                                 # (n, 1, S, S)
+        g = gamma * weight[:, None]                                                       # (n, K, S, S)
+        rest = (gamma > 0) * (1.0 - gamma) * weight[:, None]                              # out of the group
+        p = np.clip(psi, 1e-12, 1 - 1e-12)
+        loss = float(-(g * (x * np.log(p) + (1 - x) * np.log(1 - p)) + rest * np.log(1 - p)).sum())
+        dlogit = g * (psi - x) + rest * psi                                               # d loss / d logit
+        return loss, self.h_backward(dlogit[near], h_cache)
 
 
 # ----------------------------------------------------------------------------- EM
-def e_step(frame: np.ndarray, psi: np.ndarray) -> np.ndarray:
-    """gamma (K, S, S): the posterior of each component for each pixel of frame (S, S), with
-    Bernoulli likelihoods psi^x (1 - psi)^(1 - x) and equal mixing weights; sums to 1 per pixel."""
+def e_step(frames: np.ndarray, psi: np.ndarray) -> np.ndarray:
+    """gamma (n, K + 1, S, S): the posterior of each component (the last: background) for each
+    pixel of frames (n, S, S), with Bernoulli likelihoods psi^x (1 - psi)^(1 - x) and equal
+    mixing weights; sums to 1 per pixel. psi (n, K, S, S)."""
     p = np.clip(psi, LIT_TOLERANCE, 1.0 - LIT_TOLERANCE)
-    like = np.where(frame[None], p, 1.0 - p)
-    return like / like.sum(axis=0, keepdims=True)
+    x = frames[:, None]
+    like = np.concatenate([np.where(x, p, 1.0 - p), np.where(x, BACKGROUND_P, 1.0 - BACKGROUND_P)], axis=1)
+    return like / like.sum(axis=1, keepdims=True)
 
 
-def m_step(frame: np.ndarray, gamma: np.ndarray, positions: np.ndarray, present: np.ndarray, size: int,
-           radius: float):
-    """Each component moves to the gamma-weighted centre of the lit pixels; a component that
-    explains less than a quarter of a pixel of them is empty (present False) and stays put, and
-    of two components closer than half a radius the second is emptied (one ball, one component)."""
-    weight = gamma * frame[None]                                                   # (K, S, S)
-    mass = weight.sum(axis=(1, 2))
-    centre = (weight[..., None] * pixel_centres(size)[None]).sum(axis=(1, 2)) / np.maximum(mass, 1e-12)[:, None]
-    present = present & (mass > 0.25)
-    positions = np.where(present[:, None], centre, positions)
-    for k in range(len(positions)):
-        for j in range(k):
-            if present[k] and present[j] and np.linalg.norm(positions[k] - positions[j]) < 0.5 * radius:
-                present[k] = False
-    return positions, present
+@dataclasses.dataclass
+class Components:
+    """The state of every component of n sequences: positions, velocities (n, K, 2), radii (n, K),
+    present (n, K) bool, frames_present (n, K) int (frames seen whole; radius averaging),
+    seen (n, K) the fraction of each one's rendering on observed pixels at the last M-step."""
+    positions: np.ndarray
+    velocities: np.ndarray
+    radii: np.ndarray
+    present: np.ndarray
+    frames_present: np.ndarray
+    seen: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, k: int):
+        return cls(parked(n, k), np.zeros((n, k, 2)), np.full((n, k), RADIUS), np.zeros((n, k), bool),
+                   np.zeros((n, k), int), np.ones((n, k)))
+
+    def copy(self):
+        return Components(*(a.copy() for a in dataclasses.astuple(self)))
+
+    def shown(self):
+        """positions with the empty components parked off the frame (they render nothing)."""
+        return np.where(self.present[..., None], self.positions, parked(*self.present.shape))
 
 
-def discover(frame: np.ndarray, n_components: int, radius: float, size: int, softness: float):
-    """Uninformed start: components placed one at a time on the lit pixel that the components
-    already placed explain least (all of them parked off the frame at first)."""
-    positions = np.full((n_components, 2), -1.0)                                  # off the frame: explains nothing
-    centres = pixel_centres(size)
-    for k in range(n_components):
-        # a lit pixel within a pixel of a placed disk counts as explained (its edge is soft)
-        explained = soft_disks(positions[:k], radius + 1.0 / size, size, softness).max(axis=0) if k else np.zeros(frame.shape)
-        unexplained = np.where(frame, 1.0 - explained, -1.0)
-        if unexplained.max() <= 0.5:                                               # every lit pixel is explained
+def parked(n: int, k: int) -> np.ndarray:
+    """(n, K, 2) places off the frame, 3 box widths apart: nothing there is rendered or interacts."""
+    spots = np.stack([-3.0 - 3.0 * np.arange(k), np.full(k, -3.0)], axis=-1)                # (K, 2)
+    return np.broadcast_to(spots, (n, k, 2)).copy()
+
+
+def centre_of(weight: np.ndarray, size: int) -> np.ndarray:
+    """(n, K, 2) sum over pixels of weight (n, K, S, S) times the pixel centre (x, y): through
+    the column sums (x) and the row sums (y)."""
+    c = (np.arange(size) + 0.5) / size
+    return np.stack([weight.sum(axis=2) @ c, weight.sum(axis=3) @ c[::-1]], axis=-1)
+
+
+def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
+    """The generalised M-step, in place. A present component that is seen (at least SEEN_FRACTION
+    of its rendering falls on observed pixels) moves by (centre of the observed lit pixels it
+    claims) - (centre of its rendering on the observed pixels): with the whole disk in view this
+    is the centre of what it claims; half hidden, the hidden half is not mistaken for a move.
+    A seen component claiming fewer than EMPTY_MASS lit pixels becomes empty; a hidden one keeps
+    its (predicted) position. Fully seen, its radius is the running mean of sqrt(claimed area / pi).
+    Of two present components closer than DUPLICATE_DISTANCE radii, the one claiming less is emptied."""
+    claim = gamma[:, :-1] * (frames & visible)[:, None]                                   # (n, K, S, S)
+    mass = claim.sum(axis=(2, 3))                                                         # (n, K) lit pixels claimed
+    observed = psi * visible[:, None]
+    seen_mass, full_mass = observed.sum(axis=(2, 3)), psi.sum(axis=(2, 3))
+    comp.seen = seen_mass / np.maximum(full_mass, 1e-12)
+    seen = comp.present & (comp.seen > SEEN_FRACTION)
+    claimed_centre = centre_of(claim, size) / np.maximum(mass, 1e-12)[..., None]
+    rendered_centre = centre_of(observed, size) / np.maximum(seen_mass, 1e-12)[..., None]
+    keep = seen & (mass > EMPTY_MASS)
+    comp.positions = np.where(keep[..., None], comp.positions + claimed_centre - rendered_centre, comp.positions)
+    comp.present &= ~(comp.present & (comp.seen > EMPTY_VIEW) & (mass <= EMPTY_MASS))
+    full = keep & (seen_mass > FULL_VIEW * full_mass)
+    estimate = np.sqrt(mass / math.pi) / size
+    count = comp.frames_present
+    comp.radii = np.where(full, (comp.radii * count + estimate) / (count + 1), comp.radii)
+    comp.frames_present = count + full
+    # duplicates: of two present components closer than DUPLICATE_DISTANCE radii, empty the weaker
+    gap = np.linalg.norm(comp.positions[:, :, None] - comp.positions[:, None], axis=-1)  # (n, K, K)
+    both = comp.present[:, :, None] & comp.present[:, None, :]
+    close = both & (gap < DUPLICATE_DISTANCE * comp.radii[:, :, None]) & ~np.eye(len(gap[0]), dtype=bool)
+    weaker = close & ((mass[:, :, None] < mass[:, None, :]) |
+                      ((mass[:, :, None] == mass[:, None, :]) & np.tri(len(gap[0]), k=-1, dtype=bool).T))
+    comp.present &= ~weaker.any(axis=2)
+
+
+def box_count(image: np.ndarray, half: int) -> np.ndarray:
+    """(n, S, S): for every pixel, how many True pixels of image (n, S, S) lie in the square of
+    side 2 half + 1 around it (an integral image)."""
+    n, s, _ = image.shape
+    integral = np.zeros((n, s + 1, s + 1))
+    integral[:, 1:, 1:] = image.cumsum(1).cumsum(2)
+    lo = np.clip(np.arange(s) - half, 0, s)
+    hi = np.clip(np.arange(s) + half + 1, 0, s)
+    return (integral[:, hi][:, :, hi] - integral[:, lo][:, :, hi] - integral[:, hi][:, :, lo]
+            + integral[:, lo][:, :, lo])
+
+
+def discover(frames, visible, psi, comp: Components, size: int) -> np.ndarray:
+    """Places at most one empty component per sequence, in place: on the pixel whose square of
+    side 2r holds the most unexplained lit pixels (observed, lit, no component lights it with
+    probability UNEXPLAINED), if they cover DISCOVERY_AREA of a disk. Returns (n,) bool: placed."""
+    unexplained = frames & visible & (psi.max(axis=1) < UNEXPLAINED)                      # (n, S, S)
+    density = box_count(unexplained, int(round(RADIUS * size))).reshape(len(frames), -1)  # (n, S*S)
+    best = density.argmax(axis=1)
+    free = ~comp.present
+    placed = (density.max(axis=1) >= DISCOVERY_AREA * math.pi * (RADIUS * size) ** 2) & free.any(axis=1)
+    seqs, slot = np.nonzero(placed)[0], free.argmax(axis=1)[placed]
+    comp.positions[seqs, slot] = pixel_centres(size).reshape(-1, 2)[best[placed]]
+    comp.velocities[seqs, slot] = 0.0
+    comp.radii[seqs, slot], comp.frames_present[seqs, slot] = RADIUS, 0
+    comp.present[seqs, slot] = True
+    return placed
+
+
+def em(frames, visible, comp: Components, renderer, iters: int):
+    """iters E and M steps on frames (n, S, S), in place; then discovery of what no component
+    explains, each new component refined by further EM. Returns (psi, gamma) of the final state."""
+    size = frames.shape[-1]
+    for _ in range(iters):
+        psi = renderer(comp.shown(), comp.radii)
+        m_step(frames, visible, e_step(frames, psi), psi, comp, size)
+    psi = renderer(comp.shown(), comp.radii)
+    for _ in range(comp.present.shape[1]):
+        if not discover(frames, visible, psi, comp, size).any():
             break
-        positions[k] = centres[np.unravel_index(unexplained.argmax(), frame.shape)]
-    return positions, positions[:, 0] >= 0
+        for _ in range(iters):
+            psi = renderer(comp.shown(), comp.radii)
+            m_step(frames, visible, e_step(frames, psi), psi, comp, size)
+        psi = renderer(comp.shown(), comp.radii)
+    return psi, e_step(frames, psi)
 
 
-def em(frame, positions, present, cfg: PixelConfig):
-    """cfg.em_iters E and M steps on one frame from the given components; returns (positions, present, gamma)."""
-    for _ in range(cfg.em_iters):
-        gamma = e_step(frame, render_components(positions, present, cfg))
-        positions, present = m_step(frame, gamma, positions, present, cfg.size, RADIUS)
-    return positions, present, e_step(frame, render_components(positions, present, cfg))
-
-
+# ----------------------------------------------------------------------------- measures
 def adjusted_rand_index(truth: np.ndarray, pred: np.ndarray) -> float:
-    """ARI of two labelings of the same items (1: identical up to renaming; about 0: chance)."""
+    """ARI of two labelings of the same items (1: identical up to renaming; about 0: chance).
+    The plain reference of ari_batch."""
     _, t = np.unique(truth, return_inverse=True)
     _, p = np.unique(pred, return_inverse=True)
     table = np.zeros((t.max() + 1, p.max() + 1))
@@ -139,136 +378,415 @@ def adjusted_rand_index(truth: np.ndarray, pred: np.ndarray) -> float:
     return 1.0 if maximum == expected else float((index - expected) / (maximum - expected))
 
 
-def frame_ari(labels: np.ndarray, gamma: np.ndarray) -> float:
-    """ARI of the most likely component against the true ball, over the pixels of exactly one
-    ball (background and overlaps ignored, as the paper does)."""
-    keep = labels >= 0
-    return adjusted_rand_index(labels[keep], gamma.argmax(axis=0)[keep]) if keep.any() else 1.0
+def ari_batch(labels: np.ndarray, gamma: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """(n,) ARI of the most likely component (background excluded) against the true ball over
+    the kept pixels of exactly one ball; labels (n, S, S), gamma (n, K + 1, S, S), keep (n, S, S).
+    Equals adjusted_rand_index per sequence (1.0 where it has fewer than two such pixels)."""
+    n, k = gamma.shape[0], gamma.shape[1] - 1
+    n_balls = max(int(labels.max()) + 1, 1)
+    use = keep & (labels >= 0)
+    seq = np.broadcast_to(np.arange(n)[:, None, None], use.shape)[use]
+    cell = (seq * n_balls + labels[use]) * k + gamma[:, :-1].argmax(axis=1)[use]
+    table = np.bincount(cell, minlength=n * n_balls * k).reshape(n, n_balls, k).astype(float)
+    comb = lambda a: a * (a - 1) / 2.0                                             # noqa: E731
+    index = comb(table).sum(axis=(1, 2))
+    rows, cols = comb(table.sum(2)).sum(1), comb(table.sum(1)).sum(1)
+    total = comb(table.sum(axis=(1, 2)))
+    expected = np.where(total > 0, rows * cols / np.maximum(total, 1), 0.0)
+    maximum = (rows + cols) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(maximum == expected, 1.0, (index - expected) / (maximum - expected))
 
 
-# ----------------------------------------------------------------------------- a run
-DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
+def bce(frames: np.ndarray, prob: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(n,) binary cross-entropy summed over the pixels (weighted by weight (n, S, S)) of frames
+    (n, S, S) under the predicted probabilities prob (n, S, S), clipped to [eps, 1 - eps]."""
+    p = np.clip(prob, LIT_TOLERANCE, 1.0 - LIT_TOLERANCE)
+    return -(weight * np.where(frames, np.log(p), np.log(1.0 - p))).sum(axis=(1, 2))
 
 
-def make_step(name: str, models: dict):
-    """(positions (m, 2), velocities (m, 2)) -> predicted (positions, velocities) one step later:
-    constant velocity, or a model of models/ rolled one step on the present components."""
-    if name == "constant_velocity":
-        return lambda x, v: (x + DT * v, v)
-    model = models[name]
+def nearest_component(truth_xy: np.ndarray, comp: Components) -> np.ndarray:
+    """(n, B) distance from every true ball (n, B, 2) to the nearest present component (inf: none)."""
+    d = np.linalg.norm(truth_xy[:, :, None] - comp.positions[:, None], axis=-1)           # (n, B, K)
+    return np.where(comp.present[:, None], d, np.inf).min(axis=2)
 
-    def step(x, v):
-        S = np.concatenate([x, v], axis=-1)[None]                                  # (1, m, 4)
-        out = S + model.forward(S)[0]
-        return out[0, :, :2], out[0, :, 2:4]
+
+# ----------------------------------------------------------------------------- dynamics
+def make_step(name: str, models: dict, masses: bool = False):
+    """Components -> predicted (positions, velocities) one frame later, for the present ones:
+    constant velocity, or a model of models/ rolled one step (the empty ones are parked apart,
+    where they meet nothing; their prediction is ignored); masses: the models read the radius."""
+    def step(comp: Components):
+        if name == "constant_velocity":
+            return comp.positions + DT * comp.velocities, comp.velocities.copy()
+        model = models[name]
+        x = comp.shown()
+        S = np.concatenate([x, comp.velocities] + ([comp.radii[..., None]] if masses else []), -1)
+        out = S + model.forward(S)[0]                                                     # (n, K, D)
+        keep = comp.present[..., None]
+        return np.where(keep, out[..., :2], comp.positions), np.where(keep, out[..., 2:4], comp.velocities)
     return step
 
 
-def track(frames, labels, truth, cfg: PixelConfig, step):
-    """One sequence: discovery and EM on frame 0; then per frame the dynamics' prediction, the
-    E-step on it before the frame is seen (predicted ARI), EM on the frame (ARI after EM). The
-    velocity of a component is the dynamics' prediction corrected by the M-step's move:
-    v = v_pred + (x_em - x_pred) / dt (constant velocity: the last displacement over dt)."""
-    positions, present = discover(frames[0], cfg.components, RADIUS, cfg.size, cfg.softness)
-    positions, present, gamma = em(frames[0], positions, present, cfg)
-    velocities = np.zeros_like(positions)
-    ari_em, ari_pred, err = [frame_ari(labels[0], gamma)], [], []
-    for t in range(1, len(frames)):
-        predicted, v_pred = positions.copy(), velocities.copy()
-        if present.any():
-            predicted[present], v_pred[present] = step(positions[present], velocities[present])
-        ari_pred.append(frame_ari(labels[t], e_step(frames[t], render_components(predicted, present, cfg))))
-        positions, present, gamma = em(frames[t], predicted, present, cfg)
-        velocities = v_pred + (positions - predicted) / DT
-        ari_em.append(frame_ari(labels[t], gamma))
-        found = positions[present]
-        d = np.linalg.norm(truth[t, :, None, :2] - found[None], axis=-1)          # (K, found): matched by distance
-        err.append(float(d.min(axis=1).mean()) if len(found) else math.inf)
-    return ari_em, ari_pred, err
+def advance(comp: Components, step) -> Components:
+    """The components one frame later, as the dynamics predict them."""
+    nxt = comp.copy()
+    nxt.positions, nxt.velocities = step(comp)
+    return nxt
 
 
-def run(cfg: PixelConfig) -> dict:
-    """Every selected dynamics on the same frames: ARI after EM and from the prediction, position
-    error of the discovered objects (pixels); means over sequences and frames."""
-    states, _ = R.simulate_sequences(cfg.n_seq, cfg.t_frames, cfg.k_balls, DT, RADIUS,
-                                     R.rng_for(cfg.seed, "pixels/data"), False)      # (T, n, K, 4)
-    frames, labels = render_binary(states[..., :2], RADIUS, cfg.size)             # (T, n, S, S)
+def em_after_prediction(frames, visible, comp: Components, pred: Components, renderer, iters: int):
+    """EM on frames from the prediction pred of comp; returns (the new components, psi, gamma).
+    A component present before and after keeps the prediction's velocity corrected by the
+    M-step's move, v = v_pred + (x_em - x_pred) / dt; a new one starts at rest."""
+    new = pred.copy()
+    psi, gamma = em(frames, visible, new, renderer, iters)
+    tracked = (comp.present & new.present)[..., None]
+    correction = (new.positions - pred.positions) / DT
+    new.velocities = np.where(tracked, pred.velocities + correction, 0.0)
+    return new, psi, gamma
+
+
+# ----------------------------------------------------------------------------- data and a run
+def group_sizes(cfg: PixelConfig, n: int) -> list:
+    """[(balls, sequences)]: n sequences split as evenly as possible over the ball counts of cfg.k_balls."""
+    counts = parse_balls(cfg.k_balls)
+    return [(k, n // len(counts) + (i < n % len(counts))) for i, k in enumerate(counts) if
+            n // len(counts) + (i < n % len(counts))]
+
+
+def parse_balls(text: str) -> list:
+    lo, _, hi = str(text).partition("-")
+    try:
+        lo, hi = int(lo), int(hi or lo)
+    except ValueError:
+        raise R.ConfigError(f"--k-balls must be a number of balls or a range like 6-8 (got {text!r})")
+    if not 1 <= lo <= hi <= R.max_balls(RADIUS):
+        raise R.ConfigError(f"--k-balls must be within 1..{R.max_balls(RADIUS)}, low to high (got {text!r})")
+    return list(range(lo, hi + 1))
+
+
+def make_frames(cfg: PixelConfig, k: int, n: int, purpose: str) -> dict:
+    """n sequences of k balls: states (T, n, k, D), pair events (T, n, k, k), frames and labels
+    (T, n, S, S) (the curtain's pixels dark), visible (n, S, S), radii (n, k)."""
+    states, events = R.simulate_sequences(n, cfg.t_frames, k, DT, RADIUS, R.rng_for(cfg.seed, f"{purpose}/k{k}"),
+                                          cfg.masses)
+    radii = states[0, :, :, 4] if cfg.masses else np.full((n, k), RADIUS)
+    frames, labels = render_binary(states[..., :2], radii, cfg.size)
+    visible = curtain_mask(n, cfg.size, cfg.curtain, R.rng_for(cfg.seed, f"{purpose}/curtain/k{k}"))
+    return {"states": states, "pair": events["pair"], "frames": frames & visible, "labels": labels,
+            "visible": visible, "radii": radii}
+
+
+def hidden_fractions(data: dict, size: int) -> np.ndarray:
+    """(T, n, B) the fraction of each ball's pixels that falls behind the curtain."""
+    inside = ball_pixels(data["states"][..., :2], data["radii"], size)                    # (T, n, B, S, S)
+    return (inside & ~data["visible"][None, :, None]).sum((-2, -1)) / np.maximum(inside.sum((-2, -1)), 1)
+
+
+MEASURES = ("ari_after_em", "ari_from_prediction", "position_error_px", "lost_fraction", "frames_until_discovery",
+            "undiscovered_fraction", "next_frame_bce", "next_frame_bce_repeat", "relational_bce",
+            "relational_bce_repeat", "sim_ari", "sim_position_error_px", "sim_bce", "sim_bce_repeat",
+            "hidden_lost_fraction", "hidden_error_r", "hidden_collided_lost_fraction", "hidden_collided_error_r",
+            "hidden_ball_frames", "hidden_collided_ball_frames")
+HIGHER_IS_BETTER = {"ari_after_em", "ari_from_prediction", "sim_ari"}
+
+
+def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) -> dict:
+    """Every sequence of data at once: discovery and EM on frame 0; then per frame the dynamics'
+    prediction, the E-step on it before the frame is seen, EM on the frame. A component's
+    velocity is the prediction's, corrected by the M-step's move: v = v_pred + (x_em - x_pred) / dt.
+    From frame T - 1 - sim_steps a copy is also rolled on by the dynamics alone. Returns the
+    per-(sequence, frame) values of every measure (pooled by pool())."""
+    frames, labels, visible, states = data["frames"], data["labels"], data["visible"], data["states"]
+    T, n, B = states.shape[:3]
+    size = cfg.size
+    truth_r = data["radii"]                                                               # (n, B)
+    hidden = hidden_fractions(data, size) >= 0.5 if cfg.curtain > 0 else np.zeros((T, n, B), bool)
+    collided = np.zeros((n, B), bool)                                                     # a collision in this hidden spell
+    comp = Components.empty(n, cfg.components)
+    psi, gamma = em(frames[0], visible, comp, renderer, cfg.em_iters)
+    out = {key: [] for key in MEASURES}
+    out["ari_after_em"].append(ari_batch(labels[0], gamma, visible))
+    found_at = np.full(n, -1)
+    sim_from = T - 1 - cfg.sim_steps
+    shots = {"frames": [], "prediction": [], "gamma": [], "psi": [], "positions": [], "present": []} if sample else None
+    for t in range(T):
+        if t:
+            pred = advance(comp, step)
+            psi_pred = renderer(pred.shown(), pred.radii)
+            gamma_pred = e_step(frames[t], psi_pred)
+            out["ari_from_prediction"].append(ari_batch(labels[t], gamma_pred, visible))
+            lit_prob = psi_pred.max(axis=1)                                               # (n, S, S) max_k psi
+            out["next_frame_bce"].append(bce(frames[t], lit_prob, visible))
+            out["next_frame_bce_repeat"].append(bce(frames[t], frames[t - 1], visible))
+            colliding = data["pair"][t - 1].any(axis=2)                                   # (n, B) collided in t-1 -> t
+            region = (ball_pixels(states[t, :, :, :2], truth_r + 1.0 / size, size) & colliding[..., None, None]).any(1)
+            region |= (ball_pixels(states[t - 1, :, :, :2], truth_r + 1.0 / size, size)
+                       & colliding[..., None, None]).any(1)
+            rows = colliding.any(axis=1)
+            out["relational_bce"].append(bce(frames[t], lit_prob, region & visible)[rows])
+            out["relational_bce_repeat"].append(bce(frames[t], frames[t - 1], region & visible)[rows])
+            comp, psi, gamma = em_after_prediction(frames[t], visible, comp, pred, renderer, cfg.em_iters)
+            out["ari_after_em"].append(ari_batch(labels[t], gamma, visible))
+            if sample:
+                shots["prediction"].append(psi_pred[0])
+        distance = nearest_component(states[t, :, :, :2], comp)                           # (n, B)
+        lost = distance > truth_r
+        view = ~hidden[t]
+        out["position_error_px"].append(np.where(view, distance, 0).sum(1)[view.any(1)] / view.sum(1)[view.any(1)] * size)
+        out["lost_fraction"].append(lost[view])
+        found_at = np.where((found_at < 0) & ~(lost & view).any(axis=1), t, found_at)
+        collided = np.where(hidden[t], collided | (data["pair"][t - 1].any(axis=2) if t else False), False)
+        out["hidden_lost_fraction"].append(lost[hidden[t]])
+        out["hidden_error_r"].append((distance / truth_r)[hidden[t] & ~lost])
+        out["hidden_collided_lost_fraction"].append(lost[hidden[t] & collided])
+        out["hidden_collided_error_r"].append((distance / truth_r)[hidden[t] & collided & ~lost])
+        if t == sim_from and cfg.sim_steps:
+            simulate_without_frames(data, comp, step, renderer, t, cfg, out)
+        if sample:
+            shots["frames"].append(frames[t, 0])
+            shots["gamma"].append(gamma[0])
+            shots["psi"].append(psi[0])
+            shots["positions"].append(comp.positions[0].copy())
+            shots["present"].append(comp.present[0].copy())
+    out["frames_until_discovery"].append(found_at[found_at >= 0].astype(float))
+    out["undiscovered_fraction"].append(found_at < 0)
+    out["hidden_ball_frames"].append(np.array([float(hidden.sum())]))
+    out["hidden_collided_ball_frames"].append(np.array([float(sum(len(x) for x in out["hidden_collided_lost_fraction"]))]))
+    if sample:
+        out["sample"] = shots
+    return out
+
+
+def simulate_without_frames(data, comp: Components, step, renderer, t0: int, cfg: PixelConfig, out: dict) -> None:
+    """The components of frame t0 rolled on sim_steps frames by the dynamics alone: ARI of the
+    E-step on each true frame given the simulated rendering, BCE of max_k psi against it (and of
+    repeating frame t0), and the position error after the last step."""
+    frames, visible = data["frames"], data["visible"]
+    sim = comp
+    for t in range(t0 + 1, t0 + 1 + cfg.sim_steps):
+        sim = advance(sim, step)
+        psi = renderer(sim.shown(), sim.radii)
+        out["sim_ari"].append(ari_batch(data["labels"][t], e_step(frames[t], psi), visible))
+        out["sim_bce"].append(bce(frames[t], psi.max(axis=1), visible))
+        out["sim_bce_repeat"].append(bce(frames[t], frames[t0], visible))
+    out["sim_position_error_px"].append(nearest_component(data["states"][t, :, :, :2], sim).mean(1) * cfg.size)
+
+
+def pool(parts: list) -> dict:
+    """Means over every (sequence, frame) value of every measure, pooled over ball-count groups;
+    the counts are summed; None where there is no value (no hidden balls without a curtain)."""
+    result = {}
+    for key in MEASURES:
+        values = np.concatenate([np.concatenate([np.ravel(v) for v in p[key]]) if p[key] else np.zeros(0)
+                                 for p in parts]).astype(float)
+        if key.endswith("ball_frames"):
+            result[key] = int(values.sum())
+        else:
+            result[key] = float(values.mean()) if len(values) else None
+    return result
+
+
+def default_models(cfg: PixelConfig) -> str:
+    return cfg.models or os.path.join(HERE, "models", f"simulator{'_masses' if cfg.masses else ''}_seed0.npz")
+
+
+def load_dynamics(cfg: PixelConfig, names) -> dict:
+    """The saved models the selected dynamics need (checked in main)."""
+    return R.load_models(default_models(cfg)) if any(n != "constant_velocity" for n in names) else {}
+
+
+def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
+    """A LearnedRenderer trained from frames alone (cfg.train_seq sequences of the first ball
+    count of cfg.k_balls): per iteration, cfg.batch sequences with bit-flip noise are tracked
+    by EM with the current renderer; at every frame the loss is the next-frame objective on the
+    clean frame: sum_ik gamma_ik BCE(x_i, psi_ik) of the components predicted by the dynamics,
+    gamma from the E-step on the noisy frame given that prediction, held fixed. Adam, one step
+    per batch (gradient summed over frames, divided by the batch's lit-pixel count). Returns
+    (renderer, history of mean losses per lit pixel)."""
+    renderer = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+    data = make_frames(dataclasses.replace(cfg, curtain=0.0), parse_balls(cfg.k_balls)[0], cfg.train_seq,
+                       "pixels/train")
+    adam = R.Adam(renderer.flat, cfg.lr)
+    rng = R.rng_for(cfg.seed, "pixels/train-batches")
+    history = []
+    for it in range(cfg.train_iters):
+        seqs = rng.choice(cfg.train_seq, size=min(cfg.batch, cfg.train_seq), replace=False)
+        clean = data["frames"][:, seqs]                                                   # (T, b, S, S)
+        noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
+        seen = np.ones(clean.shape[1:], bool)
+        comp = Components.empty(len(seqs), cfg.components)
+        em(noisy[0], seen, comp, renderer, cfg.em_iters)
+        grad, loss = np.zeros_like(renderer.flat), 0.0
+        for t in range(1, cfg.t_frames):
+            pred = advance(comp, step)
+            psi, cache = renderer.forward(pred.shown(), pred.radii)
+            gamma = e_step(noisy[t], psi)[:, :-1] * pred.present[..., None, None]         # empty components: no loss
+            value, g = renderer.loss_and_grads(clean[t], gamma, psi, cache, seen.astype(float))
+            loss, grad = loss + value, grad + g
+            comp = em_after_prediction(noisy[t], seen, comp, pred, renderer, cfg.em_iters)[0]
+        lit = max(float(clean[1:].sum()), 1.0)
+        adam.lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / cfg.train_iters))           # cosine decay
+        adam.step(grad / lit)
+        history.append(loss / lit)
+        if it % max(1, cfg.train_iters // 10) == 0 or it == cfg.train_iters - 1:
+            log(f"renderer iter {it:4d}: next-frame loss {loss / lit:.4f} per lit pixel")
+    return renderer, history
+
+
+def sample_payload(shots: dict, data: dict, size: int, renderer_name: str, dynamics: str) -> dict:
+    """One sequence for the figures: frames as rows of 0/1, per frame the components' positions
+    and presence, and psi and gamma quantised to 0..9 per pixel (rows of digits)."""
+    digits = lambda a: ["".join(map(str, row)) for row in np.clip((a * 10).astype(int), 0, 9)]   # noqa: E731
+    return {"renderer": renderer_name, "dynamics": dynamics, "size": size,
+            "truth": data["states"][:, 0, :, :2].round(4).tolist(), "radii": data["radii"][0].round(4).tolist(),
+            "visible": digits(data["visible"][0].astype(float) * 0.99),
+            "frames": [digits(f.astype(float) * 0.99) for f in shots["frames"]],
+            "positions": [p.round(4).tolist() for p in shots["positions"]],
+            "present": [p.tolist() for p in shots["present"]],
+            "psi": [[digits(c) for c in p] for p in shots["psi"]],
+            "prediction": [[digits(c) for c in p] for p in shots["prediction"]],
+            "gamma": [[digits(c) for c in g] for g in shots["gamma"]]}
+
+
+def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
+    """Every selected dynamics on the same frames; with the learned renderer, trained first (with
+    the relational simulator as the dynamics, or constant velocity when it is the only one)."""
     names = DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
-    models = R.load_models(cfg.models) if any(n != "constant_velocity" for n in names) else {}   # checked in main
+    models = load_dynamics(cfg, names)
+    groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
     result = {"config": dataclasses.asdict(cfg), "source_sha256": R.source_sha256(__file__),
-              "main_source_sha256": R.source_sha256()}
+              "main_source_sha256": R.source_sha256(), "models": default_models(cfg) if models else None,
+              "numbers_depend_on": "seed, config, float64 numpy (no BLAS-dependent training: one thread, small matrices)"}
+    if cfg.renderer == "learned":
+        t0 = time.perf_counter()
+        trainer = "simulator.relational" if "simulator.relational" in names else names[0]
+        renderer, history = train_renderer(cfg, make_step(trainer, models, cfg.masses), log)
+        result["renderer_training"] = {"dynamics": trainer, "seconds": time.perf_counter() - t0,
+                                       "loss_per_lit_pixel": [round(h, 6) for h in history],
+                                       "parameters": {k: v.round(8).tolist() for k, v in renderer.params.items()}}
+        untrained = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+        result["untrained_renderer"] = pool([track(d, cfg, make_step(names[-1], models, cfg.masses), untrained) for _, _, d in groups])
+        result["untrained_renderer"]["dynamics"] = names[-1]
+    else:
+        renderer = KnownRenderer(cfg.size, cfg.softness)
     for name in names:
         t0 = time.perf_counter()
-        step = make_step(name, models)
-        em_all, pred_all, err_all = [], [], []
-        for s in range(cfg.n_seq):
-            ari_em, ari_pred, err = track(frames[:, s], labels[:, s], states[:, s], cfg, step)
-            em_all += ari_em
-            pred_all += ari_pred
-            err_all += err
-        result[name] = {"ari_after_em": float(np.mean(em_all)), "ari_from_prediction": float(np.mean(pred_all)),
-                        "position_error_px": float(np.mean(err_all)) * cfg.size, "seconds": time.perf_counter() - t0}
+        step = make_step(name, models, cfg.masses)
+        parts = [track(d, cfg, step, renderer, sample=with_sample and i == 0 and name == names[-1])
+                 for i, (_, _, d) in enumerate(groups)]
+        result[name] = pool(parts)
+        result[name]["seconds"] = time.perf_counter() - t0
+        if "sample" in parts[0]:
+            result["sample"] = sample_payload(parts[0]["sample"], groups[0][2], cfg.size, renderer.name, name)
     return result
 
 
-def run_seeds(cfg: PixelConfig, seeds: list) -> dict:
+WIN_MEASURES = ("ari_from_prediction", "next_frame_bce", "relational_bce", "sim_position_error_px", "hidden_lost_fraction",
+                "hidden_error_r")
+
+
+def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
     """run() for every seed; per dynamics and measure the per-seed values and their mean_interval,
-    and the seeds in which the relational simulator's ARI from the prediction is above each other's."""
-    runs = [run(dataclasses.replace(cfg, seed=s, seeds="")) for s in seeds]
+    and per measure of WIN_MEASURES the seeds in which the relational simulator is better than each other dynamics."""
+    runs = [run(dataclasses.replace(cfg, seed=s, seeds=""), log, with_sample=False) for s in seeds]
     names = [n for n in DYNAMICS if n in runs[0]]
-    result = {"config": dataclasses.asdict(cfg), "seeds": seeds, "source_sha256": runs[0]["source_sha256"],
-              "main_source_sha256": runs[0]["main_source_sha256"]}
-    for name in names:
-        result[name] = {key: {"per_seed": [r[name][key] for r in runs], **R.mean_interval([r[name][key] for r in runs])}
-                        for key in runs[0][name]}
+    result = {"config": dataclasses.asdict(cfg), "seeds": seeds,
+              **{key: runs[0][key] for key in ("source_sha256", "main_source_sha256", "models", "numbers_depend_on")}}
+    for name in names + (["untrained_renderer"] if "untrained_renderer" in runs[0] else []):
+        result[name] = {}
+        for key, value in runs[0][name].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                per_seed = [r[name][key] for r in runs]
+                result[name][key] = {"per_seed": per_seed, **R.mean_interval(per_seed)}
+            else:
+                result[name][key] = value
+    if "renderer_training" in runs[0]:
+        result["renderer_training_seconds"] = [r["renderer_training"]["seconds"] for r in runs]
     if "simulator.relational" in names:
-        rel = [r["simulator.relational"]["ari_from_prediction"] for r in runs]
-        result["relational_prediction_wins"] = {
-            name: sum(a > r[name]["ari_from_prediction"] for a, r in zip(rel, runs)) for name in names
-            if name != "simulator.relational"}
+        wins = {}
+        for key in WIN_MEASURES:
+            if runs[0]["simulator.relational"][key] is None:
+                continue
+            better = (lambda a, b: a > b) if key in HIGHER_IS_BETTER else (lambda a, b: a < b)
+            wins[key] = {name: sum(better(r["simulator.relational"][key], r[name][key]) for r in runs)
+                         for name in names if name != "simulator.relational"}
+        result["relational_wins"] = wins
     return result
+
+
+# ----------------------------------------------------------------------------- CLI
+RANGES = {"components": (1, 16), "n_seq": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
+          "hidden": (1, 256), "train_seq": (1, 100_000), "train_iters": (1, 100_000), "batch": (1, 1000)}
+
+
+def check_config(cfg: PixelConfig) -> None:
+    """Every option in its range, the models readable, the output writable: before any work."""
+    for name, (lo, hi) in RANGES.items():
+        if not lo <= getattr(cfg, name) <= hi:
+            raise R.ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
+    parse_balls(cfg.k_balls)
+    if not 0 < cfg.softness <= 5:
+        raise R.ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
+    if not 0 <= cfg.curtain <= 0.5:
+        raise R.ConfigError(f"--curtain must be in [0, 0.5] (the band's width in box units; got {cfg.curtain})")
+    if not 0 <= cfg.bitflip < 0.5:
+        raise R.ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
+    if not 0 < cfg.lr <= 1:
+        raise R.ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
+    if not 0 <= cfg.sim_steps <= cfg.t_frames - 2:
+        raise R.ConfigError(f"--sim-steps must be in 0..{cfg.t_frames - 2} (--t-frames - 2; got {cfg.sim_steps})")
+    if cfg.dynamics not in DYNAMICS + ("all",):
+        raise R.ConfigError(f"--dynamics must be one of {', '.join(DYNAMICS + ('all',))} (got {cfg.dynamics!r})")
+    if cfg.renderer not in RENDERERS:
+        raise R.ConfigError(f"--renderer must be one of {', '.join(RENDERERS)} (got {cfg.renderer!r})")
+    if cfg.dynamics != "constant_velocity":
+        try:
+            models = R.load_models(default_models(cfg))
+        except R.ConfigError as err:
+            raise R.ConfigError(str(err).replace("--load-model", "--models", 1))
+        need = {"simulator.relational", "simulator.non_relational"}
+        if not need <= set(models) or R.read_model_meta(default_models(cfg))["config"].get("masses") != cfg.masses:
+            raise R.ConfigError(f"--models {default_models(cfg)}: needs the simulator recipe's models"
+                                f"{' trained with --masses' if cfg.masses else ' (equal masses)'} (--recipe simulator "
+                                f"--save-model)")
+    if cfg.seeds:
+        R.parse_seeds(cfg.seeds)
+    R.check_output_path(cfg.out, "--out")
 
 
 def main(argv=None) -> int:
     parser = R._Parser(description=__doc__.split("\n")[0])
     for f in dataclasses.fields(PixelConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                            help=f"(default: {f.default})")
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default: {f.default})")
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:
-        for name, lo in (("k_balls", 1), ("components", 1), ("n_seq", 1), ("t_frames", 2), ("size", 16), ("em_iters", 1)):
-            if getattr(cfg, name) < lo:
-                raise R.ConfigError(f"--{name.replace('_', '-')} must be at least {lo} (got {getattr(cfg, name)})")
-        if cfg.size > 256:
-            raise R.ConfigError(f"--size must be at most 256 pixels (got {cfg.size})")
-        if not 0 < cfg.softness <= 5:
-            raise R.ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
-        if cfg.k_balls > R.max_balls(RADIUS):
-            raise R.ConfigError(f"--k-balls must be at most {R.max_balls(RADIUS)} (got {cfg.k_balls})")
-        if cfg.dynamics not in DYNAMICS + ("all",):
-            raise R.ConfigError(f"--dynamics must be one of {', '.join(DYNAMICS + ('all',))} (got {cfg.dynamics!r})")
-        if cfg.dynamics != "constant_velocity":
-            try:
-                models = R.load_models(cfg.models)
-            except R.ConfigError as err:
-                raise R.ConfigError(str(err).replace("--load-model", "--models", 1))
-            if not {"simulator.relational", "simulator.non_relational"} <= set(models):
-                raise R.ConfigError(f"--models {cfg.models}: needs the simulator recipe's models (--recipe simulator "
-                                    f"--save-model)")
-        R.check_output_path(cfg.out, "--out")
+        check_config(cfg)
         seeds = R.parse_seeds(cfg.seeds).copy() if cfg.seeds else None
         result = run_seeds(cfg, seeds) if seeds else run(cfg)
     except R.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing written", file=sys.stderr)
+        return 130
     R.write_json_atomic(cfg.out, result)
-    for name in (n for n in DYNAMICS if n in result):
+    for name in (n for n in DYNAMICS + ("untrained_renderer",) if n in result):
         r = {key: value["mean"] if isinstance(value, dict) else value for key, value in result[name].items()}
-        print(f"{name:>24}: ARI after EM {r['ari_after_em']:.4f}, from the prediction {r['ari_from_prediction']:.4f}, "
-              f"position error {r['position_error_px']:.2f} px, {r['seconds']:.1f} s"
+        line = (f"{name:>24}: ARI after EM {r['ari_after_em']:.4f}, from the prediction {r['ari_from_prediction']:.4f}, "
+                f"error {r['position_error_px']:.2f} px, next-frame BCE {r['next_frame_bce']:.1f} "
+                f"(repeat {r['next_frame_bce_repeat']:.1f})")
+        if r["hidden_lost_fraction"] is not None:
+            line += f", hidden lost {r['hidden_lost_fraction']:.3f} error {r['hidden_error_r']:.3f} r"
+        print(line + (f", {r['seconds']:.1f} s" if "seconds" in r else "")
               + (f" (means over {len(result['seeds'])} seeds)" if "seeds" in result else ""))
-    if "relational_prediction_wins" in result:
-        print(f"seeds in which the relational simulator predicts better: {result['relational_prediction_wins']}")
+    if "relational_wins" in result:
+        print(f"seeds in which the relational simulator is better: {result['relational_wins']}")
     print(f"wrote {cfg.out}")
     return 0
 
