@@ -21,7 +21,7 @@ EM sees); its forward and backward passes are written out below.
 
     python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> pixels.json
     python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out pixels_k6-8.json
-    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out pixels_curtain.json
+    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out pixels_curtain.json   # 3 balls, as the paper
     python3 relational_nem_pixels.py --renderer learned --out pixels_learned.json
     python3 relational_nem_pixels.py --seeds 0-9 --out pixels_seeds.json
 """
@@ -54,29 +54,57 @@ DUPLICATE_DISTANCE = 0.5  # of two present components closer than this many radi
 class PixelConfig:
     # data
     seed: int = 0
-    seeds: str = ""            # e.g. 0-9: every seed, then means over seeds and wins of the relational simulator
-    k_balls: str = "4"         # balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)
-    masses: bool = False       # the paper's two ball types (6x mass, 1.25x radius) instead of equal masses
-    curtain: float = 0.0       # width of an unobserved vertical band at a random place per sequence (0: none)
+    seeds: str = ""
+    k_balls: str = "4"
+    masses: bool = False
+    curtain: float = 0.0
     n_seq: int = 50
     t_frames: int = 30
     size: int = 48
     # EM
     components: int = 5
     em_iters: int = 3
-    softness: float = 0.5      # known renderer: pixels over which a disk's edge goes from 1 to 0
-    dynamics: str = "all"      # constant_velocity, simulator.non_relational, simulator.relational, or all three
-    models: str = ""           # the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)
-    sim_steps: int = 10        # the last sim_steps frames are also predicted without seeing frames
+    softness: float = 0.5
+    dynamics: str = "all"
+    models: str = ""
+    sim_steps: int = 10
     # the learned renderer
-    renderer: str = "known"    # known (soft disk) or learned (trained here from frames)
+    renderer: str = "known"
+    train_k_balls: int = 4
     hidden: int = 16
     train_seq: int = 200
-    train_iters: int = 150
+    train_iters: int = 100
     batch: int = 8
     lr: float = 0.01
-    bitflip: float = 0.05      # fraction of the pixels flipped in the frames the EM sees while training
+    bitflip: float = 0.05
     out: str = "pixels.json"
+
+
+HELP = {
+    'seeds': 'e.g. 0-9: every seed, then means over seeds and wins of the relational simulator',
+    'k_balls': 'balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)',
+    'masses': "the paper's two ball types (6x mass, 1.25x radius) instead of equal masses",
+    'curtain': 'width of an unobserved vertical band at a random place per sequence (0: none)',
+    'softness': "known renderer: pixels over which a disk's edge goes from 1 to 0",
+    'dynamics': 'constant_velocity, simulator.non_relational, simulator.relational, or all three',
+    'models': "the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)",
+    'sim_steps': 'the last sim_steps frames are also predicted without seeing frames',
+    'renderer': 'known (soft disk) or learned (trained here from frames)',
+    'train_k_balls': 'the learned renderer is trained on frames of this many balls',
+    'bitflip': 'fraction of the pixels flipped in the frames the EM sees while training',
+    'seed': "the seed of the data, the curtains and the renderer's training",
+    'n_seq': 'sequences evaluated',
+    't_frames': 'frames per sequence',
+    'size': 'frame side in pixels (the paper: 64; at 48 a ball is 5.3 px in radius and a frame has 0.56x the pixels)',
+    'components': 'K, components per sequence (the paper: 5 for 4 balls, 8 for 6-8)',
+    'em_iters': 'EM iterations per frame',
+    'hidden': 'learned renderer: hidden units per layer',
+    'train_seq': 'learned renderer: training sequences',
+    'train_iters': 'learned renderer: Adam steps (one batch of sequences each, cosine-decayed rate)',
+    'batch': 'learned renderer: sequences per step',
+    'lr': "learned renderer: Adam's learning rate",
+    'out': 'the result JSON (written atomically)',
+}
 
 
 DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
@@ -502,7 +530,9 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) ->
     T, n, B = states.shape[:3]
     size = cfg.size
     truth_r = data["radii"]                                                               # (n, B)
-    hidden = hidden_fractions(data, size) >= 0.5 if cfg.curtain > 0 else np.zeros((T, n, B), bool)
+    # mostly hidden ball-frames of balls seen before (a ball behind the curtain from the start is unknowable)
+    behind = hidden_fractions(data, size) >= 0.5 if cfg.curtain > 0 else np.zeros((T, n, B), bool)
+    hidden = behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
     collided = np.zeros((n, B), bool)                                                     # a collision in this hidden spell
     comp = Components.empty(n, cfg.components)
     psi, gamma = em(frames[0], visible, comp, renderer, cfg.em_iters)
@@ -533,7 +563,7 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) ->
                 shots["prediction"].append(psi_pred[0])
         distance = nearest_component(states[t, :, :, :2], comp)                           # (n, B)
         lost = distance > truth_r
-        view = ~hidden[t]
+        view = ~behind[t]
         out["position_error_px"].append(np.where(view, distance, 0).sum(1)[view.any(1)] / view.sum(1)[view.any(1)] * size)
         out["lost_fraction"].append(lost[view])
         found_at = np.where((found_at < 0) & ~(lost & view).any(axis=1), t, found_at)
@@ -598,16 +628,15 @@ def load_dynamics(cfg: PixelConfig, names) -> dict:
 
 
 def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
-    """A LearnedRenderer trained from frames alone (cfg.train_seq sequences of the first ball
-    count of cfg.k_balls): per iteration, cfg.batch sequences with bit-flip noise are tracked
+    """A LearnedRenderer trained from frames alone (cfg.train_seq sequences of cfg.train_k_balls
+    balls): per iteration, cfg.batch sequences with bit-flip noise are tracked
     by EM with the current renderer; at every frame the loss is the next-frame objective on the
     clean frame: sum_ik gamma_ik BCE(x_i, psi_ik) of the components predicted by the dynamics,
     gamma from the E-step on the noisy frame given that prediction, held fixed. Adam, one step
     per batch (gradient summed over frames, divided by the batch's lit-pixel count). Returns
     (renderer, history of mean losses per lit pixel)."""
     renderer = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
-    data = make_frames(dataclasses.replace(cfg, curtain=0.0), parse_balls(cfg.k_balls)[0], cfg.train_seq,
-                       "pixels/train")
+    data = make_frames(dataclasses.replace(cfg, curtain=0.0), cfg.train_k_balls, cfg.train_seq, "pixels/train")
     adam = R.Adam(renderer.flat, cfg.lr)
     rng = R.rng_for(cfg.seed, "pixels/train-batches")
     history = []
@@ -718,7 +747,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 RANGES = {"components": (1, 16), "n_seq": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
-          "hidden": (1, 256), "train_seq": (1, 100_000), "train_iters": (1, 100_000), "batch": (1, 1000)}
+          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, R.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000)}
 
 
 def check_config(cfg: PixelConfig) -> None:
@@ -757,13 +786,15 @@ def check_config(cfg: PixelConfig) -> None:
 
 
 def main(argv=None) -> int:
-    parser = R._Parser(description=__doc__.split("\n")[0])
+    parser = R._Parser(description=__doc__.split("\n")[0], formatter_class=R._HelpFormatter,
+                       epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
     for f in dataclasses.fields(PixelConfig):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", help=f"(default: {f.default})")
+            parser.add_argument(flag, action="store_true", help=HELP.get(f.name, ""))
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, help=f"(default: {f.default})")
+            parser.add_argument(flag, type=type(f.default), default=f.default,
+                                help=f"{HELP.get(f.name, '')} (default: {f.default!r})")
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)
