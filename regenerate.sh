@@ -22,7 +22,12 @@ python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator.json
 python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator_masses.json --out relational_nem_bouncing_balls_masses.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relational_nem_bouncing_balls_stub.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
-python3 relational_nem_pixels.py                                                       # pixels.json
-python3 relational_nem_pixels.py --k-balls 8 --components 8 --out pixels_k8.json
-python3 relational_nem_pixels.py --seeds 0-9 --out pixels_seeds.json
+# pixels (relational_nem_pixels.py): known renderer, then the learned one; a seed-0 file
+# (with the sample sequence the figures draw) and ten seeds for each setting
+bash regenerate_pixels.sh known
+bash regenerate_pixels.sh learned
+python3 visualize_relational_nem_bouncing_balls.py --pixels pixels.json --out viz/pixels   # Figure 2 analogue
+python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_curtain.json --out viz/pixels   # Figure 5 analogue
+python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_learned.json --out viz/pixels
+python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif
 python3 docs/tables.py --write                                                         # docs/results.md tables
