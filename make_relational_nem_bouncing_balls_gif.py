@@ -1,4 +1,5 @@
-"""Side-by-side GIF of one stored rollout: ground truth | non-relational | relational.
+"""Side-by-side GIF of one stored rollout: ground truth | non-relational | relational; or, with
+--pixels, of relational_nem_pixels.py's sample sequence: truth | prediction | gamma by component.
 
 Reads the `samples` of run.json (written by relational_nem_bouncing_balls.py); one GIF
 frame per rollout step, rendered with numpy, titled with PIL's default font (imageio's own
@@ -6,6 +7,7 @@ dependency) and written with imageio to a temporary file that is renamed into pl
 
     python3 make_relational_nem_bouncing_balls_gif.py                 # run_simulator.json -> relational_nem_bouncing_balls.gif
     python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160
+    python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif
 """
 import argparse
 import json
@@ -43,28 +45,29 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def load_run(path: str, need=("samples",)) -> dict:
+def load_run(path: str, need=("samples",), option: str = "--run") -> dict:
     """Reads run.json and checks the keys this script needs (InputError otherwise)."""
     if not os.path.isfile(path):
-        raise InputError(f"--run {path}: file not found; produce it with python3 relational_nem_bouncing_balls.py")
+        script = "relational_nem_pixels.py" if option == "--pixels" else "relational_nem_bouncing_balls.py"
+        raise InputError(f"{option} {path}: file not found; produce it with python3 {script}")
     try:
         with open(path) as f:
             run = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"--run {path}: not valid JSON ({err.msg if hasattr(err, 'msg') else err})")
+        raise InputError(f"{option} {path}: not valid JSON ({err.msg if hasattr(err, 'msg') else err})")
     except OSError as err:
-        raise InputError(f"--run {path}: cannot be read ({err.strerror})")
+        raise InputError(f"{option} {path}: cannot be read ({err.strerror})")
     if not isinstance(run, dict):
-        raise InputError(f"--run {path}: expected a JSON object with keys {', '.join(need)}")
-    return require_keys(run, need, path)
+        raise InputError(f"{option} {path}: expected a JSON object with keys {', '.join(need)}")
+    return require_keys(run, need, path, option)
 
 
-def require_keys(run: dict, need, path: str) -> dict:
+def require_keys(run: dict, need, path: str, option: str = "--run") -> dict:
     """run itself when it has every key in `need` (InputError naming the missing ones otherwise)."""
     missing = [key for key in need if key not in run]
     if missing:
-        raise InputError(f"--run {path}: missing key(s) {', '.join(missing)}; regenerate it with "
-                         f"python3 relational_nem_bouncing_balls.py")
+        script = "relational_nem_pixels.py" if option == "--pixels" else "relational_nem_bouncing_balls.py"
+        raise InputError(f"{option} {path}: missing key(s) {', '.join(missing)}; regenerate it with python3 {script}")
     return run
 
 
@@ -249,9 +252,121 @@ def build_frames(samples: dict, sample: int, size: int, config: dict | None = No
                    footer=lambda t: f"step {t}/{T - 1}   K = {K}   closed loop from step 0")
 
 
+# ----------------------------------------------------------------------------- pixels (relational_nem_pixels.py)
+COMPONENT_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+                     (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127), (0, 0, 128), (128, 0, 0),
+                     (0, 128, 128), (128, 128, 0), (255, 0, 255), (0, 0, 0))      # component k's colour
+COMPONENT_CHARS = "0123456789abcdef"                                          # as relational_nem_pixels.py writes them
+CURTAIN_COLOUR = (255, 222, 215)        # the pixels no frame shows
+HIDDEN_COLOUR = (200, 200, 200)         # the part of a true ball behind the curtain
+PIXEL_KEYS = ("size", "truth", "radii", "hidden_fraction", "collisions", "visible", "frames", "prediction_component",
+              "prediction_level", "gamma_component", "gamma_level")
+
+
+def decode_rows(rows, size: int, what: str, path: str, alphabet: str) -> np.ndarray:
+    """(size, size) int from rows of characters: the character's index in alphabet ("." = -1)."""
+    if not isinstance(rows, list) or len(rows) != size or any(not isinstance(r, str) or len(r) != size for r in rows):
+        raise InputError(f"--pixels {path}: {what} must be {size} rows of {size} characters")
+    lookup = {c: i for i, c in enumerate(alphabet)} | {".": -1}
+    try:
+        return np.array([[lookup[c] for c in row] for row in rows])
+    except KeyError as err:
+        raise InputError(f"--pixels {path}: {what} has the character {err.args[0]!r} (expected {alphabet} or .)")
+
+
+def pixel_sample(run: dict, path: str) -> dict:
+    """The sample sequence of a relational_nem_pixels.py result, decoded into arrays (InputError
+    when anything the pictures read is missing or malformed)."""
+    sample = require_keys(run, ("config", "sample"), path, "--pixels")["sample"]
+    if not isinstance(sample, dict) or any(key not in sample for key in PIXEL_KEYS):
+        raise InputError(f"--pixels {path}: sample must hold {', '.join(PIXEL_KEYS)}")
+    size = sample["size"]
+    if not isinstance(size, int) or not 8 <= size <= 512:
+        raise InputError(f"--pixels {path}: sample size must be an integer in [8, 512] (got {size!r})")
+    T = len(sample["frames"]) if isinstance(sample["frames"], list) else 0
+    try:
+        truth = np.asarray(sample["truth"], float)                                  # (T, B, 2)
+        radii = np.asarray(sample["radii"], float)                                  # (B,)
+        hidden = np.asarray(sample["hidden_fraction"], float)                       # (T, B)
+        collisions = np.asarray(sample["collisions"], bool)                         # (T, B)
+    except (TypeError, ValueError):
+        raise InputError(f"--pixels {path}: truth, radii, hidden_fraction and collisions must be arrays of numbers")
+    if T < 2 or truth.shape[0] != T or truth.ndim != 3 or truth.shape[2] != 2 or radii.shape != truth.shape[1:2] \
+            or hidden.shape != truth.shape[:2] or collisions.shape != truth.shape[:2] or not np.isfinite(truth).all() \
+            or not ((radii > 0) & (radii < 0.5)).all():
+        raise InputError(f"--pixels {path}: sample truth must be (T >= 2, B, 2) finite, radii (B,) in (0, 0.5), "
+                         f"hidden_fraction and collisions (T, B)")
+    for key, n in (("prediction_component", T - 1), ("prediction_level", T - 1), ("gamma_component", T),
+                   ("gamma_level", T)):
+        if not isinstance(sample[key], list) or len(sample[key]) != n:
+            raise InputError(f"--pixels {path}: {key} must hold {n} maps")
+    rows = lambda key, alphabet: np.array([decode_rows(m, size, key, path, alphabet) for m in sample[key]])  # noqa: E731
+    return {"size": size, "truth": truth, "radii": radii, "hidden_fraction": hidden, "collisions": collisions,
+            "visible": decode_rows(sample["visible"], size, "visible", path, "01") == 1,
+            "frames": rows("frames", "01") == 1,
+            "prediction_component": rows("prediction_component", COMPONENT_CHARS),
+            "prediction_level": rows("prediction_level", "0123456789"),
+            "gamma_component": rows("gamma_component", COMPONENT_CHARS),
+            "gamma_level": rows("gamma_level", "0123456789"),
+            "renderer": str(sample.get("renderer", "?")), "dynamics": str(sample.get("dynamics", "?"))}
+
+
+def component_rgb(component: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """(..., S, S, 3) floats in [0, 1]: white, tinted towards component k's colour by level / 9."""
+    colours = np.array(COMPONENT_COLOURS + ((255, 255, 255),), float) / 255          # index -1: white
+    amount = np.where(component >= 0, level / 9.0, 0.0)[..., None]
+    return 1.0 - amount * (1.0 - colours[component])
+
+
+def gamma_rgb(px: dict) -> np.ndarray:
+    """(T, S, S, 3): every lit pixel of the frame tinted by the component gamma gives it most (by
+    how much); unlit pixels white (there the components and the background share gamma)."""
+    return component_rgb(np.where(px["frames"], px["gamma_component"], -1), px["gamma_level"])
+
+
+def truth_rgb(px: dict) -> np.ndarray:
+    """(T, S, S, 3): the true balls, dark where a frame shows them and light grey behind the
+    curtain, on white, the curtain pale red."""
+    size, hidden = px["size"], ~px["visible"]
+    cover = disk_coverage(px["truth"], np.broadcast_to(px["radii"], px["truth"].shape[:2]), size)   # (T, S, S)
+    image = np.ones(cover.shape + (3,))
+    image[:, hidden] = np.array(CURTAIN_COLOUR) / 255
+    ball = np.where(hidden[..., None], np.array(HIDDEN_COLOUR) / 255, 0.15)           # (S, S, 3)
+    return image * (1 - cover[..., None]) + ball * cover[..., None]
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+    return image.repeat(factor, axis=-3).repeat(factor, axis=-2)
+
+
+def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
+    """RGB GIF frames (T - 1, H, W, 3) uint8: per frame t >= 1 the truth (curtain pale red), the
+    prediction max_k psi_k made before frame t, and gamma after frame t's EM, coloured by component."""
+    factor = max(1, frame_size // px["size"])
+    S = px["size"] * factor
+    panels = [truth_rgb(px)[1:], component_rgb(px["prediction_component"], px["prediction_level"]),
+              gamma_rgb(px)[1:]]
+    titles = ["truth (frame t)", "prediction of t", "gamma after EM"]
+    T = len(panels[0])
+    width = len(panels) * S + (len(panels) - 1) * GAP
+    frames = np.full((T, TITLE + S + PROGRESS + TITLE, width, 3), 255, np.uint8)
+    for i, (panel, title) in enumerate(zip(panels, titles)):
+        x0 = i * (S + GAP)
+        frames[:, :TITLE, x0:x0 + S][:, text_mask(title, S)] = 0
+        frames[:, TITLE:TITLE + S, x0:x0 + S] = (upscale(panel, factor) * 255).round().astype(np.uint8)
+        frames[:, TITLE:TITLE + S, [x0, x0 + S - 1]] = frames[:, [TITLE, TITLE + S - 1], x0:x0 + S] = 120   # outline
+    for t in range(T):
+        frames[t, TITLE + S:TITLE + S + PROGRESS, :int(round(width * (t + 1) / T))] = 90
+        footer = f"frame {t + 1}/{T}  {px['renderer']} renderer, {px['dynamics']}"
+        frames[t, TITLE + S + PROGRESS:][text_mask(footer, width)] = 0
+    return frames
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=DEFAULT_RUN, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
+    parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: its sample "
+                                                     "sequence as truth | prediction | gamma (--sample does not apply)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output GIF path (default: {DEFAULT_OUT})")
     parser.add_argument("--sample", type=int, default=0, help="which stored sample sequence to animate (default: 0)")
     parser.add_argument("--fps", type=float, default=8.0,
@@ -265,17 +380,28 @@ def main(argv=None) -> int:
         if not 64 <= args.frame_size <= 1024:
             raise InputError(f"--frame-size must be in [64, 1024] pixels (got {args.frame_size})")
         check_out_file(args.out)
-        run = load_run(args.run)
-        arrays = check_samples(run["samples"], args.run)
-        n = arrays["truth"].shape[1]
-        if not 0 <= args.sample < n:
-            raise InputError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
-        frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
+        if args.pixels:
+            frames = build_pixel_frames(pixel_sample(load_run(args.pixels, ("sample",), "--pixels"), args.pixels),
+                                        args.frame_size)
+            palette = None
+        else:
+            run = load_run(args.run)
+            arrays = check_samples(run["samples"], args.run)
+            n = arrays["truth"].shape[1]
+            if not 0 <= args.sample < n:
+                raise InputError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
+            frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     import imageio.v3 as iio
 
+    if palette is None:                          # RGB frames: the GIF writer quantises them
+        write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / args.fps,
+                                                       loop=0), ".gif")
+        print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px (truth, the "
+              f"prediction before each frame, gamma after its EM; colour = component, pale red = the curtain)")
+        return 0
     # palette-indexed frames with their palette: the GIF writer has nothing to quantise
     write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", mode="P",
                                                    palette=palette.tobytes(), duration=1000.0 / args.fps, loop=0),

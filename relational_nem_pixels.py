@@ -31,23 +31,26 @@ import os
 import sys
 import time
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # before numpy loads: one BLAS
+    os.environ.setdefault(_var, "1")                                           # thread, as the main script's workers
+import numpy as np  # noqa: E402
 
-import relational_nem_bouncing_balls as R
+import relational_nem_bouncing_balls as R  # noqa: E402
 
 DT, RADIUS = 0.05, 0.11  # the simulator's time step and (light) ball radius, the default experiment's
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ----------------------------------------------------------------------------- EM constants
-LIT_TOLERANCE = 1e-3     # probabilities are kept in [eps, 1 - eps] in likelihoods and BCE
+LIKELIHOOD_FLOOR = 1e-9  # the E-step's probabilities are kept in [eps, 1 - eps] (far below BACKGROUND_P)
+BCE_CLIP = 1e-3          # BCE's probabilities are kept in [eps, 1 - eps] (one wrong certain pixel costs 6.9 nats)
 BACKGROUND_P = 0.02      # the background component lights every pixel with this probability
 EMPTY_MASS = 0.25        # a seen component that claims fewer lit pixels than this becomes empty
 EMPTY_VIEW = 0.9         # a component that claims nothing is emptied only if this much of it is observed
-SEEN_FRACTION = 0.3      # a component with less of its rendering observed is hidden: it keeps its prediction
+SEEN_FRACTION = 0.2      # a component with less of its rendering observed is hidden: it keeps its prediction
 FULL_VIEW = 0.98         # the radius is re-estimated only from components seen this completely
 UNEXPLAINED = 0.1        # a lit pixel that no component lights with this probability is unexplained
-DISCOVERY_AREA = 0.25    # a component is placed where unexplained pixels cover this fraction of a disk
-DUPLICATE_DISTANCE = 0.5  # of two present components closer than this many radii, the weaker is emptied
+DISCOVERY_FILL = 0.5     # a component is placed where unexplained pixels fill this much of a square r wide
+DUPLICATE_DISTANCE = 1.0  # of two present components closer than this many radii (balls: >= 2), the weaker is emptied
 
 
 @dataclasses.dataclass
@@ -267,7 +270,7 @@ def e_step(frames: np.ndarray, psi: np.ndarray) -> np.ndarray:
     """gamma (n, K + 1, S, S): the posterior of each component (the last: background) for each
     pixel of frames (n, S, S), with Bernoulli likelihoods psi^x (1 - psi)^(1 - x) and equal
     mixing weights; sums to 1 per pixel. psi (n, K, S, S)."""
-    p = np.clip(psi, LIT_TOLERANCE, 1.0 - LIT_TOLERANCE)
+    p = np.clip(psi, LIKELIHOOD_FLOOR, 1.0 - LIKELIHOOD_FLOOR)
     x = frames[:, None]
     like = np.concatenate([np.where(x, p, 1.0 - p), np.where(x, BACKGROUND_P, 1.0 - BACKGROUND_P)], axis=1)
     return like / like.sum(axis=1, keepdims=True)
@@ -318,7 +321,8 @@ def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
     is the centre of what it claims; half hidden, the hidden half is not mistaken for a move.
     A seen component claiming fewer than EMPTY_MASS lit pixels becomes empty; a hidden one keeps
     its (predicted) position. Fully seen, its radius is the running mean of sqrt(claimed area / pi).
-    Of two present components closer than DUPLICATE_DISTANCE radii, the one claiming less is emptied."""
+    Of two seen components closer than DUPLICATE_DISTANCE radii, the one claiming less is
+    emptied (two balls are at least two radii apart; two components splitting one ball are not)."""
     claim = gamma[:, :-1] * (frames & visible)[:, None]                                   # (n, K, S, S)
     mass = claim.sum(axis=(2, 3))                                                         # (n, K) lit pixels claimed
     observed = psi * visible[:, None]
@@ -335,9 +339,9 @@ def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
     count = comp.frames_present
     comp.radii = np.where(full, (comp.radii * count + estimate) / (count + 1), comp.radii)
     comp.frames_present = count + full
-    # duplicates: of two present components closer than DUPLICATE_DISTANCE radii, empty the weaker
+    # duplicates: of two seen components closer than DUPLICATE_DISTANCE radii, empty the weaker
     gap = np.linalg.norm(comp.positions[:, :, None] - comp.positions[:, None], axis=-1)  # (n, K, K)
-    both = comp.present[:, :, None] & comp.present[:, None, :]
+    both = seen[:, :, None] & seen[:, None, :] & comp.present[:, :, None] & comp.present[:, None, :]
     close = both & (gap < DUPLICATE_DISTANCE * comp.radii[:, :, None]) & ~np.eye(len(gap[0]), dtype=bool)
     weaker = close & ((mass[:, :, None] < mass[:, None, :]) |
                       ((mass[:, :, None] == mass[:, None, :]) & np.tri(len(gap[0]), k=-1, dtype=bool).T))
@@ -357,14 +361,16 @@ def box_count(image: np.ndarray, half: int) -> np.ndarray:
 
 
 def discover(frames, visible, psi, comp: Components, size: int) -> np.ndarray:
-    """Places at most one empty component per sequence, in place: on the pixel whose square of
-    side 2r holds the most unexplained lit pixels (observed, lit, no component lights it with
-    probability UNEXPLAINED), if they cover DISCOVERY_AREA of a disk. Returns (n,) bool: placed."""
+    """Places at most one empty component per sequence, in place: on the pixel whose square about
+    r wide holds the most unexplained lit pixels (observed, lit, no component lights it with
+    probability UNEXPLAINED), if they fill DISCOVERY_FILL of it. The square fits inside a ball,
+    so it is fullest at a ball's centre, not between two touching balls. Returns (n,) bool: placed."""
     unexplained = frames & visible & (psi.max(axis=1) < UNEXPLAINED)                      # (n, S, S)
-    density = box_count(unexplained, int(round(RADIUS * size))).reshape(len(frames), -1)  # (n, S*S)
+    half = max(1, int(round(RADIUS * size / 2)))                                          # side 2 half + 1 ~ r
+    density = box_count(unexplained, half).reshape(len(frames), -1)                       # (n, S*S)
     best = density.argmax(axis=1)
     free = ~comp.present
-    placed = (density.max(axis=1) >= DISCOVERY_AREA * math.pi * (RADIUS * size) ** 2) & free.any(axis=1)
+    placed = (density.max(axis=1) >= DISCOVERY_FILL * (2 * half + 1) ** 2) & free.any(axis=1)
     seqs, slot = np.nonzero(placed)[0], free.argmax(axis=1)[placed]
     comp.positions[seqs, slot] = pixel_centres(size).reshape(-1, 2)[best[placed]]
     comp.velocities[seqs, slot] = 0.0
@@ -429,7 +435,7 @@ def ari_batch(labels: np.ndarray, gamma: np.ndarray, keep: np.ndarray) -> np.nda
 def bce(frames: np.ndarray, prob: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """(n,) binary cross-entropy summed over the pixels (weighted by weight (n, S, S)) of frames
     (n, S, S) under the predicted probabilities prob (n, S, S), clipped to [eps, 1 - eps]."""
-    p = np.clip(prob, LIT_TOLERANCE, 1.0 - LIT_TOLERANCE)
+    p = np.clip(prob, BCE_CLIP, 1.0 - BCE_CLIP)
     return -(weight * np.where(frames, np.log(p), np.log(1.0 - p))).sum(axis=(1, 2))
 
 
@@ -512,6 +518,14 @@ def hidden_fractions(data: dict, size: int) -> np.ndarray:
     return (inside & ~data["visible"][None, :, None]).sum((-2, -1)) / np.maximum(inside.sum((-2, -1)), 1)
 
 
+def hidden_balls(data: dict, size: int):
+    """(behind, hidden), both (T, n, B) bool: the ball is mostly (>= 50 %) behind the curtain;
+    and it is, having been mostly in view in an earlier frame (what is measured: a ball behind
+    the curtain from the first frame on was never seen, and nothing could know of it)."""
+    behind = hidden_fractions(data, size) >= 0.5
+    return behind, behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
+
+
 MEASURES = ("ari_after_em", "ari_from_prediction", "position_error_px", "lost_fraction", "frames_until_discovery",
             "undiscovered_fraction", "next_frame_bce", "next_frame_bce_repeat", "relational_bce",
             "relational_bce_repeat", "sim_ari", "sim_position_error_px", "sim_bce", "sim_bce_repeat",
@@ -520,19 +534,18 @@ MEASURES = ("ari_after_em", "ari_from_prediction", "position_error_px", "lost_fr
 HIGHER_IS_BETTER = {"ari_after_em", "ari_from_prediction", "sim_ari"}
 
 
-def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) -> dict:
+def track(data: dict, cfg: PixelConfig, step, renderer, sample: int | None = None) -> dict:
     """Every sequence of data at once: discovery and EM on frame 0; then per frame the dynamics'
     prediction, the E-step on it before the frame is seen, EM on the frame. A component's
     velocity is the prediction's, corrected by the M-step's move: v = v_pred + (x_em - x_pred) / dt.
     From frame T - 1 - sim_steps a copy is also rolled on by the dynamics alone. Returns the
-    per-(sequence, frame) values of every measure (pooled by pool())."""
+    per-(sequence, frame) values of every measure (pooled by pool()); with sample (a sequence
+    index), also that sequence's frames, predictions and gamma under out["sample"]."""
     frames, labels, visible, states = data["frames"], data["labels"], data["visible"], data["states"]
     T, n, B = states.shape[:3]
     size = cfg.size
     truth_r = data["radii"]                                                               # (n, B)
-    # mostly hidden ball-frames of balls seen before (a ball behind the curtain from the start is unknowable)
-    behind = hidden_fractions(data, size) >= 0.5 if cfg.curtain > 0 else np.zeros((T, n, B), bool)
-    hidden = behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
+    behind, hidden = hidden_balls(data, size)
     collided = np.zeros((n, B), bool)                                                     # a collision in this hidden spell
     comp = Components.empty(n, cfg.components)
     psi, gamma = em(frames[0], visible, comp, renderer, cfg.em_iters)
@@ -540,7 +553,7 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) ->
     out["ari_after_em"].append(ari_batch(labels[0], gamma, visible))
     found_at = np.full(n, -1)
     sim_from = T - 1 - cfg.sim_steps
-    shots = {"frames": [], "prediction": [], "gamma": [], "psi": [], "positions": [], "present": []} if sample else None
+    shots = {"frames": [], "prediction": [], "gamma": [], "positions": [], "present": []}
     for t in range(T):
         if t:
             pred = advance(comp, step)
@@ -559,8 +572,8 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) ->
             out["relational_bce_repeat"].append(bce(frames[t], frames[t - 1], region & visible)[rows])
             comp, psi, gamma = em_after_prediction(frames[t], visible, comp, pred, renderer, cfg.em_iters)
             out["ari_after_em"].append(ari_batch(labels[t], gamma, visible))
-            if sample:
-                shots["prediction"].append(psi_pred[0])
+            if sample is not None:
+                shots["prediction"].append(psi_pred[sample])
         distance = nearest_component(states[t, :, :, :2], comp)                           # (n, B)
         lost = distance > truth_r
         view = ~behind[t]
@@ -574,18 +587,17 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: bool = False) ->
         out["hidden_collided_error_r"].append((distance / truth_r)[hidden[t] & collided & ~lost])
         if t == sim_from and cfg.sim_steps:
             simulate_without_frames(data, comp, step, renderer, t, cfg, out)
-        if sample:
-            shots["frames"].append(frames[t, 0])
-            shots["gamma"].append(gamma[0])
-            shots["psi"].append(psi[0])
-            shots["positions"].append(comp.positions[0].copy())
-            shots["present"].append(comp.present[0].copy())
+        if sample is not None:
+            shots["frames"].append(frames[t, sample])
+            shots["gamma"].append(gamma[sample])
+            shots["positions"].append(comp.positions[sample].copy())
+            shots["present"].append(comp.present[sample].copy())
     out["frames_until_discovery"].append(found_at[found_at >= 0].astype(float))
     out["undiscovered_fraction"].append(found_at < 0)
     out["hidden_ball_frames"].append(np.array([float(hidden.sum())]))
     out["hidden_collided_ball_frames"].append(np.array([float(sum(len(x) for x in out["hidden_collided_lost_fraction"]))]))
-    if sample:
-        out["sample"] = shots
+    if sample is not None:
+        out["sample"] = {**shots, "index": sample, "hidden_fraction": hidden_fractions(data, size)[:, sample]}
     return out
 
 
@@ -664,19 +676,55 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     return renderer, history
 
 
+COMPONENT_CHARS = "0123456789abcdef"   # component k of a map; "." background (at most 16 components)
+
+
+def component_map(maps: np.ndarray, floor: float) -> tuple:
+    """maps (K, S, S) in [0, 1] -> (rows of the index of the largest map per pixel, "." where it is
+    below floor; rows of its level, floor(10 value) clipped to 0..9)."""
+    top, level = maps.argmax(axis=0), np.clip((maps.max(axis=0) * 10).astype(int), 0, 9)
+    chars = np.where(maps.max(axis=0) >= floor, np.array(list(COMPONENT_CHARS))[top], ".")
+    return ["".join(row) for row in chars], ["".join(map(str, row)) for row in level]
+
+
+def sample_sequence(data: dict, size: int) -> int:
+    """The sequence the figures show: with a curtain, the one with most frames of a ball mostly
+    hidden after it was seen; otherwise the one with most ball collisions (chosen from the truth alone)."""
+    if not data["visible"].all():
+        return int(hidden_balls(data, size)[1].sum(axis=(0, 2)).argmax())
+    return int(data["pair"].sum(axis=(0, 2, 3)).argmax())
+
+
 def sample_payload(shots: dict, data: dict, size: int, renderer_name: str, dynamics: str) -> dict:
-    """One sequence for the figures: frames as rows of 0/1, per frame the components' positions
-    and presence, and psi and gamma quantised to 0..9 per pixel (rows of digits)."""
-    digits = lambda a: ["".join(map(str, row)) for row in np.clip((a * 10).astype(int), 0, 9)]   # noqa: E731
-    return {"renderer": renderer_name, "dynamics": dynamics, "size": size,
-            "truth": data["states"][:, 0, :, :2].round(4).tolist(), "radii": data["radii"][0].round(4).tolist(),
-            "visible": digits(data["visible"][0].astype(float) * 0.99),
-            "frames": [digits(f.astype(float) * 0.99) for f in shots["frames"]],
+    """One sequence for the figures: the truth, the curtain, the frames (rows of 0/1), per frame
+    the components' positions and presence, the prediction max_k psi_k before the frame (which
+    component and how much) and gamma after its EM (which component, "." for the background,
+    and how much); levels quantised to 0..9."""
+    s = shots["index"]
+    predictions = [component_map(p, 0.05) for p in shots["prediction"]]
+    gammas = [component_map(g[:-1] * (g[:-1].max(0) > g[-1]), 0.05) for g in shots["gamma"]]
+    return {"renderer": renderer_name, "dynamics": dynamics, "size": size, "index": s,
+            "truth": data["states"][:, s, :, :2].round(4).tolist(), "radii": data["radii"][s].round(4).tolist(),
+            "hidden_fraction": shots["hidden_fraction"].round(3).tolist(),
+            "collisions": data["pair"][:, s].any(axis=2).tolist(),
+            "visible": ["".join(map(str, row)) for row in data["visible"][s].astype(int)],
+            "frames": [["".join(map(str, row)) for row in f.astype(int)] for f in shots["frames"]],
             "positions": [p.round(4).tolist() for p in shots["positions"]],
             "present": [p.tolist() for p in shots["present"]],
-            "psi": [[digits(c) for c in p] for p in shots["psi"]],
-            "prediction": [[digits(c) for c in p] for p in shots["prediction"]],
-            "gamma": [[digits(c) for c in g] for g in shots["gamma"]]}
+            "prediction_component": [p[0] for p in predictions], "prediction_level": [p[1] for p in predictions],
+            "gamma_component": [g[0] for g in gammas], "gamma_level": [g[1] for g in gammas]}
+
+
+def renderer_profile(renderer: LearnedRenderer, untrained: LearnedRenderer, cfg: PixelConfig) -> dict:
+    """psi along a line through a component of radius RADIUS (u: the offset in radii, along x
+    and along the diagonal), trained and untrained, and the known renderer's soft disk."""
+    u = np.linspace(0.0, 2.0, 41)
+    profile = {"u": u.round(3).tolist(), "known": sigmoid((1.0 - u) * RADIUS * cfg.size / cfg.softness).round(4).tolist()}
+    for name, ren, direction in (("learned_x", renderer, (1.0, 0.0)), ("learned_diagonal", renderer, (0.7071, 0.7071)),
+                                 ("untrained", untrained, (1.0, 0.0))):
+        offsets = u[:, None] * np.array(direction)                                        # (41, 2)
+        profile[name] = sigmoid(ren.prior(u * u) + ren.h_forward(offsets)[0]).round(4).tolist()
+    return profile
 
 
 def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
@@ -687,15 +735,17 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
     result = {"config": dataclasses.asdict(cfg), "source_sha256": R.source_sha256(__file__),
               "main_source_sha256": R.source_sha256(), "models": default_models(cfg) if models else None,
-              "numbers_depend_on": "seed, config, float64 numpy (no BLAS-dependent training: one thread, small matrices)"}
+              "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
+              "env": {"numpy": np.__version__, "python": sys.version.split()[0], "blas": R.blas_info(), "cpu": R.cpu_model()}}
     if cfg.renderer == "learned":
         t0 = time.perf_counter()
         trainer = "simulator.relational" if "simulator.relational" in names else names[0]
         renderer, history = train_renderer(cfg, make_step(trainer, models, cfg.masses), log)
+        untrained = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
         result["renderer_training"] = {"dynamics": trainer, "seconds": time.perf_counter() - t0,
                                        "loss_per_lit_pixel": [round(h, 6) for h in history],
-                                       "parameters": {k: v.round(8).tolist() for k, v in renderer.params.items()}}
-        untrained = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+                                       "parameters": {k: v.tolist() for k, v in renderer.params.items()},
+                                       "profile": renderer_profile(renderer, untrained, cfg)}
         result["untrained_renderer"] = pool([track(d, cfg, make_step(names[-1], models, cfg.masses), untrained) for _, _, d in groups])
         result["untrained_renderer"]["dynamics"] = names[-1]
     else:
@@ -703,8 +753,8 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     for name in names:
         t0 = time.perf_counter()
         step = make_step(name, models, cfg.masses)
-        parts = [track(d, cfg, step, renderer, sample=with_sample and i == 0 and name == names[-1])
-                 for i, (_, _, d) in enumerate(groups)]
+        shown = sample_sequence(groups[0][2], cfg.size) if with_sample and name == names[-1] else None
+        parts = [track(d, cfg, step, renderer, sample=shown if i == 0 else None) for i, (_, _, d) in enumerate(groups)]
         result[name] = pool(parts)
         result[name]["seconds"] = time.perf_counter() - t0
         if "sample" in parts[0]:

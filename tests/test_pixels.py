@@ -176,7 +176,7 @@ def test_every_dynamics_tracks_a_short_run(tmp_path, capsys, monkeypatch):
         assert result[name]["next_frame_bce"] < result[name]["next_frame_bce_repeat"]
         assert result[name]["hidden_lost_fraction"] is None                             # no curtain, no hidden balls
     sample = result["sample"]
-    assert len(sample["frames"]) == 5 and len(sample["gamma"][0]) == 5 + 1              # frames; K components + background
+    assert len(sample["frames"]) == 5 and len(sample["gamma_component"]) == 5 and len(sample["prediction_level"]) == 4
     assert result["source_sha256"] == P.R.source_sha256(P.__file__)
 
 
