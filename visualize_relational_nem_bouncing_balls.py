@@ -6,6 +6,8 @@
 Figures of a run: training_curves.png, rollout_errors.png, extrapolation_summary.png,
 sample_trajectories.png, rendered_frames.png, collision_metrics.png, long_horizon.png.
 Figures of a sweep summary (--run sweep.json): sweep_summary.png, sweep_wins.png.
+Figures of a relational_nem_pixels.py result (--pixels pixels.json): pixels_frames.png (the
+paper's Figure 2 analogue; Figure 5's with a curtain) and, for the learned renderer, *_renderer.png.
 """
 import multiprocessing
 import os
@@ -14,7 +16,8 @@ import sys
 import numpy as np
 
 from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, check_samples,
-                                                    load_run, panel_titles, radii_of, render_frames, require_keys)
+                                                    component_rgb, gamma_rgb, load_run, panel_titles, pixel_sample,
+                                                    radii_of, render_frames, require_keys, truth_rgb, write_atomic)
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -596,12 +599,112 @@ def figures_for(run: dict, is_sweep: bool, is_variants: bool) -> dict:
     return {**FIGURES, **(ATTENTION_FIGURES if "attention" in run else {})}
 
 
+# ----------------------------------------------------------------------------- pixels (relational_nem_pixels.py)
+PIXEL_COLUMNS = 8       # frames shown side by side
+
+
+def pixel_columns(px: dict) -> tuple:
+    """(frames to show, title): with a curtain, every second frame from two before the first
+    frame a ball seen before is mostly hidden; otherwise consecutive frames from two before the
+    first collision."""
+    T = len(px["frames"])
+    behind = px["hidden_fraction"] >= 0.5                                          # (T, B)
+    seen_then_hidden = behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
+    if seen_then_hidden.any():
+        first, step = int(np.argmax(seen_then_hidden.any(axis=1))), 2
+        what = "a ball goes behind the curtain"
+    else:
+        first, step = int(np.argmax(px["collisions"].any(axis=1))) + 1, 1
+        what = "balls collide" if px["collisions"].any() else "no collision"
+    start = int(np.clip(first - 2 * step, 1, max(1, T - 1 - step * (PIXEL_COLUMNS - 1))))
+    return [t for t in range(start, T, step)][:PIXEL_COLUMNS], f"frames {start}.. ({what} at frame {first})"
+
+
+def pixel_frames_figure(px: dict, plt, per_component: bool):
+    """The paper's Figure 2 analogue (per_component: each component's predicted psi_k in a row of
+    its own) or Figure 5 analogue (the curtain): the truth, the prediction max_k psi_k made before
+    the frame, and gamma after its EM, coloured by component."""
+    columns, note = pixel_columns(px)
+    truth, gamma = truth_rgb(px), gamma_rgb(px)
+    rows = [("truth", lambda t: truth[t])]
+    if per_component:
+        K = int(max(px["prediction_component"].max(), px["gamma_component"].max())) + 1
+        for k in range(K):
+            rows.append((f"psi_{k} predicted", lambda t, k=k: component_rgb(
+                np.where(px["prediction_component"][t - 1] == k, k, -1), px["prediction_level"][t - 1])))
+    rows += [("prediction\nmax_k psi_k", lambda t: component_rgb(px["prediction_component"][t - 1],
+                                                                 px["prediction_level"][t - 1])),
+             ("gamma after EM\n(lit pixels)", lambda t: gamma[t])]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.25 * len(columns) + 1.2, 1.25 * len(rows) + 0.7),
+                             squeeze=False)
+    for i, (label, image) in enumerate(rows):
+        for j, t in enumerate(columns):
+            ax = axes[i, j]
+            ax.imshow(image(t), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {t}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"{px['renderer']} renderer, {px['dynamics']} between frames; {note}\n"
+                 "colour = component; pale red = the curtain (never observed), grey balls = what it hides", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def renderer_figure(training: dict, plt):
+    """The learned renderer: its next-frame loss per training step, and what it draws along a
+    line through a component (trained, untrained = the prior bump, and the known soft disk)."""
+    profile = training["profile"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(training["loss_per_lit_pixel"], color="tab:green")
+    left.set_xlabel("training step (one batch of sequences)")
+    left.set_ylabel("next-frame loss per lit pixel (nats)")
+    left.set_title("training from frames (bit-flip noise on what the EM sees)")
+    for key, style, label in (("learned_x", "-", "learned, along x"), ("learned_diagonal", "--", "learned, diagonal"),
+                              ("untrained", ":", "untrained (the prior bump)"), ("known", "-.", "known soft disk")):
+        right.plot(profile["u"], profile[key], style, label=label)
+    right.axvline(1.0, color="0.7", lw=0.8)
+    right.set_xlabel("distance from the component's position (radii)")
+    right.set_ylabel("psi: probability the pixel is lit")
+    right.set_title("what one component draws")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def pixel_figures(path: str, out: str) -> list:
+    """Draws the figures of a relational_nem_pixels.py result into out; returns the files written."""
+    run = load_run(path, ("config", "sample"), "--pixels")
+    px = pixel_sample(run, path)
+    training = run.get("renderer_training")
+    if training is not None and (not isinstance(training, dict) or any(
+            not isinstance(training.get(k), (list, dict)) for k in ("loss_per_lit_pixel", "profile"))):
+        raise InputError(f"--pixels {path}: renderer_training must hold loss_per_lit_pixel and profile")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    stem = os.path.splitext(os.path.basename(path))[0]
+    os.makedirs(out, exist_ok=True)
+    figures = {f"{stem}_frames.png": lambda: pixel_frames_figure(px, plt, per_component=px["visible"].all())}
+    if training is not None:
+        figures[f"{stem}_renderer.png"] = lambda: renderer_figure(training, plt)
+    for name, draw in figures.items():
+        fig = draw()
+        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+        plt.close(fig)
+    return list(figures)
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=DEFAULT_RUN, help="run.json of one run, or the sweep.json summary of "
                                                            "--seeds (then sweep_*.png are drawn) (default: run.json)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists) "
                                                            "(default: viz)")
+    parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: draws "
+                                                     "<name>_frames.png (and <name>_renderer.png) into --out")
     args = parser.parse_args(argv)
     try:
         parent = os.path.dirname(os.path.abspath(args.out))
@@ -613,6 +716,10 @@ def main(argv=None) -> int:
             raise InputError(f"--out {args.out}: parent folder {parent} does not exist")
         if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
             raise InputError(f"--out {args.out}: not writable")
+        if args.pixels:
+            written = pixel_figures(args.pixels, args.out)
+            print(f"wrote {len(written)} figures to {args.out}/: {', '.join(written)}")
+            return 0
         run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

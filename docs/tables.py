@@ -1,11 +1,11 @@
-"""The tables of docs/results.md, made from the committed result files (never typed by hand).
+"""The tables of docs/results.md and docs/pixels.md, made from the committed result files
+(never typed by hand).
 
     python3 docs/tables.py            # print the tables
-    python3 docs/tables.py --write    # replace the generated part of docs/results.md
+    python3 docs/tables.py --write    # replace the generated part of both documents
 
-docs/results.md holds prose around a part between the markers below; a test checks that the
-part equals what this script makes from the committed run.json, run_attention.json and
-sweep.json.
+Each document holds prose around a part between the markers below; a test checks that the
+part equals what this script makes from the committed result files.
 """
 import json
 import os
@@ -145,6 +145,72 @@ def simulator_table(one, title):
                    "post-collision closed-loop velocity MSE"], rows))
 
 
+PIXEL_DYNAMICS = (("constant_velocity", "constant velocity"), ("simulator.non_relational", "per-ball simulator"),
+                  ("simulator.relational", "relational simulator"))
+PIXEL_MEASURES = (  # key, label, format
+    ("ari_after_em", "ARI after each frame's EM", "{:.4f}"),
+    ("ari_from_prediction", "ARI from the prediction (E-step before the frame is seen)", "{:.4f}"),
+    ("position_error_px", "position error of the nearest component (px)", "{:.3f}"),
+    ("lost_fraction", "balls in view with no component within a radius", "{:.4f}"),
+    ("frames_until_discovery", "frames until every ball in view has a component", "{:.2f}"),
+    ("next_frame_bce", "next-frame BCE of max_k psi (nats per frame)", "{:.1f}"),
+    ("next_frame_bce_repeat", "the same, repeating the current frame", "{:.1f}"),
+    ("relational_bce", "relational BCE: pixels of colliding balls", "{:.1f}"),
+    ("relational_bce_repeat", "the same, repeating the current frame", "{:.1f}"),
+    ("sim_ari", "10 frames simulated without frames: ARI", "{:.4f}"),
+    ("sim_position_error_px", "... position error after the 10th (px)", "{:.2f}"),
+    ("sim_bce", "... BCE per frame", "{:.1f}"),
+    ("sim_bce_repeat", "... BCE repeating the last frame seen", "{:.1f}"),
+    ("hidden_lost_fraction", "curtain: mostly hidden balls lost", "{:.3f}"),
+    ("hidden_error_r", "curtain: their position error (radii)", "{:.3f}"),
+    ("hidden_collided_lost_fraction", "curtain: ... of those that collided while hidden, lost", "{:.3f}"),
+    ("hidden_collided_error_r", "curtain: ... their error (radii)", "{:.3f}"),
+    ("seconds", "seconds (50 sequences x 30 frames, one core)", "{:.1f}"),
+)
+
+
+def pixel_cell(entry, fmt):
+    """A single run's value, or a mean over seeds with its 95 % t-interval."""
+    if entry is None or (isinstance(entry, dict) and entry.get("mean") is None):
+        return "-"
+    if not isinstance(entry, dict):
+        return fmt.format(entry)
+    ci = entry["ci95"]
+    return fmt.format(entry["mean"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def pixel_table(result, title):
+    names = [(key, label) for key, label in PIXEL_DYNAMICS if key in result]
+    extra = [("untrained_renderer", "untrained renderer, " + result["untrained_renderer"]["dynamics"].split(".")[-1])] \
+        if "untrained_renderer" in result else []
+    wins = result.get("relational_wins", {})
+    rows = []
+    for key, label, fmt in PIXEL_MEASURES:
+        if all(pixel_cell(result[n].get(key), fmt) == "-" for n, _ in names):
+            continue
+        won = wins.get(key, {})
+        rows.append([label, *(pixel_cell(result[n].get(key), fmt) for n, _ in names + extra),
+                     " / ".join(f"{won[n]}" for n, _ in names if n in won) or "-"])
+    n_seeds = len(result.get("seeds", [])) or 1
+    header = ["measure", *(label for _, label in names + extra), f"relational better than CV / per-ball (of {n_seeds})"]
+    return f"**{title}**\n\n" + table(header, rows)
+
+
+PIXEL_FILES = (
+    ("pixels_seeds.json", "4 balls, K = 5, known renderer: ten seeds, mean [95 % t-interval]"),
+    ("pixels_k6-8_seeds.json", "6-8 balls, K = 8, known renderer (simulators trained on 4 balls): ten seeds"),
+    ("pixels_masses_seeds.json", "4 balls of two types (masses), K = 5, known renderer: ten seeds"),
+    ("pixels_curtain_seeds.json", "3 balls behind a curtain 0.25 wide, K = 5, known renderer: ten seeds"),
+    ("pixels_curtain4_seeds.json", "4 balls behind a curtain 0.25 wide, K = 5, known renderer: ten seeds"),
+    ("pixels_learned_seeds.json", "4 balls, K = 5, learned renderer (trained per seed): ten seeds"),
+    ("pixels_learned_k6-8.json", "6-8 balls, K = 8, learned renderer trained on 4 balls: seed 0"),
+)
+
+
+def make_pixels() -> str:
+    return "\n\n".join(pixel_table(load(name), f"{title} (`{name}`)") for name, title in PIXEL_FILES) + "\n"
+
+
 def make() -> str:
     sweep = load("sweep.json")
     parts = [simulator_table(load("sweep_simulator.json"), "Simulator recipe, equal masses (`sweep_simulator.json`)"),
@@ -160,21 +226,25 @@ def make() -> str:
     return "\n\n".join(p for p in parts if p is not None).rstrip() + "\n"
 
 
-def current() -> str:
-    """The generated part of docs/results.md as it stands."""
-    with open(RESULTS_MD) as f:
+DOCUMENTS = {RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels}
+
+
+def current(path: str = RESULTS_MD) -> str:
+    """The generated part of a document as it stands."""
+    with open(path) as f:
         text = f.read()
     return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip("\n") + "\n"
 
 
 if __name__ == "__main__":
-    made = make()
-    if "--write" in sys.argv[1:]:
-        with open(RESULTS_MD) as f:
-            text = f.read()
-        head, tail = text[:text.index(BEGIN) + len(BEGIN)], text[text.index(END):]
-        with open(RESULTS_MD, "w") as f:
-            f.write(head + "\n" + made + tail)
-        print(f"wrote the tables into {RESULTS_MD}")
-    else:
-        print(made)
+    for path, make_tables in DOCUMENTS.items():
+        made = make_tables()
+        if "--write" in sys.argv[1:]:
+            with open(path) as f:
+                text = f.read()
+            head, tail = text[:text.index(BEGIN) + len(BEGIN)], text[text.index(END):]
+            with open(path, "w") as f:
+                f.write(head + "\n" + made + tail)
+            print(f"wrote the tables into {path}")
+        else:
+            print(made)

@@ -205,3 +205,28 @@ def test_seeds_give_means_and_wins(tmp_path, capsys, monkeypatch):
         assert ari["per_seed"][1] == one[name]["ari_from_prediction"]                   # seed 1 of the sweep = the single run
         assert ari["mean"] == pytest.approx(np.mean(ari["per_seed"]))
     assert set(result["relational_wins"]["ari_from_prediction"]) == {"constant_velocity", "simulator.non_relational"}
+
+
+def test_figures_and_gif_of_a_pixel_result(tmp_path, capsys, monkeypatch):
+    import make_relational_nem_bouncing_balls_gif as G
+    import visualize_relational_nem_bouncing_balls as V
+    args = ["--n-seq", "3", "--t-frames", "8", "--size", "32", "--sim-steps", "2", "--dynamics", "simulator.relational"]
+    done = call_main(P.main, args + ["--curtain", "0.3", "--k-balls", "3", "--out", "c.json"], tmp_path, capsys,
+                     monkeypatch)
+    assert done.returncode == 0, done.stderr
+    done = call_main(V.main, ["--pixels", "c.json", "--out", "viz"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert os.listdir(tmp_path / "viz") == ["c_frames.png"]
+    done = call_main(G.main, ["--pixels", "c.json", "--out", "c.gif", "--frame-size", "64"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    import imageio.v3 as iio
+    assert iio.imread(tmp_path / "c.gif").shape[0] == 7                                  # frames 1..7
+    result = json.loads((tmp_path / "c.json").read_text())
+    result["sample"]["gamma_level"][2][0] = "x" * 32                                     # a malformed map
+    (tmp_path / "bad.json").write_text(json.dumps(result))
+    for main in (V.main, G.main):
+        assert_one_line_error(call_main(main, ["--pixels", "bad.json", "--out", "bad.gif" if main is G.main else "v2"],
+                                        tmp_path, capsys, monkeypatch), "gamma_level has the character 'x'")
+    assert not (tmp_path / "bad.gif").exists() and not (tmp_path / "v2").exists()
+    assert_one_line_error(call_main(G.main, ["--pixels", "none.json"], tmp_path, capsys, monkeypatch),
+                          "--pixels none.json: file not found; produce it with python3 relational_nem_pixels.py")
