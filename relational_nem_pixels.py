@@ -315,10 +315,11 @@ def centre_of(weight: np.ndarray, size: int) -> np.ndarray:
 
 
 def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
-    """The generalised M-step, in place. A present component that is seen (at least SEEN_FRACTION
-    of its rendering falls on observed pixels) moves by (centre of the observed lit pixels it
-    claims) - (centre of its rendering on the observed pixels): with the whole disk in view this
-    is the centre of what it claims; half hidden, the hidden half is not mistaken for a move.
+    """The generalised M-step, in place. A present component that is seen (a fraction f >=
+    SEEN_FRACTION of its rendering falls on observed pixels) moves by f ((centre of the observed
+    lit pixels it claims) - (centre of its rendering on the observed pixels)): with the whole
+    disk in view this is the centre of what it claims; half hidden, the hidden half is not
+    mistaken for a move, and the move counts for half (a sliver is a poor measurement).
     A seen component claiming fewer than EMPTY_MASS lit pixels becomes empty; a hidden one keeps
     its (predicted) position. Fully seen, its radius is the running mean of sqrt(claimed area / pi).
     Of two seen components closer than DUPLICATE_DISTANCE radii, the one claiming less is
@@ -332,7 +333,8 @@ def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
     claimed_centre = centre_of(claim, size) / np.maximum(mass, 1e-12)[..., None]
     rendered_centre = centre_of(observed, size) / np.maximum(seen_mass, 1e-12)[..., None]
     keep = seen & (mass > EMPTY_MASS)
-    comp.positions = np.where(keep[..., None], comp.positions + claimed_centre - rendered_centre, comp.positions)
+    move = comp.seen[..., None] * (claimed_centre - rendered_centre)                  # a partial view counts less
+    comp.positions = np.where(keep[..., None], comp.positions + move, comp.positions)
     comp.present &= ~(comp.present & (comp.seen > EMPTY_VIEW) & (mass <= EMPTY_MASS))
     full = keep & (seen_mass > FULL_VIEW * full_mass)
     estimate = np.sqrt(mass / math.pi) / size
@@ -472,11 +474,12 @@ def advance(comp: Components, step) -> Components:
 def em_after_prediction(frames, visible, comp: Components, pred: Components, renderer, iters: int):
     """EM on frames from the prediction pred of comp; returns (the new components, psi, gamma).
     A component present before and after keeps the prediction's velocity corrected by the
-    M-step's move, v = v_pred + (x_em - x_pred) / dt; a new one starts at rest."""
+    M-step's move, weighted by the fraction f of its rendering in view: v = v_pred + f (x_em -
+    x_pred) / dt (f = 1 without a curtain); a new one starts at rest."""
     new = pred.copy()
     psi, gamma = em(frames, visible, new, renderer, iters)
     tracked = (comp.present & new.present)[..., None]
-    correction = (new.positions - pred.positions) / DT
+    correction = new.seen[..., None] * (new.positions - pred.positions) / DT         # a partial view counts less
     new.velocities = np.where(tracked, pred.velocities + correction, 0.0)
     return new, psi, gamma
 
