@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates every committed result, model, figure, GIF and the tables of docs/results.md from
-# the committed code (about 35 minutes on 2 cores, most of it the stub recipe's comparison sweep).
+# Regenerates every committed result, model, figure, GIF and the tables of docs/results.md and
+# docs/pixels.md from the committed code (about 80 minutes on 2 cores: the stub recipe's
+# comparison sweep about 30, the pixel results about 45 with the two renderers side by side).
 set -euo pipefail
 cd "$(dirname "$0")"
 M=relational_nem_bouncing_balls.py
@@ -22,12 +23,14 @@ python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator.json
 python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator_masses.json --out relational_nem_bouncing_balls_masses.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relational_nem_bouncing_balls_stub.gif
 python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
-# pixels (relational_nem_pixels.py): known renderer, then the learned one; a seed-0 file
+# pixels (relational_nem_pixels.py): the known and the learned renderer; a seed-0 file
 # (with the sample sequence the figures draw) and ten seeds for each setting
-bash regenerate_pixels.sh known
+bash regenerate_pixels.sh known &                      # one core each: about 25 and 45 minutes
+known=$!
 bash regenerate_pixels.sh learned
+wait $known
 python3 visualize_relational_nem_bouncing_balls.py --pixels pixels.json --out viz/pixels   # Figure 2 analogue
 python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_curtain.json --out viz/pixels   # Figure 5 analogue
 python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_learned.json --out viz/pixels
-python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif
-python3 docs/tables.py --write                                                         # docs/results.md tables
+python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif --fps 4
+python3 docs/tables.py --write                                   # the tables of docs/results.md and docs/pixels.md
