@@ -647,8 +647,9 @@ def pixel_frames_figure(px: dict, plt, per_component: bool):
                 ax.set_title(f"t = {t}", fontsize=9)
             if j == 0:
                 ax.set_ylabel(label, fontsize=8)
+    curtain = "; pale red = the curtain (never observed), grey balls = what it hides" if not px["visible"].all() else ""
     fig.suptitle(f"{px['renderer']} renderer, {px['dynamics']} between frames; {note}\n"
-                 "colour = component; pale red = the curtain (never observed), grey balls = what it hides", fontsize=9)
+                 f"colour = component{curtain}", fontsize=9)
     fig.tight_layout()
     return fig
 
