@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every committed result, model, figure, GIF and the tables of docs/results.md and
-# docs/pixels.md from the committed code (about 80 minutes on 2 cores: the stub recipe's
-# comparison sweep about 30, the pixel results about 45 with the two renderers side by side).
+# docs/pixels.md from the committed code (about two hours on 2 cores: the stub recipe's
+# comparison sweep about 30 minutes, the pixel results about 90 with the two renderers side by side).
 set -euo pipefail
 cd "$(dirname "$0")"
 M=relational_nem_bouncing_balls.py
@@ -25,7 +25,7 @@ python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relationa
 python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
 # pixels (relational_nem_pixels.py): the known and the learned renderer; a seed-0 file
 # (with the sample sequence the figures draw) and ten seeds for each setting
-bash regenerate_pixels.sh known &                      # one core each: about 25 and 45 minutes
+bash regenerate_pixels.sh known &                      # one core each: about 25 and 90 minutes
 known=$!
 bash regenerate_pixels.sh learned
 wait $known

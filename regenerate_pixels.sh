@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pixel results (relational_nem_pixels.py): `known` (about 25 minutes on one core) or
-# `learned` (about 45 minutes on one core); regenerate.sh runs both, and the two can run side by side.
+# `learned` (about 90 minutes on one core); regenerate.sh runs both, and the two can run side by side.
 set -euo pipefail
 cd "$(dirname "$0")"
 P=relational_nem_pixels.py
@@ -18,6 +18,7 @@ case "${1:-}" in
   learned)
     python3 $P --renderer learned --out pixels_learned.json                       # trained on 4 balls
     python3 $P --renderer learned --k-balls 6-8 --components 8 --out pixels_learned_k6-8.json
-    python3 $P --renderer learned --seeds 0-9 --out pixels_learned_seeds.json ;;
+    python3 $P --renderer learned --seeds 0-9 --out pixels_learned_seeds.json
+    python3 $P --renderer learned --k-balls 6-8 --components 8 --seeds 0-9 --out pixels_learned_k6-8_seeds.json ;;
   *) echo "usage: bash regenerate_pixels.sh known|learned" >&2; exit 2 ;;
 esac

@@ -203,7 +203,7 @@ PIXEL_FILES = (
     ("pixels_curtain_seeds.json", "3 balls behind a curtain 0.25 wide, K = 5, known renderer: ten seeds"),
     ("pixels_curtain4_seeds.json", "4 balls behind a curtain 0.25 wide, K = 5, known renderer: ten seeds"),
     ("pixels_learned_seeds.json", "4 balls, K = 5, learned renderer (trained per seed): ten seeds"),
-    ("pixels_learned_k6-8.json", "6-8 balls, K = 8, learned renderer trained on 4 balls: seed 0"),
+    ("pixels_learned_k6-8_seeds.json", "6-8 balls, K = 8, learned renderer trained on 4 balls: ten seeds"),
 )
 
 
