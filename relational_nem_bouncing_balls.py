@@ -60,10 +60,12 @@ import ctypes
 import dataclasses
 import functools
 import hashlib
+import importlib.machinery
 import json
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.resource_tracker
 import platform
 import signal
 import sys
@@ -1543,6 +1545,7 @@ def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
 
 
 # ----------------------------------------------------------------------------- processes
+@functools.lru_cache(maxsize=None)
 def _openblas():
     """(ctypes library, symbol prefix, symbol suffix) of the OpenBLAS this process loaded, or None.
 
@@ -1573,12 +1576,48 @@ def blas_info() -> dict:
         libs = [lib for lib in np.show_config(mode="dicts").get("Build Dependencies", {}).values()] \
             if hasattr(np, "show_config") else []
         return {"library": str(libs[0].get("name", "unknown")) if libs else "unknown",
-                "kernel": "unknown", "threads": None}
+                "kernel": "unknown", "threads": None,
+                "thread_control": "none: not OpenBLAS, the caller's BLAS thread count decides the last digits"}
     lib, prefix, suffix = found
     corename, config = getattr(lib, f"{prefix}get_corename{suffix}"), getattr(lib, f"{prefix}get_config{suffix}")
     corename.restype = config.restype = ctypes.c_char_p
     return {"library": "OpenBLAS", "config": config().decode(), "kernel": corename().decode(),
-            "threads": int(getattr(lib, f"{prefix}get_num_threads{suffix}")())}
+            "threads": int(getattr(lib, f"{prefix}get_num_threads{suffix}")()),
+            "thread_control": "one thread during training and evaluation"}
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Runs its body with one OpenBLAS thread and restores the caller's count afterwards.
+
+    Training and evaluation run inside it, in the calling process as in the workers, so their
+    numbers do not depend on how many threads the caller's numpy had (two threads split a matrix
+    product differently, which moves the last digit). With another BLAS (MKL, Accelerate) the
+    count cannot be set from here: the caller's thread count then decides the last digits, and
+    blas_info()["thread_control"] says so."""
+    found = _openblas()
+    if found is None:
+        yield
+        return
+    lib, prefix, suffix = found
+    get, put = getattr(lib, f"{prefix}get_num_threads{suffix}"), getattr(lib, f"{prefix}set_num_threads{suffix}")
+    before = int(get())
+    if before != 1:
+        put(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            put(before)
+
+
+def with_one_blas_thread(fn):
+    """Decorator: fn runs inside one_blas_thread()."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with one_blas_thread():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def cpu_model() -> str:
@@ -1621,14 +1660,31 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _worker_main(fn, job, conn, parent: int) -> None:
-    """A worker process: ignores Ctrl-C (the parent stops it), runs fn(job), sends back
-    ("ok", result) or ("error", "Type: message")."""
+WORKER_REENTERED = 3     # exit code of a worker whose start-up re-ran a script that starts this work at import
+
+
+def exit_if_worker_startup() -> None:
+    """Ends a spawned worker that is still starting up and is re-running the caller's script
+    (one without an `if __name__ == "__main__":` guard, which calls main() or run() at import):
+    quietly, with WORKER_REENTERED, so that the parent can say what happened and go on."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(WORKER_REENTERED)
+
+
+def _worker_main(fn, conn, parent: int) -> None:
+    """A worker process: ignores Ctrl-C (the parent stops it), says ("started",) as soon as it
+    runs, receives its job, runs fn(job) and sends back ("ok", result) or ("error", "Type: message").
+
+    The job comes through the connection, not with the process's start-up data: the parent
+    writes the start-up data while it still holds the reading end of that pipe, so a worker
+    that died in start-up would leave a large write blocked for ever."""
+    conn.send(("started",))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     try:
+        job = conn.recv()
         reply = ("ok", fn(job))
     except Exception as err:  # reported to the parent as this job's failure
         reply = ("error", f"{type(err).__name__}: {err}")
@@ -1636,49 +1692,133 @@ def _worker_main(fn, job, conn, parent: int) -> None:
     conn.close()
 
 
+def why_workers_cannot_import(fn) -> str | None:
+    """Why a spawned worker could not find fn (a new interpreter imports fn's module by name
+    from the parent's sys.path, or re-runs the main script), or None if it can."""
+    module = sys.modules.get(fn.__module__)
+    if module is None or getattr(module, fn.__qualname__, None) is not fn:
+        return f"{fn.__qualname__} is not reachable as {fn.__module__}.{fn.__qualname__}"
+    if fn.__module__ == "__main__":
+        return None if getattr(module, "__file__", None) else "the main module has no file to re-run"
+    top = fn.__module__.split(".")[0]
+    if top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, sys.path) is not None:
+        return None
+    return f"module {fn.__module__!r} was loaded under a name that a new process cannot import"
+
+
+def _stop_resource_tracker() -> None:
+    """Ends multiprocessing's resource-tracker process (started with the first worker; it would
+    outlive this process by a few milliseconds); a later worker starts a new one."""
+    tracker = getattr(multiprocessing.resource_tracker, "_resource_tracker", None)
+    if tracker is not None and hasattr(tracker, "_stop"):
+        with contextlib.suppress(Exception):
+            tracker._stop()
+
+
+def _run_here(fn, job):
+    """fn(job) in this process, its failure reported as a worker reports it."""
+    try:
+        return fn(job), None
+    except Exception as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
 def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
     """fn(job) for every job, in at most `workers` fresh processes at a time; returns, in job
-    order, (result, None) or (None, error string) per job. A worker that dies (killed, out of
-    memory) fails its job with "worker died (...)" instead of hanging the others.
+    order, (result, None) or (None, error string) per job. A worker that dies while it runs its
+    job (killed, out of memory) fails that job with "worker died (...)" instead of hanging the
+    others; a worker that dies before it starts its job (it cannot import fn, or it re-ran a
+    script without a main guard) is detected as soon as it ends, and then every job not yet
+    done runs in this process, one after another, with one line on stderr saying why.
 
     Workers are spawned, not forked: each starts a new interpreter with one BLAS thread
     whatever the parent's numpy was set to, so training speed does not depend on import
     order. on_done(index, result, error) is called as each job ends. On KeyboardInterrupt
     (Ctrl-C, or SIGTERM through main) every running worker is terminated before it propagates.
     """
-    context = multiprocessing.get_context("spawn")
+    exit_if_worker_startup()
     outcomes = [None] * len(jobs)
-    queue, running = list(enumerate(jobs)), {}                     # connection -> (index, process)
+    queue, running = list(enumerate(jobs)), {}            # sentinel -> [index, process, connection, started]
+    why_serial = why_workers_cannot_import(fn)
+
+    def finish(index, outcome):
+        outcomes[index] = outcome
+        if on_done is not None:
+            on_done(index, *outcome)
+
+    context = multiprocessing.get_context("spawn")
     try:
-        while queue or running:
+        while (queue or running) and why_serial is None:
             while queue and len(running) < workers:
                 index, job = queue.pop(0)
-                receive, send = context.Pipe(duplex=False)
-                process = context.Process(target=_worker_main, args=(fn, job, send, os.getpid()), daemon=True)
+                conn, child_end = context.Pipe()
+                process = context.Process(target=_worker_main, args=(fn, child_end, os.getpid()), daemon=True)
                 with _one_blas_thread_environment():
                     process.start()
-                send.close()                                        # EOF on `receive` when the worker ends
-                running[receive] = (index, process)
-            for conn in multiprocessing.connection.wait(list(running)):
-                index, process = running.pop(conn)
+                child_end.close()                           # EOF on `conn` once the worker ends
+                running[process.sentinel] = [index, process, conn, False]
+            ready = multiprocessing.connection.wait([e[2] for e in running.values()] + list(running))
+            for sentinel, entry in list(running.items()):
+                index, process, conn, started = entry
+                ended = sentinel in ready
+                if conn not in ready and not ended:
+                    continue
+                reply = None
                 try:
-                    status, value = conn.recv()
-                except EOFError:
-                    process.join()
-                    code = process.exitcode
-                    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-                    status, value = "error", f"WorkerDied: worker died ({how})"
-                conn.close()
+                    while reply is None and conn.poll():
+                        message = conn.recv()
+                        if message == ("started",):
+                            entry[3] = started = True
+                            conn.send(jobs[index])
+                        else:
+                            reply = message
+                except (EOFError, BrokenPipeError):
+                    ended = True
+                if reply is None and not ended:
+                    continue
+                del running[sentinel]
                 process.join()
-                outcomes[index] = (value, None) if status == "ok" else (None, value)
-                if on_done is not None:
-                    on_done(index, *outcomes[index])
+                conn.close()
+                if reply is not None:
+                    status, value = reply
+                    finish(index, (value, None) if status == "ok" else (None, value))
+                    continue
+                code = process.exitcode
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                if started:
+                    finish(index, (None, f"WorkerDied: worker died ({how})"))
+                    continue
+                why_serial = ("the worker re-ran the calling script, which starts this work when it is imported"
+                              if code == WORKER_REENTERED else f"a worker died while starting ({how})")
+                queue.insert(0, (index, jobs[index]))
+        if why_serial is not None:
+            for sentinel, (index, process, conn, started) in list(running.items()):
+                if started:                                 # a healthy worker finishes its job
+                    try:
+                        status, value = conn.recv()
+                        finish(index, (value, None) if status == "ok" else (None, value))
+                    except EOFError:
+                        process.join()
+                        finish(index, (None, f"WorkerDied: worker died (exit code {process.exitcode})"))
+                else:
+                    process.terminate()
+                    queue.append((index, jobs[index]))
+                process.join()
+                conn.close()
+                del running[sentinel]
+            print(f"note: worker processes cannot run here: {why_serial}; running the {len(queue)} remaining "
+                  f"job(s) in this process, one after another (put the calling code under "
+                  f'`if __name__ == "__main__":`, or pass --jobs 1, to skip this)', file=sys.stderr, flush=True)
+            for index, job in sorted(queue):
+                finish(index, _run_here(fn, job))
+            queue = []
     finally:
-        for conn, (_, process) in running.items():
+        for _, process, _, _ in running.values():
             process.terminate()
-        for conn, (_, process) in running.items():
+        for _, process, conn, _ in running.values():
             process.join()
             conn.close()
+        _stop_resource_tracker()
     return outcomes
 
 
@@ -1783,6 +1923,7 @@ def residual_spread(train_tm: dict, dt: float):
     return float(np.std(np.concatenate(dx))), float(np.std(np.concatenate(dv)))
 
 
+@with_one_blas_thread
 def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     """Trains one model with Adam on random (sequence, start) windows of train {K: (N_K, T, K, 4)};
     with several K, each batch first draws one K uniformly (batches stay rectangular).
@@ -2085,6 +2226,7 @@ def packing_fraction(k: int, radius: float) -> float:
     return k * math.pi * radius ** 2
 
 
+@with_one_blas_thread
 def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
     """Closed-loop rollouts from frame 0, one-step errors by event class and long rollouts,
     for the two models and both baselines at every evaluation K.
@@ -2332,10 +2474,12 @@ def payload_config(cfg: Config) -> dict:
     return dataclasses.asdict(cfg) | {"eval_k": list(cfg.eval_k), "steps_per_epoch": cfg.steps_per_epoch}
 
 
+@with_one_blas_thread
 def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | None = None) -> dict:
     """The whole experiment: data, training of both models, evaluation; returns the run.json
     payload. log=None runs silently. pretrained (kind -> (model, history, timing)) skips training
     that kind; `trained`, if given, receives the same for both models."""
+    exit_if_worker_startup()
     verbose, log = log is not None, log or _silent
     t0 = time.perf_counter()
     train, val, eval_sets, long_sets = make_data(cfg)
@@ -2624,6 +2768,7 @@ def run_sweep(cfg: Config, log=print, job_fn=None) -> dict:
     seed of the summary. Interrupted, it stops every worker and removes what is incomplete
     (temporary files, folders it created that stay empty); finished per-seed files are kept.
     job_fn replaces _sweep_job (a test hook; it must be importable by a new process)."""
+    exit_if_worker_startup()
     job_fn = job_fn or _sweep_job
     jobs = sweep_jobs(cfg)
     n_variants = len(sweep_variants(cfg))
@@ -2778,6 +2923,7 @@ def main(argv=None) -> int:
     """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written);
     1 training failed (diverged, a worker died); 130 / 143 stopped by SIGINT / SIGTERM (workers
     stopped, no partial output)."""
+    exit_if_worker_startup()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupted)
     try:

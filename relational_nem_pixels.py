@@ -730,6 +730,7 @@ def renderer_profile(renderer: LearnedRenderer, untrained: LearnedRenderer, cfg:
     return profile
 
 
+@R.with_one_blas_thread
 def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     """Every selected dynamics on the same frames; with the learned renderer, trained first (with
     the relational simulator as the dynamics, or constant velocity when it is the only one)."""
@@ -808,7 +809,14 @@ def check_config(cfg: PixelConfig) -> None:
     for name, (lo, hi) in RANGES.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise R.ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
-    parse_balls(cfg.k_balls)
+    most = max(parse_balls(cfg.k_balls))
+    if cfg.components < most:
+        raise R.ConfigError(f"--components must be at least the number of balls, {most} (--k-balls {cfg.k_balls}), "
+                            f"and at most {RANGES['components'][1]} (got {cfg.components}): with fewer components "
+                            f"than balls some balls are never tracked")
+    if cfg.renderer == "learned" and cfg.components < cfg.train_k_balls:
+        raise R.ConfigError(f"--train-k-balls must be at most --components ({cfg.components}) with the learned "
+                            f"renderer (got {cfg.train_k_balls})")
     if not 0 < cfg.softness <= 5:
         raise R.ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
     if not 0 <= cfg.curtain <= 0.5:
