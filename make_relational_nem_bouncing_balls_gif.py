@@ -59,6 +59,9 @@ def load_run(path: str, need=("samples",), option: str = "--run") -> dict:
         raise InputError(f"{option} {path}: cannot be read ({err.strerror})")
     if not isinstance(run, dict):
         raise InputError(f"{option} {path}: expected a JSON object with keys {', '.join(need)}")
+    if "error" in run:                           # a per-seed file of a seed whose training failed
+        raise InputError(f"{option} {path}: seed {run.get('seed')!r} failed ({run['error']}); it holds no results "
+                         f"to draw")
     return require_keys(run, need, path, option)
 
 
@@ -364,7 +367,7 @@ def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=DEFAULT_RUN, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
+    parser.add_argument("--run", default=None, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
     parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: its sample "
                                                      "sequence as truth | prediction | gamma (--sample does not apply)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output GIF path (default: {DEFAULT_OUT})")
@@ -375,6 +378,11 @@ def main(argv=None) -> int:
                         help="pixel size of each square panel, in [64, 1024] (default: 160)")
     args = parser.parse_args(argv)
     try:
+        if args.pixels and args.run is not None:
+            raise InputError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
+        args.run = args.run or DEFAULT_RUN
+        if not args.out.lower().endswith(".gif"):
+            raise InputError(f"--out must be a file path ending in .gif (got {args.out!r})")
         if not (math.isfinite(args.fps) and FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]):
             raise InputError(f"--fps must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] (got {args.fps})")
         if not 64 <= args.frame_size <= 1024:

@@ -120,7 +120,9 @@ class Config:
     # training
     epochs: int = _opt(60, "training epochs")
     batch: int = _opt(32, "sequences per optimizer step")
-    lr: float = _opt(3e-3, "Adam learning rate")
+    lr: float = _opt(3e-3, "Adam learning rate; a training whose loss is not finite, or whose last epoch's mean "
+                           "loss is above 100x its first step's, has diverged: one error line, exit code 1, "
+                           "nothing written (in a sweep, a failed seed)")
     t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
     grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
     lr_schedule: str = _opt("constant", "learning rate over training: constant, or cosine decay to 0",
@@ -430,7 +432,8 @@ def parse_seeds(text: str) -> list:
     ranges = []
     for part in text.split(","):
         bounds = part.strip().split("-")
-        if len(bounds) > 2 or not all(b.strip().isdigit() for b in bounds) or int(bounds[0]) > int(bounds[-1]):
+        if (len(bounds) > 2 or not all(b.strip().isascii() and b.strip().isdigit() for b in bounds)
+                or int(bounds[0]) > int(bounds[-1])):
             raise ConfigError(f"--seeds must be non-negative integers and ranges such as 0-9 or 0,3,5-7 "
                               f"(got {text!r})")
         ranges.append((int(bounds[0]), int(bounds[-1]) + 1))
@@ -1695,6 +1698,8 @@ def _worker_main(fn, conn, parent: int) -> None:
 def why_workers_cannot_import(fn) -> str | None:
     """Why a spawned worker could not find fn (a new interpreter imports fn's module by name
     from the parent's sys.path, or re-runs the main script), or None if it can."""
+    if not hasattr(fn, "__qualname__"):                         # a callable object: pickled as it says
+        return None
     module = sys.modules.get(fn.__module__)
     if module is None or getattr(module, fn.__qualname__, None) is not fn:
         return f"{fn.__qualname__} is not reachable as {fn.__module__}.{fn.__qualname__}"
@@ -1923,6 +1928,9 @@ def residual_spread(train_tm: dict, dt: float):
     return float(np.std(np.concatenate(dx))), float(np.std(np.concatenate(dv)))
 
 
+DIVERGED_LOSS_RATIO = 100.0   # training diverged if its last epoch's mean loss is above this times the first step's
+
+
 @with_one_blas_thread
 def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     """Trains one model with Adam on random (sequence, start) windows of train {K: (N_K, T, K, 4)};
@@ -1951,7 +1959,7 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     history = {key: [] for key in ("epoch", "train_loss", "val_mse_1step", "val_mse_bptt", "grad_norm")}
     if len(ks) > 1:
         history["batch_k"] = []
-    step_seconds, n_steps = 0.0, cfg.epochs * cfg.steps_per_epoch
+    step_seconds, n_steps, first_loss = 0.0, cfg.epochs * cfg.steps_per_epoch, math.inf
     for epoch in range(1, cfg.epochs + 1):
         t_epoch = time.perf_counter()
         loss_sum = norm_sum = 0.0
@@ -1978,6 +1986,7 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
                 norm_sum += norm
                 adam.step(grad)
                 loss_sum += loss
+                first_loss = loss if step == 0 else first_loss
         step_seconds += time.perf_counter() - t_epoch
         val_1, val_b = np.mean([validate() for validate in validators], axis=0).tolist()
         for key, value in zip(history, (epoch, loss_sum / cfg.steps_per_epoch, val_1, val_b,
@@ -1988,6 +1997,11 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
             log(f"[{kind:>14}] epoch {epoch:3d}/{cfg.epochs}  train {history['train_loss'][-1]:.5f}  "
                 f"val 1-step {val_1:.5f}  val {cfg.t_bptt}-step {val_b:.5f}  "
                 f"|g| {history['grad_norm'][-1]:.2f}  {rate:.0f} steps/s")
+    if history["train_loss"][-1] > DIVERGED_LOSS_RATIO * first_loss:
+        raise FloatingPointError(f"{kind}: training diverged: the last epoch's mean loss "
+                                 f"{history['train_loss'][-1]:.3g} is above {DIVERGED_LOSS_RATIO:g}x the first "
+                                 f"step's {first_loss:.3g}; try a smaller --lr (got {cfg.lr}) or --grad-clip "
+                                 f"(got {cfg.grad_clip})")
     if simulator:
         model.hard_gates = True
     timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,
@@ -2877,6 +2891,9 @@ def aggregate_variant(files) -> dict:
         except (KeyError, TypeError) as err:
             raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
                               f"({type(err).__name__}: {err})")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (the seed must be a non-negative "
+                              f"integer, got {seed!r})")
         if seed in runs or seed in failed:
             raise ConfigError(f"--aggregate {path}: seed {seed} appears twice")
         if "error" in payload:

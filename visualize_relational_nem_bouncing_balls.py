@@ -700,7 +700,7 @@ def pixel_figures(path: str, out: str) -> list:
 
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=DEFAULT_RUN, help="run.json of one run, or the sweep.json summary of "
+    parser.add_argument("--run", default=None, help="run.json of one run, or the sweep.json summary of "
                                                            "--seeds (then sweep_*.png are drawn) (default: run.json)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists) "
                                                            "(default: viz)")
@@ -708,6 +708,9 @@ def main(argv=None) -> int:
                                                      "<name>_frames.png (and <name>_renderer.png) into --out")
     args = parser.parse_args(argv)
     try:
+        if args.pixels and args.run is not None:
+            raise InputError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
+        args.run = args.run or DEFAULT_RUN
         parent = os.path.dirname(os.path.abspath(args.out))
         if args.out.strip() == "":
             raise InputError("--out must name a folder (got '')")

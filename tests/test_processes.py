@@ -1,0 +1,211 @@
+"""The promises that hold however the code is called: the same numbers whatever BLAS thread
+count the caller has, no hang when worker processes cannot start, nothing left running at exit,
+divergence caught by size, and the last bad inputs."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import relational_nem_bouncing_balls as R
+from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, run_script
+from test_robustness import TINY, TINY_CFG, companion_main
+
+HANG = 60          # seconds: a call that has not ended by then hangs, and the test fails instead of the suite
+
+
+def set_blas_threads(n):
+    """Sets this process's OpenBLAS thread count; returns the count before (None: not OpenBLAS)."""
+    found = R._openblas()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    before = int(getattr(lib, f"{prefix}get_num_threads{suffix}")())
+    getattr(lib, f"{prefix}set_num_threads{suffix}")(n)
+    return before
+
+
+def test_in_process_numbers_do_not_depend_on_the_callers_blas_threads():
+    # numpy is imported (conftest) before the module, so the module's environment setting came
+    # too late: the thread count here is whatever the caller has. Bigger products than TINY's
+    # so that OpenBLAS does split them when it may.
+    cfg = dataclasses.replace(TINY_CFG, n_eval=64, batch=64, jobs=1)
+    before = set_blas_threads(2)
+    if before is None:
+        pytest.skip("the thread count is set through OpenBLAS")
+    try:
+        two = R.run(cfg, log=None)
+        assert R.blas_info()["threads"] == 2                        # restored after the call
+        set_blas_threads(1)
+        one = R.run(cfg, log=None)
+    finally:
+        set_blas_threads(before)
+    for key in ("history", "rollout", "one_step", "long_horizon", "samples"):
+        assert two[key] == one[key], key                            # bit for bit
+    assert two["env"]["blas"]["threads"] == 1 and two["timing"]["blas_threads"]["relational"] == 1
+
+
+def test_one_blas_thread_restores_the_count_also_on_error():
+    before = set_blas_threads(2)
+    if before is None:
+        pytest.skip("the thread count is set through OpenBLAS")
+    try:
+        with pytest.raises(ZeroDivisionError):
+            with R.one_blas_thread():
+                assert R.blas_info()["threads"] == 1
+                1 / 0
+        assert R.blas_info()["threads"] == 2
+    finally:
+        set_blas_threads(before)
+
+
+def run_code(tmp_path, code, *args):
+    """python3 code.py in tmp_path (the repository on sys.path), with a timeout that fails the test."""
+    path = tmp_path / "user_script.py"
+    path.write_text(f"import sys\nsys.path.insert(0, {ROOT!r})\n" + textwrap.dedent(code))
+    return subprocess.run([sys.executable, str(path), *args], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=HANG, start_new_session=True)
+
+
+def test_a_script_without_a_main_guard_runs_here_instead_of_hanging(tmp_path):
+    done = run_code(tmp_path, f"""
+        import relational_nem_bouncing_balls as R
+        sys.exit(R.main({TINY + ["--out", "q.json"]!r}))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert "the worker re-ran the calling script" in done.stderr and '__name__ == "__main__"' in done.stderr
+    ran_here = json.loads((tmp_path / "q.json").read_text())
+    reference = R.run(TINY_CFG, log=None)                           # in workers, as usual
+    for key in ("history", "rollout", "one_step", "long_horizon"):
+        assert ran_here[key] == json.loads(json.dumps(reference[key])), key
+
+
+def test_a_module_loaded_under_another_name_runs_here_instead_of_hanging(tmp_path):
+    done = run_code(tmp_path, f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("renamed_rnem", {MAIN!r})
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["renamed_rnem"] = module
+        spec.loader.exec_module(module)
+        sys.exit(module.main({TINY + ["--out", "q.json"]!r}))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert "module 'renamed_rnem' was loaded under a name that a new process cannot import" in done.stderr
+    assert (tmp_path / "q.json").exists()
+
+
+class DiesOnArrival:
+    """A job function whose worker dies (exit code 7) while it starts: unpickling it ends the process."""
+    def __reduce__(self):
+        return os._exit, (7,)
+
+    def __call__(self, job):
+        return "ran here", job
+
+
+def test_a_worker_that_dies_before_its_job_starts_is_seen_at_once(capfd):
+    outcomes = R.run_workers(DiesOnArrival(), [4, 5, 6], 2)
+    assert outcomes == [(("ran here", 4), None), (("ran here", 5), None), (("ran here", 6), None)]
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("note: worker processes cannot run here: a worker died while "
+                                                    "starting (exit code 7); running the 3 remaining job(s)")
+
+
+def group_members(pgid):
+    """Process ids in the process group pgid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[3]) == pgid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def test_nothing_outlives_the_main_process(tmp_path):
+    proc = subprocess.Popen([sys.executable, MAIN, *TINY, "--jobs", "2", "--no-save"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    _, err = proc.communicate(timeout=HANG)
+    assert proc.returncode == 0, err
+    assert group_members(proc.pid) == []                             # no worker, no resource tracker
+
+
+def test_a_diverged_training_with_finite_numbers_is_an_error(tmp_path, capsys, monkeypatch):
+    # 0.07 is the smallest of 0.03, 0.05, 0.07 whose loss ends far above where it began on this data
+    done = call_main(R.main, [*TINY, "--lr", "0.07", "--jobs", "1"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "training diverged: the last epoch's mean loss" in done.stderr and "above 100x the first step's" in done.stderr
+    assert os.listdir(tmp_path) == []
+    assert call_main(R.main, [*TINY, "--lr", "0.05", "--no-save"], tmp_path, capsys, monkeypatch).returncode == 0
+
+
+def test_a_diverged_seed_is_a_failed_seed(tmp_path):
+    cfg = dataclasses.replace(TINY_CFG, seeds="0", jobs=1, lr=0.07, seed_dir=str(tmp_path / "runs"))
+    with pytest.raises(R.ConfigError, match="no successful seed"):
+        R.run_sweep(cfg, log=lambda *_: None)
+    failed = json.loads((tmp_path / "runs" / "seed_0.json").read_text())
+    assert "training diverged: the last epoch's mean loss" in failed["error"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seeds", "\u00b2"], "--seeds must be non-negative integers"),
+    (["--seeds", "0-\u0663"], "--seeds must be non-negative integers"),
+])
+def test_seeds_take_ascii_digits_only(tmp_path, args, message, capsys, monkeypatch):
+    assert_one_line_error(call_main(R.main, args, tmp_path, capsys, monkeypatch), message)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("seed", [[1], "0", True, -1, 1.5])
+def test_aggregate_refuses_a_seed_that_is_not_a_number(tmp_path, seed, capsys, monkeypatch):
+    (tmp_path / "seed_0.json").write_text(json.dumps({"config": {"seed": seed}, "rollout": {}, "one_step": {},
+                                                      "long_horizon": {}, "env": {}}))
+    assert_one_line_error(call_main(R.main, ["--aggregate", "seed_0.json", "--out", "s.json"], tmp_path, capsys,
+                                    monkeypatch), "the seed must be a non-negative integer")
+    assert os.listdir(tmp_path) == ["seed_0.json"]
+
+
+@pytest.mark.parametrize("script", [VIZ, GIF])
+def test_companions_refuse_a_failed_seed(tmp_path, script, capsys, monkeypatch):
+    (tmp_path / "seed_3.json").write_text(json.dumps({"seed": 3, "variant": "mean",
+                                                      "error": "FloatingPointError: diverged"}))
+    out = "x.gif" if script == GIF else "figs"
+    done = call_main(companion_main(script), ["--run", "seed_3.json", "--out", out], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--run seed_3.json: seed 3 failed (FloatingPointError: diverged)")
+    assert os.listdir(tmp_path) == ["seed_3.json"]
+
+
+@pytest.mark.parametrize("script", [VIZ, GIF])
+def test_companions_take_run_or_pixels_not_both(tmp_path, script, capsys, monkeypatch):
+    out = "x.gif" if script == GIF else "figs"
+    done = call_main(companion_main(script), ["--run", "run.json", "--pixels", "p.json", "--out", out], tmp_path,
+                     capsys, monkeypatch)
+    assert_one_line_error(done, "--run and --pixels: give one of them")
+    assert os.listdir(tmp_path) == []
+
+
+def test_gif_out_must_be_a_gif(tmp_path, capsys, monkeypatch):
+    done = call_main(companion_main(GIF), ["--out", "my.png"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--out must be a file path ending in .gif (got 'my.png')")
+    assert os.listdir(tmp_path) == []
+
+
+def test_pixels_refuse_fewer_components_than_balls(tmp_path, capsys, monkeypatch):
+    import relational_nem_pixels as P
+    done = call_main(P.main, ["--k-balls", "9", "--out", "p.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--components must be at least the number of balls, 9 (--k-balls 9)")
+    done = call_main(P.main, ["--k-balls", "6-8", "--components", "7", "--out", "p.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--components must be at least the number of balls, 8")
+    done = call_main(P.main, ["--renderer", "learned", "--components", "3", "--k-balls", "3", "--out", "p.json"],
+                     tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--train-k-balls must be at most --components (3)")
+    assert os.listdir(tmp_path) == []
