@@ -358,7 +358,7 @@ def sweep_summary(sweep, plt):
 
 def sweep_wins(sweep, plt):
     ks = sorted_ks(sweep["wins"])
-    metrics = sweep["metrics"]
+    metrics = [m for m in sweep["metrics"] if any(m in sweep["wins"][k] for k in ks)]   # chaotic ones have none
     wins = np.array([[sweep["wins"][k].get(m, np.nan) for k in ks] for m in metrics], float)
     n = sweep["n_seeds"]
     labels = [SWEEP_LABELS.get(m, m) for m in metrics]
@@ -373,7 +373,7 @@ def sweep_wins(sweep, plt):
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
     ax.set_yticks(range(len(metrics)), labels, fontsize=9)
     suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model does better than the\nnon-relational "
-                         f"model (lower error unless the label says otherwise)",
+                         f"model (lower error unless the label says otherwise; chaotic\nclosed-loop measures have no win count)",
                  fontsize=10)
     return fig
 
