@@ -12,6 +12,7 @@ case "${1:-}" in
     python3 $P --k-balls 6-8 --components 8 --seeds 0-9 --out pixels_k6-8_seeds.json
     python3 $P --k-balls 3 --curtain 0.25 --out pixels_curtain.json               # the curtain, 3 balls as the paper
     python3 $P --k-balls 3 --curtain 0.25 --seeds 0-9 --out pixels_curtain_seeds.json
+    python3 $P --k-balls 4 --curtain 0.25 --out pixels_curtain4.json              # 4 balls behind the curtain
     python3 $P --k-balls 4 --curtain 0.25 --seeds 0-9 --out pixels_curtain4_seeds.json
     python3 $P --masses --out pixels_masses.json                                  # two ball types
     python3 $P --masses --seeds 0-9 --out pixels_masses_seeds.json ;;

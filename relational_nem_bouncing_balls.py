@@ -19,9 +19,13 @@ plus learned, gated wall reflections and (relational) elastic pair impulses alon
 centres, trained on one-step loss; --masses gives the paper's two ball types (6x the mass,
 1.25x the radius), the radius then being a fifth state component.
 
-Numbers: training and evaluation run in float64 by default, so one seed gives the same numbers
-on every x86-64 machine (run.json's `env` records numpy, the BLAS library and kernel, the CPU
-and this file's sha256); --dtype float32 is faster, but its numbers depend on the BLAS kernel.
+Numbers: training and evaluation run in float64 with one BLAS thread (whatever the caller set),
+so one seed gives the same numbers to 1e-9 on every x86-64 machine, except the closed-loop
+measures that chaos amplifies (CHAOTIC_METRICS: long rollouts, and the simulator recipe's
+rollouts), whose last-bit differences between BLAS kernels grow until they show; those are
+published as means over seeds with intervals (docs/reproducibility.md). run.json's `env` records
+numpy, the BLAS library and kernel, the CPU and this file's sha256; --dtype float32 is faster,
+but all its numbers depend on the BLAS kernel.
 
 Python API: load_models(path) -> {name: model} for a file written by --save-model;
 rollout(model, init (n, K, 4), n_steps) -> (n_steps, n, K, 4); rollout_metrics(pred, truth).
@@ -49,7 +53,7 @@ import os
 # One BLAS thread per process: at these matrix sizes (128 x 64) a second thread only adds
 # synchronisation, and the two models train in two processes side by side. This works only
 # when the module is imported before numpy; worker processes get one thread in any case
-# (see run_workers).
+# (see run_workers), and training and evaluation set it for their duration (one_blas_thread).
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 for _var in BLAS_THREAD_VARS:
     os.environ.setdefault(_var, "1")
@@ -1932,14 +1936,16 @@ DIVERGED_LOSS_RATIO = 100.0   # training diverged if its last epoch's mean loss 
 
 
 @with_one_blas_thread
-def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
+def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print, stop_after: int | None = None):
     """Trains one model with Adam on random (sequence, start) windows of train {K: (N_K, T, K, 4)};
     with several K, each batch first draws one K uniformly (batches stay rectangular).
 
     Returns (model, history, timing): history holds per-epoch lists of epoch, train_loss
     (mean BPTT loss of the epoch's steps), val_mse_1step, val_mse_bptt (means over the training
     K) and grad_norm (mean global gradient norm before clipping), and with several K `batch_k`,
-    the K of every batch; timing holds train_s, step_s and steps_per_sec.
+    the K of every batch; timing holds train_s, step_s and steps_per_sec. stop_after = E ends the
+    training after its first E epochs, with the schedule of the whole (the test of committed
+    results recomputes their first epoch this way).
     """
     t_start = time.perf_counter()
     dtype = np.dtype(cfg.dtype)
@@ -1960,7 +1966,7 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     if len(ks) > 1:
         history["batch_k"] = []
     step_seconds, n_steps, first_loss = 0.0, cfg.epochs * cfg.steps_per_epoch, math.inf
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, min(cfg.epochs, stop_after or cfg.epochs) + 1):
         t_epoch = time.perf_counter()
         loss_sum = norm_sum = 0.0
         with np.errstate(over="ignore", invalid="ignore"):             # a diverging loss is caught below
@@ -2005,7 +2011,8 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print):
     if simulator:
         model.hard_gates = True
     timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,
-              "steps_per_sec": n_steps / step_seconds, "optimizer_steps": n_steps,
+              "steps_per_sec": len(history["epoch"]) * cfg.steps_per_epoch / step_seconds,
+              "optimizer_steps": len(history["epoch"]) * cfg.steps_per_epoch,
               "blas_threads": blas_info()["threads"]}
     return model, history, timing
 
@@ -2318,9 +2325,10 @@ def source_sha256(path: str = __file__) -> str:
 
 
 def environment(cfg: Config) -> dict:
-    """The run.json `env` record: what decides the numbers. In float64 they are the same on every
-    x86-64 machine (BLAS kernels differ in rounding only far below the reported digits); in
-    float32 they depend on the BLAS kernel, so `numbers_depend_on` says which one was used."""
+    """The run.json `env` record: what decides the numbers. In float64 they are the same to 1e-9
+    on every x86-64 machine but for the chaotic closed-loop measures (CHAOTIC_METRICS), which move
+    with the BLAS kernel's rounding; in float32 all depend on the kernel, so `numbers_depend_on`
+    says which one was used."""
     blas = blas_info()
     return {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
             "cpu": cpu_model(), "blas": blas, "dtype": cfg.dtype,
@@ -2463,14 +2471,18 @@ def write_json_atomic(path: str, payload: dict) -> None:
         raise
 
 
+def test_set(cfg: Config, k: int, which: str):
+    """The closed-loop ("eval", cfg.t_eval steps) or long-horizon ("long", cfg.t_long steps) test
+    set of K = k balls: (states (T, n_eval, k, D), events); each K has its own generator."""
+    n_steps = cfg.t_eval if which == "eval" else cfg.t_long
+    return simulate_sequences(cfg.n_eval, n_steps, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"data/{which}/K={k}"),
+                              cfg.masses)
+
+
 def make_data(cfg: Config):
     """Training and validation sequences, K -> (n_K, T, K, D) for every training K, and per
     evaluation K the closed-loop and long-horizon test sets: K -> (states (T, n, K, D), events);
     D = 4, or 5 with --masses."""
-    def test_set(k, n_steps, purpose):
-        return simulate_sequences(cfg.n_eval, n_steps, k, cfg.dt, cfg.radius, rng_for(cfg.seed, f"{purpose}/K={k}"),
-                                  cfg.masses)
-
     ks = k_list(cfg.k_train)
 
     def split(n, purpose):
@@ -2488,8 +2500,8 @@ def make_data(cfg: Config):
     except ValueError as err:
         raise ConfigError(f"--k-train {k_train_text(cfg)}: {err}")
     try:
-        eval_sets = {k: test_set(k, cfg.t_eval, "data/eval") for k in cfg.eval_k}
-        long_sets = {k: test_set(k, cfg.t_long, "data/long") for k in cfg.eval_k}
+        eval_sets = {k: test_set(cfg, k, "eval") for k in cfg.eval_k}
+        long_sets = {k: test_set(cfg, k, "long") for k in cfg.eval_k}
     except ValueError as err:
         raise ConfigError(f"--eval-k {','.join(map(str, cfg.eval_k))}: {err}")
     return train, val, eval_sets, long_sets

@@ -1,0 +1,140 @@
+"""Which numbers are exact on every machine: the same runs under two OpenBLAS kernels, compared.
+
+Runs the stub's seed-0 experiment and the simulator recipe's ten seeds with masses (the two
+results that showed differences between machines) under this machine's kernel and under
+--coretype (OPENBLAS_CORETYPE), then compares every number. Per family of numbers it reports
+the largest relative difference and how many numbers differ by more than 1e-9; a sweep measure
+is compared seed by seed. Exit code 1 when a number outside the chaotic closed-loop measures
+(R.CHAOTIC_METRICS, and long-rollout steps from LONG_EXACT on) differs by more than 1e-9: then
+the README's "exact on every machine" is wrong and CHAOTIC_METRICS must grow.
+
+    python3 benchmarks/kernel_check.py                        # about 5 minutes on 2 cores
+    python3 benchmarks/kernel_check.py --coretype Nehalem --out /tmp/check.json
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+import relational_nem_bouncing_balls as R  # noqa: E402
+
+EXACT = 1e-9             # relative difference below which two numbers count as the same
+LONG_EXACT = 20          # long-rollout steps before chaos may show (tests/test_committed_results.py)
+RUNS = {"stub seed 0": ["--seed", "0"],
+        "simulator, masses, seeds 0-9": ["--recipe", "simulator", "--masses", "--seeds", "0-9"]}
+
+
+def run_under(coretype, args, folder):
+    """Runs the main script with args under OPENBLAS_CORETYPE=coretype ('' = this machine's
+    kernel); returns {name: payload} of the run or of every per-seed file, and the kernel used."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    out = os.path.join(folder, "out.json")
+    extra = ["--seed-dir", os.path.join(folder, "seeds")] if "--seeds" in args else []
+    subprocess.run([sys.executable, os.path.join(ROOT, "relational_nem_bouncing_balls.py"), *args, *extra,
+                    "--out", out], env=env, check=True, stdout=subprocess.DEVNULL)
+    if not extra:
+        with open(out) as f:
+            payload = json.load(f)
+        return {"seed 0": payload}, payload["env"]["blas"]["kernel"]
+    runs = {}
+    for name in sorted(os.listdir(extra[1])):
+        if name.endswith(".json"):
+            with open(os.path.join(extra[1], name)) as f:
+                runs[name[:-5]] = json.load(f)
+    return runs, next(iter(runs.values()))["env"]["blas"]["kernel"]
+
+
+def relative(a, b):
+    return abs(a - b) / max(abs(a), abs(b), 1e-300) if a != b else 0.0
+
+
+def families(payload):
+    """{family: [floats]} of one run: training curves, closed-loop, one-step, samples, the long
+    rollouts' first LONG_EXACT steps and the rest, and every sweep measure (per predictor)."""
+    out = {}
+
+    def walk(value, family):
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(value[key], family)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, family)
+        elif isinstance(value, float):
+            out.setdefault(family, []).append(value)
+    for key in ("history", "rollout", "one_step", "samples"):
+        walk(payload[key], key)
+    for k, entry in payload["long_horizon"].items():
+        for name, curves in entry.items():
+            for metric, value in (curves.items() if isinstance(curves, dict) else []):
+                if isinstance(value, list):
+                    walk(value[:LONG_EXACT], f"long_horizon steps < {LONG_EXACT}")
+                    walk(value[LONG_EXACT:], f"long_horizon steps >= {LONG_EXACT}")
+    for metric, read in R.SWEEP_METRICS.items():
+        for k in payload["rollout"]:
+            for name in R.PREDICTORS:
+                value = read(payload, k, name)
+                if value is not None:
+                    out.setdefault(f"measure {metric}", []).append(float(value))
+    return out
+
+
+def compare(a_runs, b_runs, recipe):
+    report = {}
+    for name in a_runs:
+        fa, fb = families(a_runs[name]), families(b_runs[name])
+        for family in fa:
+            diffs = [relative(x, y) for x, y in zip(fa[family], fb[family])]
+            entry = report.setdefault(family, {"numbers": 0, "differ": 0, "max_relative": 0.0})
+            entry["numbers"] += len(diffs)
+            entry["differ"] += sum(d > EXACT for d in diffs)
+            entry["max_relative"] = max(entry["max_relative"], max(diffs, default=0.0))
+    chaotic = {f"measure {m}" for m in R.CHAOTIC_METRICS[recipe]} | {f"long_horizon steps >= {LONG_EXACT}"}
+    for family, entry in report.items():
+        entry["expected_exact"] = family not in chaotic
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--coretype", default="Sandybridge",
+                        help="the second OpenBLAS kernel (OPENBLAS_CORETYPE); default Sandybridge (no FMA)")
+    parser.add_argument("--out", default=os.path.join(HERE, "kernel_check.json"), help="where the report goes")
+    args = parser.parse_args(argv)
+    result, failed = {"exact_below": EXACT, "long_exact_steps": LONG_EXACT, "runs": {}}, []
+    for title, cmd in RUNS.items():
+        with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
+            a, kernel_a = run_under("", cmd, a_dir)
+            b, kernel_b = run_under(args.coretype, cmd, b_dir)
+        if kernel_a == kernel_b:
+            print(f"error: --coretype {args.coretype}: this machine already uses {kernel_a}; name another",
+                  file=sys.stderr)
+            return 2
+        recipe = "simulator" if "simulator" in cmd else "stub"
+        report = compare(a, b, recipe)
+        result["runs"][title] = {"kernels": [kernel_a, kernel_b], "command": " ".join(cmd), "families": report}
+        print(f"{title}: {kernel_a} against {kernel_b}")
+        for family, entry in report.items():
+            flag = "" if entry["differ"] == 0 or not entry["expected_exact"] else "   <- expected exact"
+            print(f"  {family:<40} {entry['differ']:>6} of {entry['numbers']:>6} differ, largest {entry['max_relative']:.1e}"
+                  f"{flag}")
+            if flag:
+                failed.append(f"{title}: {family}")
+    result["code_sha256"] = R.source_sha256()
+    R.write_json_atomic(args.out, result)
+    print(f"wrote {args.out}")
+    if failed:
+        print("error: numbers expected exact differ: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

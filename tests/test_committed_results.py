@@ -1,0 +1,202 @@
+"""Every committed result is what the committed code computes: a cheap, exact slice of each is
+recomputed here and compared, so a change that moves a number fails until its results are
+regenerated, and a pure refactor needs no regeneration.
+
+- seed-0 runs (run*.json): their saved models (models/) evaluated on the first evaluation K give
+  the committed closed-loop, one-step and long-horizon figures, and one epoch of training gives
+  the committed first history entry;
+- sweeps (sweep*.json): their seed-0 values are those of the seed-0 runs (the same config);
+- pixel runs with a sample sequence: tracking that sequence again gives the committed positions,
+  presence and maps, frame by frame; pixel ten-seed files: their seed-0 values are the seed-0 file's.
+
+Tolerances: the figures agree to 1e-9 relative on any kernel; a long rollout's curve only over
+its first LONG_EXACT steps (later steps are chaotic, docs/reproducibility.md), and chaotic
+measures (R.CHAOTIC_METRICS) of a sweep are compared when the sweep and the run were made on the
+same BLAS kernel.
+"""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+import relational_nem_bouncing_balls as R
+from conftest import ROOT
+
+RTOL = 1e-9
+LONG_EXACT = 20          # steps of a long rollout that reproduce on every kernel (docs/reproducibility.md)
+
+RUNS = {"run.json": "models/stub_seed0.npz", "run_attention.json": "models/stub_attention_seed0.npz",
+        "run_simulator.json": "models/simulator_seed0.npz",
+        "run_simulator_masses.json": "models/simulator_masses_seed0.npz"}
+SWEEPS = {"sweep_simulator.json": {"simulator": "run_simulator.json"},
+          "sweep_simulator_masses.json": {"simulator": "run_simulator_masses.json"},
+          "sweep.json": {"mean": "run.json", "attention": "run_attention.json"}}
+
+
+def load(name):
+    with open(os.path.join(ROOT, name)) as f:
+        return json.load(f)
+
+
+def config_of(payload) -> R.Config:
+    names = {f.name for f in dataclasses.fields(R.Config)}
+    return R.Config(**{key: tuple(value) if isinstance(value, list) else value
+                       for key, value in payload["config"].items() if key in names})
+
+
+def close(committed, recomputed, where):
+    """Every number of `committed` equals its counterpart in `recomputed` to RTOL (same structure)."""
+    if isinstance(committed, dict):
+        assert set(committed) <= set(recomputed), where
+        for key in committed:
+            close(committed[key], recomputed[key], f"{where}.{key}")
+    elif isinstance(committed, list):
+        assert len(committed) == len(recomputed), where
+        for i, (a, b) in enumerate(zip(committed, recomputed)):
+            close(a, b, f"{where}[{i}]")
+    elif isinstance(committed, float) or isinstance(recomputed, float):
+        assert recomputed == pytest.approx(committed, rel=RTOL, abs=1e-12), where
+    else:
+        assert committed == recomputed, where
+
+
+def test_every_committed_result_has_a_slice_test():
+    results = {f for f in os.listdir(ROOT) if f.endswith(".json")}
+    assert results == set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS)
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_seed0_models_give_the_committed_evaluation(name):
+    run = load(name)
+    cfg = config_of(run)
+    assert run["env"]["dtype"] == "float64" and run["config"]["seed"] == 0 and not run["config"]["quick"]
+    by_kind = {model.kind: model for model in R.load_models(os.path.join(ROOT, RUNS[name])).values()}
+    k = cfg.eval_k[0]
+    rollout, one_step, long_horizon, _, _ = R.evaluate(by_kind, {k: R.test_set(cfg, k, "eval")},
+                                                       {k: R.test_set(cfg, k, "long")}, cfg)
+    close(run["rollout"][str(k)], json.loads(json.dumps(rollout[str(k)])), f"{name} rollout K={k}")
+    close(run["one_step"][str(k)], json.loads(json.dumps(one_step[str(k)])), f"{name} one_step K={k}")
+    for kind, curves in run["long_horizon"][str(k)].items():
+        if not isinstance(curves, dict):
+            continue
+        for key, value in curves.items():
+            again = long_horizon[str(k)][kind][key]
+            if isinstance(value, list):
+                close(value[:LONG_EXACT], list(again[:LONG_EXACT]), f"{name} long_horizon K={k} {kind} {key}")
+            elif key == "horizon":
+                assert again == value, f"{name} long_horizon K={k} {kind} horizon"
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_first_epoch_of_training_gives_the_committed_history(name):
+    run = load(name)
+    cfg = config_of(run)
+    train, val, _, _ = R.make_data(dataclasses.replace(cfg, eval_k=(cfg.eval_k[0],), n_eval=1, t_long=cfg.t_eval))
+    kinds = R.MODEL_KINDS if cfg.recipe == "stub" else ("non_relational",)    # the simulator's relational: 3 s
+    for kind in kinds:
+        _, history, _ = R.train_model(kind, cfg, train, val, log=lambda *_: None, stop_after=1)
+        first = {key: values[0] for key, values in run["history"][kind].items() if key != "batch_k"}
+        close(first, {key: values[0] for key, values in history.items() if key != "batch_k"}, f"{name} {kind} epoch 1")
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_sweeps_seed0_is_the_seed0_run(name):
+    sweep = load(name)
+    variants = sweep["variants"] if "variants" in sweep else {"simulator": sweep}
+    for variant, run_name in SWEEPS[name].items():
+        one, run = variants[variant], load(run_name)
+        assert one["seeds"][0] == 0 and not one["failed"]
+        same_kernel = one["env"]["blas"].get("kernel") == run["env"]["blas"].get("kernel")
+        for k, per_metric in one["summary"].items():
+            if k not in run["rollout"]:
+                continue
+            for metric, per_predictor in per_metric.items():
+                if metric in one["chaotic_metrics"] and not same_kernel:
+                    continue
+                for predictor, entry in per_predictor.items():
+                    if predictor == "truth":
+                        continue
+                    value = R.SWEEP_METRICS[metric](run, k, predictor)
+                    assert len(entry["per_seed"]) == one["n_seeds"]
+                    assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]), rel=1e-12)
+                    assert entry["per_seed"][0] == pytest.approx(value, rel=RTOL, abs=1e-12), \
+                        f"{name} {variant} K={k} {metric} {predictor}"
+
+
+PIXEL_RESULTS = sorted(f for f in os.listdir(ROOT) if f.startswith("pixels") and f.endswith(".json"))
+PIXEL_SAMPLES = [f for f in PIXEL_RESULTS if not f.endswith("_seeds.json")]
+PIXEL_FRAMES = 2         # frames of a pixel run tracked again
+
+
+def test_every_pixel_result_is_regenerated_by_the_script():
+    with open(os.path.join(ROOT, "regenerate_pixels.sh")) as f:
+        script = f.read()
+    written = {"pixels.json"} | {w for w in script.split() if w.startswith("pixels") and w.endswith(".json")}
+    assert set(PIXEL_RESULTS) == written
+
+
+@pytest.mark.parametrize("name", PIXEL_SAMPLES)
+def test_pixel_sample_sequence_tracks_as_committed(name):
+    import relational_nem_pixels as P
+    result = load(name)
+    cfg = P.PixelConfig(**result["config"])
+    sample = result["sample"]
+    k, n = P.group_sizes(cfg, cfg.n_seq)[0]
+    data = P.make_frames(cfg, k, n, "pixels/data")
+    # the first PIXEL_FRAMES frames of the first ball-count group, all its sequences (EM's discovery
+    # rounds run while any sequence of the batch discovers, so a sequence alone would differ)
+    first = {key: value[:PIXEL_FRAMES] if key in ("states", "pair", "frames", "labels") else value
+             for key, value in data.items()}
+    if cfg.renderer == "learned":
+        renderer = P.LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+        for key, value in result["renderer_training"]["parameters"].items():
+            renderer.params[key][...] = value
+    else:
+        renderer = P.KnownRenderer(cfg.size, cfg.softness)
+    names = P.DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
+    step = P.make_step(sample["dynamics"], P.load_dynamics(cfg, names), cfg.masses)
+    cfg = dataclasses.replace(cfg, t_frames=PIXEL_FRAMES)
+    shots = P.track(first, cfg, step, renderer, sample=sample["index"])["sample"]
+    again = P.sample_payload(shots, first, cfg.size, renderer.name, sample["dynamics"])
+    for key in ("truth", "frames", "positions", "present", "prediction_component", "gamma_component"):
+        assert again[key] == sample[key][:len(again[key])], f"{name} sample {key}"
+    assert len(again["positions"]) == PIXEL_FRAMES
+
+
+def seed0_file(name):
+    return name.replace("_seeds.json", ".json")
+
+
+@pytest.mark.parametrize("name", [f for f in PIXEL_RESULTS if f.endswith("_seeds.json")])
+def test_pixel_seeds_seed0_is_the_seed0_file(name):
+    seeds, first = load(name), load(seed0_file(name))
+    assert seeds["seeds"][0] == 0 and first["config"]["seed"] == 0
+    differ = {key for key in seeds["config"] if seeds["config"][key] != first["config"][key]}
+    assert differ <= {"seeds", "out"}, differ
+    for dynamics in (d for d in seeds if d in first and isinstance(first[d], dict) and "ari_after_em" in first[d]):
+        for measure, entry in seeds[dynamics].items():
+            if isinstance(entry, dict) and "per_seed" in entry and measure != "seconds":
+                assert entry["per_seed"][0] == pytest.approx(first[dynamics][measure], rel=RTOL, abs=1e-12), \
+                    f"{name} {dynamics} {measure}"
+
+
+def test_committed_json_is_strict():
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    for name in [f for f in os.listdir(ROOT) if f.endswith(".json")]:
+        with open(os.path.join(ROOT, name)) as f:
+            json.load(f, parse_constant=refuse)
+
+
+def test_learned_renderers_first_training_step_is_committed():
+    import relational_nem_pixels as P
+    result = load("pixels_learned.json")
+    cfg = P.PixelConfig(**result["config"])
+    names = P.DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
+    trainer = result["renderer_training"]["dynamics"]
+    step = P.make_step(trainer, P.load_dynamics(cfg, names), cfg.masses)
+    # the loss of the first iteration comes before its Adam step, so one iteration gives it
+    _, history = P.train_renderer(dataclasses.replace(cfg, train_iters=1), step, log=lambda *_: None)
+    assert round(history[0], 6) == result["renderer_training"]["loss_per_lit_pixel"][0]
