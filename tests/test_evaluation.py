@@ -139,6 +139,10 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
     non = [v["non_relational"]["mean_vel_mse"] for v in values]
     assert summary["summary"][k]["vel_mse"]["relational"]["mean"] == pytest.approx(np.mean(rel))
     assert summary["wins"][k]["vel_mse"] == sum(r < n for r, n in zip(rel, non))
+    assert summary["summary"][k]["vel_mse"]["relational"]["per_seed"] == rel
+    assert summary["chaotic_metrics"] == list(R.CHAOTIC_METRICS["stub"])
+    for metric in R.CHAOTIC_METRICS["stub"]:                        # a mean with its interval, no win count
+        assert metric not in summary["wins"][k] and summary["summary"][k][metric]["relational"]["ci95"] is not None
     assert set(summary["summary"][k]["vel_mse"]) == set(R.PREDICTORS)
     assert set(summary["summary"][k]["long_outside_frac"]) == {"non_relational", "relational", "constant_velocity"}
     # the visualize script draws a summary when given one
@@ -226,3 +230,22 @@ def test_diverging_rollout_stays_finite():
     model.flat *= 50                                 # a model whose closed loop blows up
     traj = R.rollout(model, np.random.default_rng(1).uniform(size=(2, 6, 4)), 30)
     assert np.isfinite(traj).all() and np.abs(traj).max() == R.ROLLOUT_BOUND
+
+
+def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
+    run = {"config": {"recipe": "simulator"}, "env": {}}
+    runs = {}
+    for seed, wall in ((0, 0.0), (1, 0.5)):
+        payload = json.loads(json.dumps(run))
+        payload["rollout"] = {"4": {name: {"mean_vel_err": 1.0} for name in R.PREDICTORS}}
+        payload["one_step"] = {"4": {name: {"wall": {"vel_mse": wall if name == "non_relational" else 0.1}}
+                                     for name in R.PREDICTORS}}
+        payload["long_horizon"] = {"4": {}}
+        runs[seed] = payload
+    summary = R.summarise(runs, {})
+    assert summary["ratio"]["4"]["one_step_vel_mse_wall"] is None          # per-ball 0 in seed 0: undefined
+    assert summary["ratio"]["4"]["vel_err"]["mean"] == 1.0
+    assert "vel_err" not in summary["wins"]["4"] and summary["wins"]["4"]["one_step_vel_mse_wall"] == 1
+    R.write_json_atomic(str(tmp_path / "s.json"), {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -math.inf}})
+    assert json.loads((tmp_path / "s.json").read_text(), parse_constant=lambda c: 1 / 0) == \
+        {"a": None, "b": [1.0, None], "c": {"d": None}}
