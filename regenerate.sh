@@ -33,4 +33,5 @@ python3 visualize_relational_nem_bouncing_balls.py --pixels pixels.json --out vi
 python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_curtain.json --out viz/pixels   # Figure 5 analogue
 python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_learned.json --out viz/pixels
 python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif --fps 4
-python3 docs/tables.py --write                                   # the tables of docs/results.md and docs/pixels.md
+python3 benchmarks/kernel_check.py     # the same runs under a second BLAS kernel: which numbers are exact (10 min)
+python3 docs/tables.py --write         # the tables of docs/results.md, docs/pixels.md, docs/reproducibility.md

@@ -1,14 +1,15 @@
 """Which numbers are exact on every machine: the same runs under two OpenBLAS kernels, compared.
 
-Runs the stub's seed-0 experiment and the simulator recipe's ten seeds with masses (the two
-results that showed differences between machines) under this machine's kernel and under
---coretype (OPENBLAS_CORETYPE), then compares every number. Per family of numbers it reports
+Runs the stub's seed-0 experiment, the simulator recipe's ten seeds with masses (the two
+results that showed differences between machines) and the two seed-0 pixel runs (known and
+learned renderer) under this machine's kernel and, side by side, under --coretype
+(OPENBLAS_CORETYPE), then compares every number. Per family of numbers it reports
 the largest relative difference and how many numbers differ by more than 1e-9; a sweep measure
 is compared seed by seed. Exit code 1 when a number outside the chaotic closed-loop measures
 (R.CHAOTIC_METRICS, and long-rollout steps from LONG_EXACT on) differs by more than 1e-9: then
 the README's "exact on every machine" is wrong and CHAOTIC_METRICS must grow.
 
-    python3 benchmarks/kernel_check.py                        # about 5 minutes on 2 cores
+    python3 benchmarks/kernel_check.py                        # about 10 minutes on 2 cores
     python3 benchmarks/kernel_check.py --coretype Nehalem --out /tmp/check.json
 """
 import argparse
@@ -25,28 +26,34 @@ import relational_nem_bouncing_balls as R  # noqa: E402
 
 EXACT = 1e-9             # relative difference below which two numbers count as the same
 LONG_EXACT = 20          # long-rollout steps before chaos may show (tests/test_committed_results.py)
-RUNS = {"stub seed 0": ["--seed", "0"],
-        "simulator, masses, seeds 0-9": ["--recipe", "simulator", "--masses", "--seeds", "0-9"]}
+MAIN, PIXELS = "relational_nem_bouncing_balls.py", "relational_nem_pixels.py"
+RUNS = {"stub seed 0": (MAIN, ["--seed", "0"]),
+        "simulator, masses, seeds 0-9": (MAIN, ["--recipe", "simulator", "--masses", "--seeds", "0-9"]),
+        "pixels, known renderer, seed 0": (PIXELS, []),
+        "pixels, learned renderer, seed 0": (PIXELS, ["--renderer", "learned"])}
 
 
-def run_under(coretype, args, folder):
-    """Runs the main script with args under OPENBLAS_CORETYPE=coretype ('' = this machine's
-    kernel); returns {name: payload} of the run or of every per-seed file, and the kernel used."""
+def start_under(coretype, script, args, folder):
+    """Starts script with args under OPENBLAS_CORETYPE=coretype ('' = this machine's kernel)."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
-    out = os.path.join(folder, "out.json")
     extra = ["--seed-dir", os.path.join(folder, "seeds")] if "--seeds" in args else []
-    subprocess.run([sys.executable, os.path.join(ROOT, "relational_nem_bouncing_balls.py"), *args, *extra,
-                    "--out", out], env=env, check=True, stdout=subprocess.DEVNULL)
-    if not extra:
-        with open(out) as f:
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, script), *args, *extra, "--out",
+                             os.path.join(folder, "out.json")], env=env, stdout=subprocess.DEVNULL)
+
+
+def results_in(folder):
+    """{name: payload} of the run in folder, or of every per-seed file of its sweep, and the kernel."""
+    seeds = os.path.join(folder, "seeds")
+    if not os.path.isdir(seeds):
+        with open(os.path.join(folder, "out.json")) as f:
             payload = json.load(f)
         return {"seed 0": payload}, payload["env"]["blas"]["kernel"]
     runs = {}
-    for name in sorted(os.listdir(extra[1])):
+    for name in sorted(os.listdir(seeds)):
         if name.endswith(".json"):
-            with open(os.path.join(extra[1], name)) as f:
+            with open(os.path.join(seeds, name)) as f:
                 runs[name[:-5]] = json.load(f)
     return runs, next(iter(runs.values()))["env"]["blas"]["kernel"]
 
@@ -57,8 +64,18 @@ def relative(a, b):
 
 def families(payload):
     """{family: [floats]} of one run: training curves, closed-loop, one-step, samples, the long
-    rollouts' first LONG_EXACT steps and the rest, and every sweep measure (per predictor)."""
+    rollouts' first LONG_EXACT steps and the rest, and every sweep measure (per predictor); of a
+    pixel run, every measure of each dynamics and the learned renderer's training."""
     out = {}
+    if "rollout" not in payload:                                    # a pixel result
+        for name, measures in payload.items():
+            if isinstance(measures, dict) and "ari_after_em" in measures:
+                for key, value in measures.items():
+                    if isinstance(value, float) and key != "seconds":
+                        out.setdefault(f"pixels {key}", []).append(value)
+        if "renderer_training" in payload:
+            out["pixels renderer_training"] = [float(v) for v in payload["renderer_training"]["loss_per_lit_pixel"]]
+        return out
 
     def walk(value, family):
         if isinstance(value, dict):
@@ -109,17 +126,21 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.path.join(HERE, "kernel_check.json"), help="where the report goes")
     args = parser.parse_args(argv)
     result, failed = {"exact_below": EXACT, "long_exact_steps": LONG_EXACT, "runs": {}}, []
-    for title, cmd in RUNS.items():
+    for title, (script, cmd) in RUNS.items():
         with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
-            a, kernel_a = run_under("", cmd, a_dir)
-            b, kernel_b = run_under(args.coretype, cmd, b_dir)
+            runs = [start_under("", script, cmd, a_dir), start_under(args.coretype, script, cmd, b_dir)]
+            if any(run.wait() for run in runs):                        # the two kernels side by side
+                print(f"error: {script} {' '.join(cmd)} failed", file=sys.stderr)
+                return 1
+            (a, kernel_a), (b, kernel_b) = results_in(a_dir), results_in(b_dir)
         if kernel_a == kernel_b:
             print(f"error: --coretype {args.coretype}: this machine already uses {kernel_a}; name another",
                   file=sys.stderr)
             return 2
         recipe = "simulator" if "simulator" in cmd else "stub"
         report = compare(a, b, recipe)
-        result["runs"][title] = {"kernels": [kernel_a, kernel_b], "command": " ".join(cmd), "families": report}
+        result["runs"][title] = {"kernels": [kernel_a, kernel_b], "command": " ".join([script] + cmd),
+                                 "families": report}
         print(f"{title}: {kernel_a} against {kernel_b}")
         for family, entry in report.items():
             flag = "" if entry["differ"] == 0 or not entry["expected_exact"] else "   <- expected exact"

@@ -1,4 +1,5 @@
-"""The tables of docs/results.md and docs/pixels.md, made from the committed result files
+"""The tables of docs/results.md, docs/pixels.md and docs/reproducibility.md, made from the
+committed result files
 (never typed by hand).
 
     python3 docs/tables.py            # print the tables
@@ -75,17 +76,31 @@ def cell(entry):
     return f"{entry['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
+def ratio_cell(one, k, metric):
+    """The paired relational / per-ball ratio, mean [95 % interval]."""
+    ratio = one["ratio"][k].get(metric)
+    if ratio is None:
+        return "-"
+    ci = ratio["ci95"]
+    return f"{ratio['mean']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def wins_cell(one, k, metric):
+    """Seeds won by the relational model, or "~" for a chaotic measure (no reproducible win count)."""
+    won = one["wins"][k].get(metric)
+    return "~" if metric in one["chaotic_metrics"] else f"{won}/{one['n_seeds']}"
+
+
 def sweep_table(one):
     rows = []
     for k in by_k(one["summary"]):
         for metric in one["metrics"]:
             values = one["summary"][k][metric]
-            ratio = one["ratio"][k].get(metric)
-            rows.append([k, metric, *(cell(values.get(name)) for name in PREDICTORS),
-                         f"{ratio['mean']:.2f}" if ratio else "-",
-                         f"{one['wins'][k].get(metric, 0)}/{one['n_seeds']}"])
-    return table(["K", "metric", "non-relational", "relational", "constant velocity", "uninformed", "rel/non (paired)",
-                  "rel wins"], rows)
+            rows.append([k, metric + (" ~" if metric in one["chaotic_metrics"] else ""),
+                         *(cell(values.get(name)) for name in PREDICTORS), ratio_cell(one, k, metric),
+                         wins_cell(one, k, metric)])
+    return table(["K", "metric (~ chaotic)", "non-relational", "relational", "constant velocity", "uninformed",
+                  "rel/non (paired) [95 %]", "rel wins"], rows)
 
 
 def variant_tables(sweep):
@@ -107,12 +122,18 @@ def variant_tables(sweep):
                 row.append(f"{variants[group[0]]['summary'][k][metric]['non_relational']['mean']:.3f}")
                 for v in group:
                     one = variants[v]
-                    row.append(f"{one['summary'][k][metric]['relational']['mean']:.3f} ({one['wins'][k][metric]})")
+                    won = one["wins"][k].get(metric)
+                    row.append(f"{one['summary'][k][metric]['relational']['mean']:.3f}"
+                               + (f" ({won})" if won is not None else ""))
             base = variants[order[0]]["summary"][k][metric]
             row += [f"{base[name]['mean']:.3f}" if name in base else "-" for name in ("constant_velocity", "uninformed")]
             rows.append(row)
-        out += [f"**{title}**: mean over {sweep['n_seeds']} seeds; (wins) = seeds in which that relational variant "
-                f"beats the non-relational model trained on the same K", "", table(header, rows), ""]
+        chaotic = metric in variants[order[0]]["chaotic_metrics"]
+        out += [f"**{title}**: mean over {sweep['n_seeds']} seeds; " +
+                ("a chaotic closed-loop measure: its seed values move with the BLAS kernel, so no win count "
+                 "(intervals in the per-variant table)" if chaotic else
+                 "(wins) = seeds in which that relational variant beats the non-relational model trained on the "
+                 "same K"), "", table(header, rows), ""]
     return "\n".join(out)
 
 
@@ -123,7 +144,7 @@ def simulator_table(one, title):
         return fmt.format(cell["mean"]) if cell else "-"
 
     def w(k, metric):
-        return f"{one['wins'][k][metric]}/{one['n_seeds']}"
+        return wins_cell(one, k, metric)
     rows = []
     for k in by_k(one["summary"]):
         rows.append([k,
@@ -137,12 +158,18 @@ def simulator_table(one, title):
                      f"{m(k, 'long_overlap_frac', 'truth', '{:.4f}')}",
                      f"{m(k, 'one_step_vel_mse_ball', 'relational', '{:.4f}')} / {m(k, 'one_step_vel_mse_ball', 'non_relational')}",
                      f"{m(k, 'post_collision_vel_mse', 'relational')} / {m(k, 'post_collision_vel_mse', 'non_relational')} "
-                     f"({w(k, 'post_collision_vel_mse')})"])
+                     + (f"(ratio {ratio_cell(one, k, 'post_collision_vel_mse')})"
+                        if "post_collision_vel_mse" in one["chaotic_metrics"] else f"({w(k, 'post_collision_vel_mse')})")])
+    header = [("horizon", "horizon (steps)"), ("long_vel_cos_20", "velocity cosine, step 20"),
+              ("long_energy_at_100", "energy kept, step 100"), ("long_outside_frac", "centres outside"),
+              ("long_overlap_frac", "pairs overlapping (truth last)"),
+              ("one_step_vel_mse_ball", "one-step collision velocity MSE"),
+              ("post_collision_vel_mse", "post-collision closed-loop velocity MSE")]
     return (f"**{title}**: mean over {one['n_seeds']} seeds, relational / per-ball (/ constant velocity or truth); "
-            f"(n/{one['n_seeds']}) = seeds in which the relational model is better\n\n" +
-            table(["K", "horizon (steps)", "velocity cosine, step 20", "energy kept, step 100", "centres outside",
-                   "pairs overlapping (truth last)", "one-step collision velocity MSE",
-                   "post-collision closed-loop velocity MSE"], rows))
+            f"(n/{one['n_seeds']}) = seeds in which the relational model is better; ~ = a chaotic closed-loop "
+            f"measure (its seed values move with the BLAS kernel: a mean over seeds, no win count; "
+            f"ratio = relational / per-ball, paired, [95 % interval])\n\n" +
+            table(["K"] + [label + (" ~" if key in one["chaotic_metrics"] else "") for key, label in header], rows))
 
 
 PIXEL_DYNAMICS = (("constant_velocity", "constant velocity"), ("simulator.non_relational", "per-ball simulator"),
@@ -226,7 +253,22 @@ def make() -> str:
     return "\n\n".join(p for p in parts if p is not None).rstrip() + "\n"
 
 
-DOCUMENTS = {RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels}
+def make_reproducibility() -> str:
+    """The last report of benchmarks/kernel_check.py: per run and family of numbers, how many
+    differ by more than 1e-9 between the two kernels, and the largest relative difference."""
+    report = load(os.path.join("benchmarks", "kernel_check.json"))
+    parts = []
+    for title, run in report["runs"].items():
+        rows = [[family, f"{e['differ']} of {e['numbers']}", f"{e['max_relative']:.1e}",
+                 "exact" if e["expected_exact"] else "chaotic"] for family, e in run["families"].items()]
+        parts.append(f"**{title}** (`{run['command']}`), {run['kernels'][0]} against {run['kernels'][1]}\n\n" +
+                     table(["numbers", f"differ by more than {report['exact_below']:g}", "largest relative difference",
+                            "expected"], rows))
+    return "\n\n".join(parts) + "\n"
+
+
+DOCUMENTS = {RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels,
+             os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility}
 
 
 def current(path: str = RESULTS_MD) -> str:
