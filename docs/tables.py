@@ -69,20 +69,17 @@ def seed0_tables(run, title):
                "pos MSE rel"], pos_rows)])
 
 
-def cell(entry):
+def cell(entry, digits=3):
+    """A mean over seeds [95 % interval], or "-"."""
     if entry is None:
         return "-"
     ci = entry["ci95"]
-    return f"{entry['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    return f"{entry['mean']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
 def ratio_cell(one, k, metric):
     """The paired relational / per-ball ratio, mean [95 % interval]."""
-    ratio = one["ratio"][k].get(metric)
-    if ratio is None:
-        return "-"
-    ci = ratio["ci95"]
-    return f"{ratio['mean']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+    return cell(one["ratio"][k].get(metric), 2)
 
 
 def wins_cell(one, k, metric):
@@ -247,7 +244,7 @@ def make() -> str:
                              "(`sweep.json`, 100-step long rollouts: energy at step 99)"),
              seed0_tables(load("run.json"), "Seed 0, `run.json` (mean aggregator, trained on K=4)"),
              seed0_tables(load("run_attention.json"), "Seed 0, `run_attention.json` (attention aggregator)"),
-             f"**Ten seeds, the `mean` variant of `sweep.json`**: mean over seeds [95 % t-interval]", "",
+             "**Ten seeds, the `mean` variant of `sweep.json`**: mean over seeds [95 % t-interval]", "",
              sweep_table(sweep["variants"]["mean"] if "variants" in sweep else sweep), "",
              variant_tables(sweep) if "variants" in sweep else ""]
     return "\n\n".join(p for p in parts if p is not None).rstrip() + "\n"

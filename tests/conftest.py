@@ -78,3 +78,17 @@ def draw_figures(data: dict, out, only=None) -> list:
         fig.savefig(os.path.join(out, name), dpi=40)
         plt.close(fig)
     return sorted(os.listdir(out))
+
+
+def processes():
+    """(pid, parent pid, process group, command line) of every process that can be read in /proc."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{entry}/cmdline") as f:
+                    cmd = f.read()
+            except (OSError, IndexError):
+                continue
+            yield int(entry), int(fields[1]), int(fields[3]), cmd

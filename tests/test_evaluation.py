@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import call_main, draw_figures, MAIN, VIZ, assert_one_line_error, run_script
+from conftest import call_main, draw_figures, assert_one_line_error
 
 R_, DT = 0.11, 0.05
 

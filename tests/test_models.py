@@ -1,6 +1,4 @@
 """Models, BPTT and Adam: float64 finite-difference checks and fast paths against plain versions."""
-import math
-
 import numpy as np
 import pytest
 

@@ -8,11 +8,10 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, run_script
+from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, processes
 from test_robustness import TINY, TINY_CFG, companion_main
 
 HANG = 60          # seconds: a call that has not ended by then hangs, and the test fails instead of the suite
@@ -119,16 +118,7 @@ def test_a_worker_that_dies_before_its_job_starts_is_seen_at_once(capfd):
 
 def group_members(pgid):
     """Process ids in the process group pgid."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[3]) == pgid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
+    return [pid for pid, _, group, _ in processes() if group == pgid]
 
 
 def test_nothing_outlives_the_main_process(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
+from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, processes, run_script
 
 TINY = ["--epochs", "1", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8", "--t-long", "12",
         "--eval-k", "3,4", "--n-samples", "1"]
@@ -217,19 +217,7 @@ def sweep_process(tmp_path, *args):
 
 def workers_of(pid):
     """Process ids whose parent is pid and that run a multiprocessing worker."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{entry}/cmdline") as f:
-                    cmd = f.read()
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid and "spawn_main" in cmd:
-                found.append(int(entry))
-    return found
+    return [child for child, parent, _, cmd in processes() if parent == pid and "spawn_main" in cmd]
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to the main process", "Ctrl-C to the process group"])
