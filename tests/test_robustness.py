@@ -167,7 +167,6 @@ BAD = [
     (["--save-model", "m.npz", "--seeds", "0-1"], "--save-model saves or loads the two models of one run"),
     (["--seeds", "0-1", "--seed-dir", "/proc/no-such-sweep"], "--seed-dir /proc/no-such-sweep: folder /proc"),
     (["--out", "/proc/run.json"], "--out /proc/run.json: folder /proc is not writable"),
-    (["--eval-k", "4,16"], "--eval-k 4,16: could not place 16 balls of radius 0.11"),
 ]
 
 
