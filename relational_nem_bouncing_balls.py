@@ -20,7 +20,7 @@ centres, trained on one-step loss; --masses gives the paper's two ball types (6x
 1.25x the radius), the radius then being a fifth state component.
 
 Numbers: training and evaluation run in float64 with one BLAS thread (whatever the caller set),
-so one seed gives the same numbers to 1e-9 on every x86-64 machine, except the closed-loop
+so one seed gives the same numbers to 1e-8 on every x86-64 machine, except the closed-loop
 measures that chaos amplifies (CHAOTIC_METRICS: long rollouts, and the simulator recipe's
 rollouts), whose last-bit differences between BLAS kernels grow until they show; those are
 published as means over seeds with intervals (docs/reproducibility.md). run.json's `env` records
@@ -2325,7 +2325,7 @@ def source_sha256(path: str = __file__) -> str:
 
 
 def environment(cfg: Config) -> dict:
-    """The run.json `env` record: what decides the numbers. In float64 they are the same to 1e-9
+    """The run.json `env` record: what decides the numbers. In float64 they are the same to 1e-8
     on every x86-64 machine but for the chaotic closed-loop measures (CHAOTIC_METRICS), which move
     with the BLAS kernel's rounding; in float32 all depend on the kernel, so `numbers_depend_on`
     says which one was used."""
@@ -2640,7 +2640,7 @@ METRIC_BETTER = {"horizon": "higher", "long_vel_cos_10": "higher", "long_vel_cos
 #   steps) is itself chaotic for some seeds and aggregators (attention: two kernels' training
 #   losses part from epoch 9-14 on), so each seed's trained model is one draw of many.
 # Their seed means are published with 95 % intervals and paired ratios, never a per-seed win
-# count; the other measures come out the same to 1e-9 on every kernel.
+# count; the other measures come out the same to 1e-8 on every kernel.
 LONG_ROLLOUT_METRICS = ("long_pair_dist_w1", "long_speed_w1", "long_outside_frac", "long_energy_drift",
                         "long_energy_at_100", "long_overlap_frac")
 CHAOTIC_METRICS = {

@@ -364,8 +364,10 @@ def sweep_wins(sweep, plt):
     labels = [SWEEP_LABELS.get(m, m) for m in metrics]
     label_in = 0.3 + 0.068 * max(len(label) for label in labels)   # inches of metric labels at font size 9
     width = label_in + 0.2 + 0.8 * len(ks)
-    fig, ax = plt.subplots(figsize=(width, 0.42 * len(metrics) + 1.3),
-                           gridspec_kw=dict(left=label_in / width, right=0.97, bottom=0.08, top=0.86))
+    height = 0.42 * len(metrics) + 1.6
+    fig, ax = plt.subplots(figsize=(width, height),
+                           gridspec_kw=dict(left=label_in / width, right=0.97, bottom=0.3 / height,
+                                            top=1 - 0.75 / height))
     ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
     for i in range(len(metrics)):
         for j in range(len(ks)):
@@ -373,7 +375,7 @@ def sweep_wins(sweep, plt):
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
     ax.set_yticks(range(len(metrics)), labels, fontsize=9)
     suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model does better than the\nnon-relational "
-                         f"model (lower error unless the label says otherwise; chaotic\nclosed-loop measures have no win count)",
+                         f"model (lower error unless the label says otherwise;\nchaotic measures have no win count)",
                  fontsize=10)
     return fig
 

@@ -104,13 +104,6 @@ def test_out_is_a_folder(tmp_path):
     assert done.returncode == 2 and "is a folder" in done.stderr
 
 
-def test_unplaceable_balls_fail_before_training(tmp_path):
-    # 16 balls pass the packing bound at r = 0.11 but do not fit by random placement
-    done = run_script(MAIN, "--eval-k", "4,16", cwd=tmp_path)
-    assert done.returncode == 2 and "could not place 16 balls" in done.stderr
-    assert "epoch" not in done.stdout and os.listdir(tmp_path) == []
-
-
 @pytest.mark.parametrize("script", [VIZ, GIF])
 def test_bad_input_companions(tmp_path, script, capsys, monkeypatch):
     import make_relational_nem_bouncing_balls_gif

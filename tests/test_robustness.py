@@ -178,8 +178,10 @@ def test_bad_input_is_one_line_before_any_work(tmp_path, args, message, capsys, 
 
 
 def test_unplaceable_balls_name_the_options(tmp_path, capsys, monkeypatch):
+    # 16 balls pass the packing bound at r = 0.11 but do not fit by random placement
     done = call_main(R.main, ["--eval-k", "4,16"], tmp_path, capsys, monkeypatch)
-    assert "--radius" in done.stderr and "--eval-k" in done.stderr
+    assert_one_line_error(done, "--eval-k 4,16: could not place 16 balls of radius 0.11")
+    assert "--radius" in done.stderr and "epoch" not in done.stdout
     done = call_main(R.main, ["--k-train", "16", "--seeds", "0-1"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "--k-train 16: could not place 16 balls")
     assert os.listdir(tmp_path) == []
