@@ -1678,6 +1678,14 @@ def exit_if_worker_startup() -> None:
         raise SystemExit(WORKER_REENTERED)
 
 
+def _run_here(fn, job):
+    """(fn(job), None), or (None, "Type: message") if it raised: a job's failure is reported, not raised."""
+    try:
+        return fn(job), None
+    except Exception as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
 def _worker_main(fn, conn, parent: int) -> None:
     """A worker process: ignores Ctrl-C (the parent stops it), says ("started",) as soon as it
     runs, receives its job, runs fn(job) and sends back ("ok", result) or ("error", "Type: message").
@@ -1690,12 +1698,8 @@ def _worker_main(fn, conn, parent: int) -> None:
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-    try:
-        job = conn.recv()
-        reply = ("ok", fn(job))
-    except Exception as err:  # reported to the parent as this job's failure
-        reply = ("error", f"{type(err).__name__}: {err}")
-    conn.send(reply)
+    result, error = _run_here(fn, conn.recv())
+    conn.send(("ok", result) if error is None else ("error", error))
     conn.close()
 
 
@@ -1722,14 +1726,6 @@ def _stop_resource_tracker() -> None:
     if tracker is not None and hasattr(tracker, "_stop"):
         with contextlib.suppress(Exception):
             tracker._stop()
-
-
-def _run_here(fn, job):
-    """fn(job) in this process, its failure reported as a worker reports it."""
-    try:
-        return fn(job), None
-    except Exception as err:
-        return None, f"{type(err).__name__}: {err}"
 
 
 def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
