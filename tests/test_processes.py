@@ -4,6 +4,7 @@ divergence caught by size, and the last bad inputs."""
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -108,8 +109,22 @@ class DiesOnArrival:
         return "ran here", job
 
 
+class Hung(Exception):
+    pass
+
+
+def raise_hung(signum, frame):
+    raise Hung(f"no result after {HANG} s")
+
+
 def test_a_worker_that_dies_before_its_job_starts_is_seen_at_once(capfd):
-    outcomes = R.run_workers(DiesOnArrival(), [4, 5, 6], 2)
+    previous = signal.signal(signal.SIGALRM, raise_hung)          # a hang fails this test, not the suite
+    signal.alarm(HANG)
+    try:
+        outcomes = R.run_workers(DiesOnArrival(), [4, 5, 6], 2)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
     assert outcomes == [(("ran here", 4), None), (("ran here", 5), None), (("ran here", 6), None)]
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and err.startswith("note: worker processes cannot run here: a worker died while "
