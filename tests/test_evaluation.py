@@ -221,8 +221,8 @@ def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
     summary.pop("timing")
     assert json.loads(json.dumps(R.aggregate_files(files))) == json.loads(json.dumps(summary))
     # figures: the variant comparison for the summary, the attention figures for an attention run
-    assert draw_figures(json.loads(json.dumps(summary)), tmp_path / "figs") == ["sweep_summary.png",
-                                                                                "sweep_variants.png"]
+    assert draw_figures(json.loads(json.dumps(summary)), tmp_path / "figs", ["sweep_variants.png"]) == \
+        ["sweep_variants.png"]
     wanted = ["attention_frames.png", "attention_geometry.png"]
     assert draw_figures(attention, tmp_path / "att", wanted) == wanted
 
