@@ -20,10 +20,11 @@ centres, trained on one-step loss; --masses gives the paper's two ball types (6x
 1.25x the radius), the radius then being a fifth state component.
 
 Numbers: training and evaluation run in float64 with one BLAS thread (whatever the caller set),
-so one seed gives the same numbers to 1e-8 on every x86-64 machine, except the closed-loop
-measures that chaos amplifies (CHAOTIC_METRICS: long rollouts, and the simulator recipe's
-rollouts), whose last-bit differences between BLAS kernels grow until they show; those are
-published as means over seeds with intervals (docs/reproducibility.md). run.json's `env` records
+so one seed gives the same numbers to 1e-8 on every x86-64 machine, except what chaos amplifies
+(CHAOTIC_METRICS: long rollouts, the simulator recipe's rollouts, and the stub's training, which
+is itself chaotic for some seeds and aggregators), whose last-bit differences between BLAS
+kernels grow until they show; those are published as means over seeds with intervals
+(docs/reproducibility.md). run.json's `env` records
 numpy, the BLAS library and kernel, the CPU and this file's sha256; --dtype float32 is faster,
 but all its numbers depend on the BLAS kernel.
 
@@ -1751,6 +1752,14 @@ def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
         if on_done is not None:
             on_done(index, *outcome)
 
+    def finish_reply(index, reply):
+        status, value = reply                           # a worker's ("ok", result) or ("error", message)
+        finish(index, (value, None) if status == "ok" else (None, value))
+
+    def how_it_ended(process):
+        code = process.exitcode
+        return f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+
     context = multiprocessing.get_context("spawn")
     try:
         while (queue or running) and why_serial is None:
@@ -1785,26 +1794,23 @@ def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
                 process.join()
                 conn.close()
                 if reply is not None:
-                    status, value = reply
-                    finish(index, (value, None) if status == "ok" else (None, value))
+                    finish_reply(index, reply)
                     continue
-                code = process.exitcode
-                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                 if started:
-                    finish(index, (None, f"WorkerDied: worker died ({how})"))
+                    finish(index, (None, f"WorkerDied: worker died ({how_it_ended(process)})"))
                     continue
                 why_serial = ("the worker re-ran the calling script, which starts this work when it is imported"
-                              if code == WORKER_REENTERED else f"a worker died while starting ({how})")
+                              if process.exitcode == WORKER_REENTERED
+                              else f"a worker died while starting ({how_it_ended(process)})")
                 queue.insert(0, (index, jobs[index]))
         if why_serial is not None:
             for sentinel, (index, process, conn, started) in list(running.items()):
                 if started:                                 # a healthy worker finishes its job
                     try:
-                        status, value = conn.recv()
-                        finish(index, (value, None) if status == "ok" else (None, value))
+                        finish_reply(index, conn.recv())
                     except EOFError:
                         process.join()
-                        finish(index, (None, f"WorkerDied: worker died (exit code {process.exitcode})"))
+                        finish(index, (None, f"WorkerDied: worker died ({how_it_ended(process)})"))
                 else:
                     process.terminate()
                     queue.append((index, jobs[index]))
