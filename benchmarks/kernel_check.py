@@ -49,6 +49,16 @@ def start_under(coretype, script, args, folder):
                              os.path.join(folder, "out.json")], env=env, stdout=subprocess.DEVNULL)
 
 
+def kernel_under(coretype):
+    """The OpenBLAS kernel a new process selects under OPENBLAS_CORETYPE=coretype ('' = this machine's)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    code = "import numpy, relational_nem_bouncing_balls as R; print(R.blas_info()['kernel'])"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def results_in(folder):
     """{name: payload} of the run in folder, or of every per-seed file of its sweep, and the kernel."""
     seeds = os.path.join(folder, "seeds")
@@ -132,6 +142,11 @@ def main(argv=None) -> int:
                         help="the second OpenBLAS kernel (OPENBLAS_CORETYPE); default Sandybridge (no FMA)")
     parser.add_argument("--out", default=os.path.join(HERE, "kernel_check.json"), help="where the report goes")
     args = parser.parse_args(argv)
+    here, there = kernel_under(""), kernel_under(args.coretype)
+    if here == there:
+        print(f"error: --coretype {args.coretype}: this machine selects {here} under it too; name another kernel "
+              f"(for example Sandybridge or Nehalem)", file=sys.stderr)
+        return 2
     result, failed = {"exact_below": EXACT, "long_exact_steps": LONG_EXACT, "runs": {}}, []
     for title, (script, cmd, chaotic) in RUNS.items():
         with tempfile.TemporaryDirectory() as a_dir, tempfile.TemporaryDirectory() as b_dir:
@@ -140,10 +155,6 @@ def main(argv=None) -> int:
                 print(f"error: {script} {' '.join(cmd)} failed", file=sys.stderr)
                 return 1
             (a, kernel_a), (b, kernel_b) = results_in(a_dir), results_in(b_dir)
-        if kernel_a == kernel_b:
-            print(f"error: --coretype {args.coretype}: this machine already uses {kernel_a}; name another",
-                  file=sys.stderr)
-            return 2
         report = compare(a, b, chaotic)
         result["runs"][title] = {"kernels": [kernel_a, kernel_b], "command": " ".join([script] + cmd),
                                  "families": report}
