@@ -55,26 +55,17 @@ import os
 # synchronisation, and the two models train in two processes side by side. This works only
 # when the module is imported before numpy; worker processes get one thread in any case
 # (see run_workers), and training and evaluation set it for their duration (one_blas_thread).
-BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+from rnem.blas import BLAS_THREAD_VARS  # noqa: E402  (imports no numpy)
 for _var in BLAS_THREAD_VARS:
     os.environ.setdefault(_var, "1")
 
 import argparse
-import contextlib
-import ctypes
 import dataclasses
 import functools
-import hashlib
-import importlib.machinery
 import json
 import math
-import multiprocessing
-import multiprocessing.connection
-import multiprocessing.resource_tracker
-import platform
 import signal
 import sys
-import tempfile
 import threading
 import time
 import zlib
@@ -82,8 +73,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnem.blas import blas_info, with_one_blas_thread
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
+from rnem.environment import environment, package_sha256, source_sha256
+from rnem.files import (TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
+                        write_json_atomic)
+from rnem.layers import MLP, ParamBuffer, Workspace, affine_backward, affine_forward, affine_shapes, init_affine, relu_
+from rnem.optim import Adam, clip_grad_norm
+from rnem.processes import Interrupted, exit_if_worker_startup, raise_interrupted, run_workers
+from rnem.sweeps import OUTPUT_FIELDS, aggregate_files, seed_file, shared_config, sweep_table
+
 MODEL_KINDS = ("non_relational", "relational")
-TEMP_PREFIX = ".tmp-"     # files being written; renamed into place when complete
 
 
 # ----------------------------------------------------------------------------- config
@@ -169,9 +169,6 @@ QUICK = dict(epochs=2, n_train=64, n_val=16, n_eval=16, t_eval=20, t_long=40, lo
 # Config fields that decide the trained weights: with --load-model they come from the file.
 TRAINING_FIELDS = ("recipe", "masses", "k_train", "n_train", "n_val", "t_train", "hidden", "msg_dim", "agg", "epochs",
                    "batch", "lr", "t_bptt", "grad_clip", "lr_schedule", "dtype")
-# Config fields that only say where output goes or how fast: not part of what a result means.
-OUTPUT_FIELDS = ("seed", "out", "seeds", "jobs", "seed_dir", "log_every", "no_save", "save_model", "aggregate")
-MAX_SEEDS = 10_000
 
 
 def default_out(recipe: str, masses: bool, sweep: bool) -> str:
@@ -181,38 +178,14 @@ def default_out(recipe: str, masses: bool, sweep: bool) -> str:
     return f"{'sweep' if sweep else 'run'}{suffix}.json"
 
 
-class ConfigError(ValueError):
-    """A configuration or input that cannot be run; main() prints it on one line, exit code 2."""
-
-
-def parse_int_list(text: str, option: str) -> tuple:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise ConfigError(f"{option} must be comma-separated integers such as 4,3,5,6 (got {text!r})")
-    if not values:
-        raise ConfigError(f"{option} must list at least one integer (got {text!r})")
-    return values
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit code 2, no usage dump
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the examples of the epilog as written."""
-
-
 def build_parser(description: str = "", probe: bool = False) -> argparse.ArgumentParser:
     """The CLI, generated from the fields of Config; --help shows every default.
 
     probe=True builds the same parser with no defaults at all, so that parsing argv with it
     yields exactly the options given on the command line (see config_from_args)."""
     examples = __doc__[__doc__.index("Examples:"):]
-    parser = _Parser(description=description or __doc__.split("\n")[0], epilog=examples,
-                     formatter_class=_HelpFormatter,
+    parser = OneLineParser(description=description or __doc__.split("\n")[0], epilog=examples,
+                     formatter_class=HelpFormatter,
                      argument_default=argparse.SUPPRESS if probe else None)
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
@@ -432,67 +405,6 @@ def k_train_text(cfg: Config) -> str:
     return ",".join(map(str, k_list(cfg.k_train)))
 
 
-def parse_seeds(text: str) -> list:
-    """'0-9' or '0,3,5-7' -> sorted list of distinct non-negative seeds (ConfigError otherwise)."""
-    ranges = []
-    for part in text.split(","):
-        bounds = part.strip().split("-")
-        if (len(bounds) > 2 or not all(b.strip().isascii() and b.strip().isdigit() for b in bounds)
-                or int(bounds[0]) > int(bounds[-1])):
-            raise ConfigError(f"--seeds must be non-negative integers and ranges such as 0-9 or 0,3,5-7 "
-                              f"(got {text!r})")
-        ranges.append((int(bounds[0]), int(bounds[-1]) + 1))
-    count = sum(hi - lo for lo, hi in ranges)
-    if count > MAX_SEEDS:
-        raise ConfigError(f"--seeds lists {count} seeds; a sweep takes at most {MAX_SEEDS} (got {text!r})")
-    seeds = [s for lo, hi in ranges for s in range(lo, hi)]
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds lists a seed twice (got {text!r})")
-    return sorted(seeds)
-
-
-def can_write_in(folder: str) -> bool:
-    """True when a file can be created in the existing folder (tried, not guessed from mode bits:
-    root passes every permission check, a read-only file system does not)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
-    except OSError:
-        return False
-    os.close(fd)
-    os.remove(probe)
-    return True
-
-
-def check_folder_writable(path: str, option: str) -> None:
-    """The folder exists and is writable, or its parent does and is, so that it can be created."""
-    if path.strip() == "":
-        raise ConfigError(f"{option} must name a folder (got '')")
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ConfigError(f"{option} {path} is a file; give a folder")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(path) and not os.path.isdir(parent):
-        raise ConfigError(f"{option} {path}: parent folder {parent} does not exist")
-    target = path if os.path.isdir(path) else parent
-    if not can_write_in(target):
-        raise ConfigError(f"{option} {path}: folder {target} is not writable")
-
-
-def check_output_path(path: str, option: str, suffix: str = "") -> None:
-    """Fail early when `path` cannot be written: empty, a folder, a missing or unwritable folder."""
-    if path.strip() == "":
-        raise ConfigError(f"{option} must be a file path (got '')")
-    if path.endswith(os.sep) or os.path.isdir(path):
-        raise ConfigError(f"{option} {path} is a folder; give a file path such as "
-                          f"{os.path.join(path, 'out' + (suffix or '.json'))}")
-    if suffix and not path.endswith(suffix):
-        raise ConfigError(f"{option} {path}: the file name must end in {suffix}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{option} {path}: folder {folder} does not exist; create it or choose an existing folder")
-    if not can_write_in(folder):
-        raise ConfigError(f"{option} {path}: folder {folder} is not writable")
-
-
 # ----------------------------------------------------------------------------- simulator
 MIN_SEPARATION = 2.2    # initial centres at least 2.2 r apart
 SPEED_RANGE = (0.6, 1.0)
@@ -680,151 +592,6 @@ def ball_masses(states: np.ndarray, radius: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- parameters and layers
-class ParamBuffer:
-    """The layout of every parameter of a model in one flat vector.
-
-    `views(flat)` names slices of any vector with this layout: the parameters, their gradients
-    and Adam's moments share names, and Adam and clipping act on whole vectors. Every affine
-    layer stores its bias right before its weight, so that `affine(flat, layer)` can also view
-    the pair as one (1 + in, out) matrix [b; W]: x W + b = [1, x] @ [b; W], one product with the
-    bias folded in (and one product for both gradients: [1, x]^T @ dz = [sum dz; x^T dz]).
-    """
-
-    def __init__(self, shapes: dict):
-        self.shapes = dict(shapes)
-        self.slices, size = {}, 0
-        for name, shape in self.shapes.items():
-            self.slices[name] = slice(size, size + math.prod(shape))
-            size += math.prod(shape)
-        self.size = size
-
-    def views(self, flat: np.ndarray) -> dict:
-        return {name: flat[self.slices[name]].reshape(shape) for name, shape in self.shapes.items()}
-
-    def affine(self, flat: np.ndarray, layers) -> dict:
-        """layer "name.l" -> the (1 + in, out) view [b; W] of parameters name.b{l}, name.W{l}."""
-        out = {}
-        for layer in layers:
-            name, l = layer.rsplit(".", 1)
-            b, W = self.slices[f"{name}.b{l}"], self.slices[f"{name}.W{l}"]
-            if b.stop != W.start:
-                raise ValueError(f"{name}.b{l} must be stored right before {name}.W{l}")
-            n_in, n_out = self.shapes[f"{name}.W{l}"]
-            out[layer] = flat[b.start:W.stop].reshape(1 + n_in, n_out)
-        return out
-
-
-def affine_shapes(layer: str, n_in: int, n_out: int) -> dict:
-    """Parameter shapes of affine layer "name.l": the bias first, then the weight."""
-    name, l = layer.rsplit(".", 1)
-    return {f"{name}.b{l}": (n_out,), f"{name}.W{l}": (n_in, n_out)}
-
-
-def init_affine(A: np.ndarray, rng, scale: float = 1.0) -> None:
-    """He-normal weights (times scale) and a zero bias, in place in A = [b; W]."""
-    A[0] = 0.0
-    A[1:] = rng.standard_normal(A[1:].shape) * (scale * math.sqrt(2.0 / (len(A) - 1)))
-
-
-def relu_(z: np.ndarray, on: np.ndarray) -> None:
-    """ReLU in place, keeping its derivative: on = z > 0, z = z * on (masks the backward pass)."""
-    np.greater(z, 0, out=on)
-    np.multiply(z, on, out=z)
-
-
-class Workspace(dict):
-    """Preallocated per-step buffers of one model for n_steps steps of a (B, K) batch:
-    name -> array (n_steps, ...). The forward pass of step t writes its activations into
-    slot t, the backward pass its gradients; weight gradients are then one product per
-    layer over all steps at once.
-
-    `lead` names the buffers whose column 0 is a constant (the 1 of [1, x] that multiplies a
-    bias; scale (K-1) before a scaled sum over K-1 partners) and gives its value: it is written
-    here, once.
-    """
-
-    def __init__(self, n_steps, batch, k, shapes: dict, dtype, lead: dict | None = None):
-        super().__init__((name, np.zeros((n_steps,) + shape, dtype)) for name, shape in shapes.items())
-        self.n_steps, self.batch, self.k = n_steps, batch, k
-        for name, value in (lead or {}).items():
-            self[name][..., 0] = value
-        self.scratch = {}                                 # buffers used within one step, shared by all slots
-        # slot[t][name] = self[name][t], built once: the hot loops index many small views
-        self.slot = [{name: array[t] for name, array in self.items()} for t in range(n_steps)]
-
-
-class MLP:
-    """ReLU MLP sizes[0] -> ... -> sizes[-1] with a linear output layer, on rows of a batch.
-
-    Layer l ("name.l") has parameters `{name}.b{l}` (out,), `{name}.W{l}` (in, out), viewed as
-    A_l = [b; W]; its input carries a leading 1, so z_l = [1, x_l] @ A_l. Workspace per step:
-    `{name}.x{l}` (R, 1 + sizes[l]) = [1, x_l] for l >= 1 (x_0 is the caller's, with its 1),
-    `{name}.on{l}` (R, sizes[l+1]) = the ReLU mask z_l > 0 of hidden layer l,
-    `{name}.d{l}` (R, sizes[l+1]) = dL/dz_l, `{name}.out` (R, sizes[-1]).
-    """
-
-    def __init__(self, name: str, sizes):
-        self.name, self.sizes = name, tuple(sizes)
-        self.n_layers = L = len(sizes) - 1
-        self.layers = [f"{name}.{l}" for l in range(L)]
-        self.x = [None] + [f"{name}.x{l}" for l in range(1, L)]             # x[0] is the caller's
-        self.z = [f"{name}.z{l}" for l in range(L - 1)] + [f"{name}.out"]   # z[l]: view of x[l+1][:, 1:]
-        self.on = [f"{name}.on{l}" for l in range(L - 1)]
-        self.d = [f"{name}.d{l}" for l in range(L)]
-
-    def param_shapes(self) -> dict:
-        shapes = {}
-        for l, layer in enumerate(self.layers):
-            shapes.update(affine_shapes(layer, self.sizes[l], self.sizes[l + 1]))
-        return shapes
-
-    def init_params(self, A: dict, rng, last_scale: float = 0.1) -> None:
-        """He-normal weights, zero biases; the output layer scaled down so training starts near delta = 0."""
-        for l, layer in enumerate(self.layers):
-            init_affine(A[layer], rng, last_scale if l == self.n_layers - 1 else 1.0)
-
-    def workspace_shapes(self, rows: int) -> dict:
-        shapes = {self.x[l]: (rows, 1 + self.sizes[l]) for l in range(1, self.n_layers)}
-        shapes.update({self.on[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers - 1)})
-        shapes.update({self.d[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers)})
-        shapes[self.z[-1]] = (rows, self.sizes[-1])
-        return shapes
-
-    def lead(self) -> dict:
-        return {self.x[l]: 1.0 for l in range(1, self.n_layers)}
-
-    def add_views(self, ws: Workspace) -> None:
-        for slot in ws.slot:
-            for l in range(self.n_layers - 1):
-                slot[self.z[l]] = slot[self.x[l + 1]][:, 1:]                  # (R, sizes[l+1])
-
-    def forward(self, A: dict, slot: dict, x0: np.ndarray) -> np.ndarray:
-        """x0 (R, 1 + in) = [1, input] -> the output slot[out] (R, out)."""
-        x = x0
-        for l, layer in enumerate(self.layers[:-1]):
-            z = np.matmul(x, A[layer], out=slot[self.z[l]])                      # (R, sizes[l+1])
-            relu_(z, slot[self.on[l]])
-            x = slot[self.x[l + 1]]                                              # [1, ReLU(z_l)]
-        return np.matmul(x, A[self.layers[-1]], out=slot[self.z[-1]])
-
-    def backward_input(self, A: dict, slot: dict, need_input_grad: bool = True, out=None):
-        """Backpropagates the output gradient, which the caller wrote into slot[d{L-1}], to every
-        pre-activation slot[d{l}]; returns the input gradient (R, in) (into `out` if given) or None."""
-        d = slot[self.d[-1]]
-        for l in range(self.n_layers - 1, 0, -1):
-            d_in = np.matmul(d, A[self.layers[l]][1:].T, out=slot[self.d[l - 1]])  # dL/dx_l (R, sizes[l])
-            np.multiply(d_in, slot[self.on[l - 1]], out=d_in)                      # ReLU'
-            d = d_in
-        return np.matmul(d, A[self.layers[0]][1:].T, out=out) if need_input_grad else None
-
-    def weight_grads(self, ws: Workspace, steps: slice, x0: np.ndarray, G: dict) -> None:
-        """G[layer] = dL/d[b; W] = sum over steps and rows of [1, x_l]^T dL/dz_l; x0 (steps*R, 1 + in)."""
-        for l, layer in enumerate(self.layers):
-            x = x0 if l == 0 else ws[self.x[l]][steps].reshape(-1, 1 + self.sizes[l])   # (steps*R, 1 + in)
-            d = ws[self.d[l]][steps].reshape(-1, self.sizes[l + 1])                     # (steps*R, out)
-            np.matmul(x.T, d, out=G[layer])
-
-
 def context_index(k: int) -> np.ndarray:
     """(K-1, K) index of the context ball of every ordered pair j != k: ctx[d, k] = (k + 1 + d) mod K."""
     return (np.arange(k)[None, :] + 1 + np.arange(k - 1)[:, None]) % k
@@ -1302,17 +1069,6 @@ SIM_PAIR_FEATURES = 4   # look-ahead gap rho - c, current gap, approach speed u 
 SIM_GATE_BIAS = -4.0    # gates start near 0: training starts from free flight
 
 
-def affine_forward(x, W, b):
-    """x (N, D) -> x W + b (N, M); cache (x, W)."""
-    return x @ W + b, (x, W)
-
-
-def affine_backward(dout, cache):
-    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
-    x, W = cache
-    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
-
-
 def gate_mlp_forward(P: dict, name: str, x: np.ndarray, n_layers: int):
     """sigmoid(MLP(x)): ReLU hidden layers, one linear output unit. x (N, D) -> (gate (N,), cache)."""
     caches, h = [], x
@@ -1518,321 +1274,7 @@ class SimulatorModel:
 
 
 # ----------------------------------------------------------------------------- optimizer
-class Adam:
-    """Adam (Kingma & Ba 2015) on one flat parameter vector, updated in place:
-    m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  theta -= lr * m_hat / (sqrt(v_hat) + eps),
-    with m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)."""
-
-    def __init__(self, params: np.ndarray, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
-        self.params, self.lr, self.beta1, self.beta2, self.eps = params, lr, beta1, beta2, eps
-        self.m, self.v = np.zeros_like(params), np.zeros_like(params)
-        self._tmp = np.zeros_like(params)
-        self.t = 0
-
-    def step(self, grad: np.ndarray) -> None:
-        self.t += 1
-        b1, b2, tmp = self.beta1, self.beta2, self._tmp
-        self.m *= b1
-        self.m += np.multiply(grad, 1 - b1, out=tmp)
-        self.v *= b2
-        self.v += np.multiply(np.square(grad, out=tmp), 1 - b2, out=tmp)
-        np.sqrt(self.v, out=tmp)                      # sqrt(v_hat) + eps = sqrt(v) / sqrt(1 - b2^t) + eps
-        tmp *= 1.0 / math.sqrt(1 - b2 ** self.t)
-        tmp += self.eps
-        np.divide(self.m, tmp, out=tmp)
-        tmp *= self.lr / (1 - b1 ** self.t)           # lr * m_hat / (sqrt(v_hat) + eps)
-        self.params -= tmp
-
-
-def clip_grad_norm(grad: np.ndarray, max_norm: float) -> float:
-    """Scales grad in place to global L2 norm <= max_norm; returns the norm before clipping."""
-    norm = math.sqrt(float(np.dot(grad, grad)))
-    if norm > max_norm:
-        grad *= max_norm / norm
-    return norm
-
-
 # ----------------------------------------------------------------------------- processes
-@functools.lru_cache(maxsize=None)
-def _openblas():
-    """(ctypes library, symbol prefix, symbol suffix) of the OpenBLAS this process loaded, or None.
-
-    numpy's wheels ship OpenBLAS as libscipy_openblas64_ with symbols scipy_openblas_*64_;
-    other builds use plain openblas_*."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", "64_"),
-                               ("openblas_", "")):
-            if hasattr(lib, f"{prefix}get_corename{suffix}"):
-                return lib, prefix, suffix
-    return None
-
-
-def blas_info() -> dict:
-    """What decides the numbers of this process's matrix products: the BLAS library, its build
-    and the kernel it selected for this CPU (OpenBLAS's corename), and its thread count."""
-    found = _openblas()
-    if found is None:
-        libs = [lib for lib in np.show_config(mode="dicts").get("Build Dependencies", {}).values()] \
-            if hasattr(np, "show_config") else []
-        return {"library": str(libs[0].get("name", "unknown")) if libs else "unknown",
-                "kernel": "unknown", "threads": None,
-                "thread_control": "none: not OpenBLAS, the caller's BLAS thread count decides the last digits"}
-    lib, prefix, suffix = found
-    corename, config = getattr(lib, f"{prefix}get_corename{suffix}"), getattr(lib, f"{prefix}get_config{suffix}")
-    corename.restype = config.restype = ctypes.c_char_p
-    return {"library": "OpenBLAS", "config": config().decode(), "kernel": corename().decode(),
-            "threads": int(getattr(lib, f"{prefix}get_num_threads{suffix}")()),
-            "thread_control": "one thread during training and evaluation"}
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Runs its body with one OpenBLAS thread and restores the caller's count afterwards.
-
-    Training and evaluation run inside it, in the calling process as in the workers, so their
-    numbers do not depend on how many threads the caller's numpy had (two threads split a matrix
-    product differently, which moves the last digit). With another BLAS (MKL, Accelerate) the
-    count cannot be set from here: the caller's thread count then decides the last digits, and
-    blas_info()["thread_control"] says so."""
-    found = _openblas()
-    if found is None:
-        yield
-        return
-    lib, prefix, suffix = found
-    get, put = getattr(lib, f"{prefix}get_num_threads{suffix}"), getattr(lib, f"{prefix}set_num_threads{suffix}")
-    before = int(get())
-    if before != 1:
-        put(1)
-    try:
-        yield
-    finally:
-        if before != 1:
-            put(before)
-
-
-def with_one_blas_thread(fn):
-    """Decorator: fn runs inside one_blas_thread()."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with one_blas_thread():
-            return fn(*args, **kwargs)
-    return wrapper
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-@contextlib.contextmanager
-def _one_blas_thread_environment():
-    """os.environ with one BLAS thread while worker processes start (they inherit it before
-    their numpy loads), restored afterwards; SIGINT is blocked meanwhile so that a Ctrl-C
-    reaches a worker only once it ignores it (the block is inherited through exec)."""
-    saved = {var: os.environ.get(var) for var in BLAS_THREAD_VARS}
-    os.environ.update({var: "1" for var in BLAS_THREAD_VARS})
-    blocked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    if blocked:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        for var, value in saved.items():
-            if value is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = value
-
-
-def _exit_when_orphaned(parent: int) -> None:
-    """Worker thread: end this process when its parent is gone (killed without a chance to stop it)."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-WORKER_REENTERED = 3     # exit code of a worker whose start-up re-ran a script that starts this work at import
-
-
-def exit_if_worker_startup() -> None:
-    """Ends a spawned worker that is still starting up and is re-running the caller's script
-    (one without an `if __name__ == "__main__":` guard, which calls main() or run() at import):
-    quietly, with WORKER_REENTERED, so that the parent can say what happened and go on."""
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        raise SystemExit(WORKER_REENTERED)
-
-
-def _run_here(fn, job):
-    """(fn(job), None), or (None, "Type: message") if it raised: a job's failure is reported, not raised."""
-    try:
-        return fn(job), None
-    except Exception as err:
-        return None, f"{type(err).__name__}: {err}"
-
-
-def _worker_main(fn, conn, parent: int) -> None:
-    """A worker process: ignores Ctrl-C (the parent stops it), says ("started",) as soon as it
-    runs, receives its job, runs fn(job) and sends back ("ok", result) or ("error", "Type: message").
-
-    The job comes through the connection, not with the process's start-up data: the parent
-    writes the start-up data while it still holds the reading end of that pipe, so a worker
-    that died in start-up would leave a large write blocked for ever."""
-    conn.send(("started",))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-    result, error = _run_here(fn, conn.recv())
-    conn.send(("ok", result) if error is None else ("error", error))
-    conn.close()
-
-
-def why_workers_cannot_import(fn) -> str | None:
-    """Why a spawned worker could not find fn (a new interpreter imports fn's module by name
-    from the parent's sys.path, or re-runs the main script), or None if it can."""
-    if not hasattr(fn, "__qualname__"):                         # a callable object: pickled as it says
-        return None
-    module = sys.modules.get(fn.__module__)
-    if module is None or getattr(module, fn.__qualname__, None) is not fn:
-        return f"{fn.__qualname__} is not reachable as {fn.__module__}.{fn.__qualname__}"
-    if fn.__module__ == "__main__":
-        return None if getattr(module, "__file__", None) else "the main module has no file to re-run"
-    top = fn.__module__.split(".")[0]
-    if top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top, sys.path) is not None:
-        return None
-    return f"module {fn.__module__!r} was loaded under a name that a new process cannot import"
-
-
-def _stop_resource_tracker() -> None:
-    """Ends multiprocessing's resource-tracker process (started with the first worker; it would
-    outlive this process by a few milliseconds); a later worker starts a new one."""
-    tracker = getattr(multiprocessing.resource_tracker, "_resource_tracker", None)
-    if tracker is not None and hasattr(tracker, "_stop"):
-        with contextlib.suppress(Exception):
-            tracker._stop()
-
-
-def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
-    """fn(job) for every job, in at most `workers` fresh processes at a time; returns, in job
-    order, (result, None) or (None, error string) per job. A worker that dies while it runs its
-    job (killed, out of memory) fails that job with "worker died (...)" instead of hanging the
-    others; a worker that dies before it starts its job (it cannot import fn, or it re-ran a
-    script without a main guard) is detected as soon as it ends, and then every job not yet
-    done runs in this process, one after another, with one line on stderr saying why.
-
-    Workers are spawned, not forked: each starts a new interpreter with one BLAS thread
-    whatever the parent's numpy was set to, so training speed does not depend on import
-    order. on_done(index, result, error) is called as each job ends. On KeyboardInterrupt
-    (Ctrl-C, or SIGTERM through main) every running worker is terminated before it propagates.
-    """
-    exit_if_worker_startup()
-    outcomes = [None] * len(jobs)
-    queue, running = list(enumerate(jobs)), {}            # sentinel -> [index, process, connection, started]
-    why_serial = why_workers_cannot_import(fn)
-
-    def finish(index, outcome):
-        outcomes[index] = outcome
-        if on_done is not None:
-            on_done(index, *outcome)
-
-    def finish_reply(index, reply):
-        status, value = reply                           # a worker's ("ok", result) or ("error", message)
-        finish(index, (value, None) if status == "ok" else (None, value))
-
-    def how_it_ended(process):
-        code = process.exitcode
-        return f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-
-    context = multiprocessing.get_context("spawn")
-    try:
-        while (queue or running) and why_serial is None:
-            while queue and len(running) < workers:
-                index, job = queue.pop(0)
-                conn, child_end = context.Pipe()
-                process = context.Process(target=_worker_main, args=(fn, child_end, os.getpid()), daemon=True)
-                with _one_blas_thread_environment():
-                    process.start()
-                child_end.close()                           # EOF on `conn` once the worker ends
-                running[process.sentinel] = [index, process, conn, False]
-            ready = multiprocessing.connection.wait([e[2] for e in running.values()] + list(running))
-            for sentinel, entry in list(running.items()):
-                index, process, conn, started = entry
-                ended = sentinel in ready
-                if conn not in ready and not ended:
-                    continue
-                reply = None
-                try:
-                    while reply is None and conn.poll():
-                        message = conn.recv()
-                        if message == ("started",):
-                            entry[3] = started = True
-                            conn.send(jobs[index])
-                        else:
-                            reply = message
-                except (EOFError, BrokenPipeError):
-                    ended = True
-                if reply is None and not ended:
-                    continue
-                del running[sentinel]
-                process.join()
-                conn.close()
-                if reply is not None:
-                    finish_reply(index, reply)
-                    continue
-                if started:
-                    finish(index, (None, f"WorkerDied: worker died ({how_it_ended(process)})"))
-                    continue
-                why_serial = ("the worker re-ran the calling script, which starts this work when it is imported"
-                              if process.exitcode == WORKER_REENTERED
-                              else f"a worker died while starting ({how_it_ended(process)})")
-                queue.insert(0, (index, jobs[index]))
-        if why_serial is not None:
-            for sentinel, (index, process, conn, started) in list(running.items()):
-                if started:                                 # a healthy worker finishes its job
-                    try:
-                        finish_reply(index, conn.recv())
-                    except EOFError:
-                        process.join()
-                        finish(index, (None, f"WorkerDied: worker died ({how_it_ended(process)})"))
-                else:
-                    process.terminate()
-                    queue.append((index, jobs[index]))
-                process.join()
-                conn.close()
-                del running[sentinel]
-            print(f"note: worker processes cannot run here: {why_serial}; running the {len(queue)} remaining "
-                  f"job(s) in this process, one after another (put the calling code under "
-                  f'`if __name__ == "__main__":`, or pass --jobs 1, to skip this)', file=sys.stderr, flush=True)
-            for index, job in sorted(queue):
-                finish(index, _run_here(fn, job))
-            queue = []
-    finally:
-        for _, process, _, _ in running.values():
-            process.terminate()
-        for _, process, conn, _ in running.values():
-            process.join()
-            conn.close()
-        _stop_resource_tracker()
-    return outcomes
-
-
 # ----------------------------------------------------------------------------- training
 def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace | None = None,
                         grad_flat: np.ndarray | None = None):
@@ -2321,24 +1763,6 @@ def attention_geometry(model, truth: np.ndarray, events: dict, n_seq: int) -> di
 
 
 # ----------------------------------------------------------------------------- output
-def source_sha256(path: str = __file__) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def environment(cfg: Config) -> dict:
-    """The run.json `env` record: what decides the numbers. In float64 they are the same to 1e-8
-    on every x86-64 machine but for the chaotic closed-loop measures (CHAOTIC_METRICS), which move
-    with the BLAS kernel's rounding; in float32 all depend on the kernel, so `numbers_depend_on`
-    says which one was used."""
-    blas = blas_info()
-    return {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
-            "cpu": cpu_model(), "blas": blas, "dtype": cfg.dtype,
-            "numbers_depend_on": ("source_sha256, config" if cfg.dtype == "float64" else
-                                  f"source_sha256, config and the BLAS kernel ({blas['kernel']})"),
-            "source_sha256": source_sha256()}
-
-
 MODEL_FILE_FORMAT = "relational-nem-bouncing-balls models 1"
 
 
@@ -2351,23 +1775,14 @@ def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: 
     """Writes every model's parameter vector with the config, history and source sha256 to an
     .npz (numpy arrays only: the metadata is one JSON string, loadable without pickle);
     written to a temporary file and renamed into place."""
-    meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(), "config": payload_config(cfg),
+    meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(__file__), "package_sha256": package_sha256(),
+            "config": payload_config(cfg),
             "models": {model_name(kind, cfg.recipe): {"kind": kind, "n_params": model.n_params,
                                                       "dtype": model.dtype.name}
                        for kind, model in models.items()},
             "history": histories, "timing": timings}
     arrays = {model_name(kind, cfg.recipe): model.flat for kind, model in models.items()}
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_atomic(path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays), ".npz")
 
 
 def _read_npz(path: str, option: str):
@@ -2426,51 +1841,6 @@ def load_models(path: str) -> dict:
         model.flat[...] = flat
         models[name] = model
     return models
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
-def finite_or_null(value):
-    """value with every NaN or infinite float replaced by None (JSON null: undefined), so that the
-    file is strict JSON; nested dicts, lists and tuples are walked."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_null(item) for item in value]
-    return value
-
-
-def json_text(payload: dict, depth: int = 2) -> str:
-    """JSON text with the dicts of the first `depth` levels written one key per line and every
-    deeper value on one line (json's C encoder; indent= on the whole tree is several times slower)."""
-    def encode(value, level):
-        if level >= depth or not isinstance(value, dict) or not value:
-            return json.dumps(finite_or_null(value), allow_nan=False)
-        pad = " " * (level + 1)
-        items = ",\n".join(f"{pad}{json.dumps(str(key))}: {encode(item, level + 1)}" for key, item in value.items())
-        return "{\n" + items + "\n" + " " * level + "}"
-    return encode(payload, 0)
-
-
-def write_json_atomic(path: str, payload: dict) -> None:
-    """Writes JSON to a temporary file in the target folder, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".json", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())                     # mkstemp creates 0600; give the usual mode
-        with os.fdopen(fd, "w") as f:
-            f.write(json_text(payload) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def test_set(cfg: Config, k: int, which: str):
@@ -2556,7 +1926,7 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
     t_eval = time.perf_counter() - t2
     payload = {
         "config": payload_config(cfg),
-        "env": environment(cfg),
+        "env": environment(cfg.dtype, __file__),
         "params": {kind: models[kind].n_params for kind in MODEL_KINDS},
         "timing": {"data_s": t_data, "train_wall_s": t_train, "eval_s": t_eval,
                    "parallel_training": n_workers(cfg) >= 2,
@@ -2592,129 +1962,6 @@ def summary_table(payload: dict) -> str:
 
 # ----------------------------------------------------------------------------- many seeds
 # summary metric -> how to read it from one run's payload for K and a predictor (None: not defined)
-def _rollout_value(key):
-    return lambda run, k, name: run["rollout"][k].get(name, {}).get(key)
-
-
-def _one_step_value(cls):
-    return lambda run, k, name: run["one_step"][k].get(name, {}).get(cls, {}).get("vel_mse")
-
-
-def _long_value(key, reduce):
-    def read(run, k, name):
-        values = run["long_horizon"][k].get(name, {}).get(key)
-        return None if values is None else float(reduce(np.asarray(values)))
-    return read
-
-
-SWEEP_METRICS = {
-    "vel_err": _rollout_value("mean_vel_err"),
-    "vel_mse": _rollout_value("mean_vel_mse"),
-    "pos_err": _rollout_value("mean_pos_err"),
-    "pos_mse": _rollout_value("mean_pos_mse"),
-    "post_collision_vel_mse": _rollout_value("post_collision_vel_mse"),
-    "one_step_vel_mse_free": _one_step_value("free"),
-    "one_step_vel_mse_wall": _one_step_value("wall"),
-    "one_step_vel_mse_ball": _one_step_value("ball"),
-    "long_pair_dist_w1": _long_value("pair_dist_w1", np.mean),
-    "long_speed_w1": _long_value("speed_w1", np.mean),
-    "long_outside_frac": _long_value("outside_frac", np.mean),
-    "long_energy_drift": _long_value("energy_ratio", lambda r: np.mean(np.abs(r - 1.0))),
-    "long_energy_at_100": _long_value("energy_ratio", lambda r: r[min(100, len(r) - 1)]),
-    "long_overlap_frac": _long_value("overlap_frac", np.mean),
-    "long_vel_cos_10": _long_value("vel_cos", lambda c: c[min(10, len(c) - 1)]),
-    "long_vel_cos_20": _long_value("vel_cos", lambda c: c[min(20, len(c) - 1)]),
-    "long_speed_rel_err_10": _long_value("speed_rel_err", lambda e: e[min(10, len(e) - 1)]),
-    "horizon": lambda run, k, name: run["long_horizon"][k].get(name, {}).get("horizon"),
-}
-# how a metric's better value reads (all others: lower is better, they are errors)
-METRIC_BETTER = {"horizon": "higher", "long_vel_cos_10": "higher", "long_vel_cos_20": "higher",
-                 "long_energy_at_100": "nearer 1"}
-
-
-# Measures whose per-seed values do not reproduce across BLAS kernels (the kernels round matrix
-# products differently in the last bit; docs/reproducibility.md has the measurements):
-# - averages over a 100- or 200-step closed-loop rollout, with any model: rollouts of bouncing
-#   balls are chaotic and grow a 1e-15 difference in the weights until it shows;
-# - the simulator recipe's closed-loop errors too: its gates are rounded to 0 or 1 in a rollout,
-#   and a flipped gate parts two rollouts at once;
-# - every measure of the stub's recipe: its training (BPTT through closed-loop steps, 11 760
-#   steps) is itself chaotic for some seeds and aggregators (attention: two kernels' training
-#   losses part from epoch 9-14 on), so each seed's trained model is one draw of many.
-# Their seed means are published with 95 % intervals and paired ratios, never a per-seed win
-# count; the other measures come out the same to 1e-8 on every kernel.
-LONG_ROLLOUT_METRICS = ("long_pair_dist_w1", "long_speed_w1", "long_outside_frac", "long_energy_drift",
-                        "long_energy_at_100", "long_overlap_frac")
-CHAOTIC_METRICS = {
-    "stub": tuple(SWEEP_METRICS),
-    "simulator": ("vel_err", "vel_mse", "pos_err", "pos_mse", "post_collision_vel_mse") + LONG_ROLLOUT_METRICS,
-}
-
-
-def better(metric: str, a: float, b: float) -> bool:
-    """a is better than b for this metric."""
-    how = METRIC_BETTER.get(metric, "lower")
-    return a > b if how == "higher" else abs(a - 1.0) < abs(b - 1.0) if how == "nearer 1" else a < b
-# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (1.96 beyond)
-T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042)
-
-
-def mean_interval(values) -> dict:
-    """{mean, std, ci95: [lo, hi]} of a sample: t-interval of the mean (std and ci95 None for one value)."""
-    values = np.asarray(values, np.float64)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return {"mean": mean, "std": None, "ci95": None}
-    std = float(values.std(ddof=1))
-    half = (T_975[len(values) - 2] if len(values) - 1 <= len(T_975) else 1.96) * std / math.sqrt(len(values))
-    return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
-
-
-def shared_config(config: dict) -> dict:
-    """The part of a per-seed config that every seed of one sweep shares: all but OUTPUT_FIELDS
-    (seed, where files go, workers), so that seeds run in different folders or jobs merge."""
-    return {key: value for key, value in config.items() if key not in OUTPUT_FIELDS}
-
-
-def summarise(runs: dict, failed: dict) -> dict:
-    """The sweep summary of per-seed payloads runs {seed: run.json payload}.
-
-    summary[K][metric][predictor] = mean_interval over seeds with the per-seed values, in seed
-    order (for long_overlap_frac also "truth", the true sequences' own rate); ratio[K][metric] =
-    mean_interval of the paired per-seed relational / non-relational ratio, null where the
-    per-ball value is 0 in some seed (the ratio is undefined); wins[K][metric] = seeds in which
-    the relational model's value is better (lower for errors; see METRIC_BETTER for the others),
-    for every metric but the recipe's CHAOTIC_METRICS, whose per-seed order is not reproducible.
-    """
-    seeds = sorted(runs)
-    first = runs[seeds[0]]
-    chaotic = CHAOTIC_METRICS[first["config"].get("recipe", "stub")]
-    summary, ratio, wins = {}, {}, {}
-    for k in first["rollout"]:
-        summary[k], ratio[k], wins[k] = {}, {}, {}
-        for metric, read in SWEEP_METRICS.items():
-            summary[k][metric] = {}
-            for name in PREDICTORS:
-                values = [read(runs[s], k, name) for s in seeds]
-                if all(v is not None for v in values):
-                    summary[k][metric][name] = {**mean_interval(values), "per_seed": values}
-            if metric == "long_overlap_frac" and all("truth_overlap_frac" in runs[s]["long_horizon"][k] for s in seeds):
-                values = [float(np.mean(runs[s]["long_horizon"][k]["truth_overlap_frac"])) for s in seeds]
-                summary[k][metric]["truth"] = {**mean_interval(values), "per_seed": values}
-            pairs = [(read(runs[s], k, "relational"), read(runs[s], k, "non_relational")) for s in seeds]
-            pairs = [(r, n) for r, n in pairs if r is not None and n is not None]
-            if pairs:
-                ratio[k][metric] = mean_interval([r / n for r, n in pairs]) if all(n for _, n in pairs) else None
-                if metric not in chaotic:
-                    wins[k][metric] = sum(better(metric, r, n) for r, n in pairs)
-    return {"seeds": seeds, "failed": {str(s): failed[s] for s in sorted(failed)}, "n_seeds": len(seeds),
-            "config": shared_config(first["config"]),
-            "env": first["env"], "metrics": list(SWEEP_METRICS), "chaotic_metrics": list(chaotic),
-            "summary": summary, "ratio": ratio, "wins": wins}
-
-
 def sweep_variants(cfg: Config) -> list:
     """[(variant name, agg, k_train)]: every --agg trained on --k-train, then on --curriculum
     (the simulator recipe has one variant, named after it)."""
@@ -2724,10 +1971,6 @@ def sweep_variants(cfg: Config) -> list:
         ks = parse_int_list(cfg.curriculum, "--curriculum")
         variants += [(f"{name}+curriculum", agg, ks[0] if len(ks) == 1 else ks) for agg, name in names.items()]
     return variants
-
-
-def seed_file(seed_dir: str, seed: int, variant: str | None = None) -> str:
-    return os.path.join(seed_dir, *([variant] if variant else []), f"seed_{seed}.json")
 
 
 def _sweep_job(job):
@@ -2793,38 +2036,6 @@ def check_sweep_inputs(cfg: Config, jobs: list) -> None:
                                   f"({', '.join(changed)}); give another --seed-dir or remove it")
 
 
-@contextlib.contextmanager
-def seed_dir_lock(folder: str):
-    """Holds `folder`/.lock (with this process's id) while a sweep writes there: a second sweep
-    on the same folder is refused instead of overwriting the first one's files. A lock left by a
-    process that no longer exists is taken over."""
-    path = os.path.join(folder, ".lock")
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            try:
-                with open(path) as f:
-                    owner = int(f.read().strip() or 0)
-                os.kill(owner, 0)
-            except (OSError, ValueError):                            # stale: its process is gone
-                with contextlib.suppress(OSError):
-                    os.remove(path)
-                continue
-            raise ConfigError(f"--seed-dir {folder} is in use by another sweep (process {owner}); "
-                              f"give another --seed-dir or wait for it to finish")
-    else:
-        raise ConfigError(f"--seed-dir {folder}: cannot create its lock file {path}")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(path)
-
-
 def run_sweep(cfg: Config, log=print, job_fn=None) -> dict:
     """Runs every seed of cfg.seeds, for every variant (--agg, --curriculum), in worker processes
     (one seed and training regime per process at a time, its models trained one after the
@@ -2878,122 +2089,14 @@ def run_sweep(cfg: Config, log=print, job_fn=None) -> dict:
     return summary
 
 
-def aggregate_files(paths) -> dict:
-    """The sweep summary rebuilt from per-seed JSON files (ConfigError for unreadable ones).
-
-    Files of one variant give a one-variant summary; files of several variants (their
-    `variant` key) give {"variants": {name: one-variant summary}, "seeds", "n_seeds"}.
-    """
-    groups = {}
-    for path in paths:
-        try:
-            with open(path) as f:
-                payload = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"--aggregate {path}: file not found")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
-                              f"({type(err).__name__}: {err})")
-        if not isinstance(payload, dict) or not isinstance(payload.get("config", {}), dict):
-            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (config and env must be objects)")
-        name = payload.get("variant") or payload.get("config", {}).get("agg", "mean")
-        if not isinstance(name, str):
-            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (variant must be a string)")
-        groups.setdefault(name, []).append((path, payload))
-    if len(groups) == 1:
-        return aggregate_variant(*groups.values())
-    variants = {name: aggregate_variant(group) for name, group in groups.items()}
-    seeds = sorted({s for v in variants.values() for s in v["seeds"]})
-    return {"variants": variants, "seeds": seeds, "n_seeds": len(seeds)}
-
-
-def check_per_seed_payload(path: str, payload: dict) -> None:
-    """Every value the summary reads from a per-seed payload is there with the right type
-    (ConfigError naming the file otherwise): a config dict, and per K a number or null for every
-    metric and predictor."""
-    def fail(what):
-        raise ConfigError(f"--aggregate {path}: malformed per-seed JSON ({what})")
-
-    if not isinstance(payload.get("config"), dict) or not isinstance(payload.get("env"), dict):
-        fail("config and env must be objects")
-    sections = [payload[key] for key in ("rollout", "one_step", "long_horizon")]
-    if not all(isinstance(section, dict) and section for section in sections):
-        fail("rollout, one_step and long_horizon must be non-empty objects")
-    if not (set(sections[0]) == set(sections[1]) == set(sections[2])):
-        fail("rollout, one_step and long_horizon name different K")
-    for k in sections[0]:
-        for metric, read in SWEEP_METRICS.items():
-            for name in PREDICTORS:
-                try:
-                    value = read(payload, k, name)
-                except (AttributeError, TypeError, KeyError, ValueError, IndexError) as err:
-                    fail(f"K={k} {metric} of {name}: {type(err).__name__}")
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                    fail(f"K={k} {metric} of {name} is not a number")
-
-
-def aggregate_variant(files) -> dict:
-    """The one-variant summary of [(path, payload)] per-seed files."""
-    runs, failed, configs = {}, {}, {}
-    for path, payload in files:
-        try:
-            seed = payload["config"]["seed"] if "config" in payload else payload["seed"]
-        except (KeyError, TypeError) as err:
-            raise ConfigError(f"--aggregate {path}: not a per-seed JSON written by --seeds "
-                              f"({type(err).__name__}: {err})")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"--aggregate {path}: malformed per-seed JSON (the seed must be a non-negative "
-                              f"integer, got {seed!r})")
-        if seed in runs or seed in failed:
-            raise ConfigError(f"--aggregate {path}: seed {seed} appears twice")
-        if "error" in payload:
-            failed[seed] = payload["error"]
-            continue
-        missing = [key for key in ("rollout", "one_step", "long_horizon") if key not in payload]
-        if missing:
-            raise ConfigError(f"--aggregate {path}: missing {', '.join(missing)}; per-seed files come from --seeds")
-        check_per_seed_payload(path, payload)
-        runs[seed] = payload
-        configs[seed] = shared_config(payload["config"])
-    if not runs:
-        raise ConfigError("--aggregate: no successful seed among the files" if failed else "--aggregate: no files")
-    reference = next(iter(configs.values()))
-    for seed, config in configs.items():
-        if config != reference:
-            changed = sorted(key for key in reference if config.get(key) != reference[key])
-            raise ConfigError(f"--aggregate: seed {seed} was run with a different config ({', '.join(changed)})")
-    return summarise(runs, failed)
-
-
-def sweep_table(summary: dict, metrics=("vel_err", "vel_mse", "post_collision_vel_mse", "one_step_vel_mse_ball")) -> str:
-    """Per K and metric: mean of each predictor and relational wins out of the seeds."""
-    n = summary["n_seeds"]
-    lines = [f"{'K':>3} {'metric':<24} {'non-rel':>8} {'rel':>8} {'const-v':>8} {'uninf':>8}  wins"]
-    for k, per_metric in summary["summary"].items():
-        for metric in metrics:
-            row = per_metric[metric]
-            cells = [f"{row[name]['mean']:8.4f}" if name in row else f"{'-':>8}" for name in PREDICTORS]
-            won = summary["wins"][k].get(metric)
-            lines.append(f"{k:>3} {metric:<24} {' '.join(cells)}  " + (f"{won}/{n}" if won is not None else "-"))
-    return "\n".join(lines)
-
-
 # ----------------------------------------------------------------------------- main
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, turned into the same clean stop as Ctrl-C."""
-
-
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signal.Signals(signum).name)
-
-
 def main(argv=None) -> int:
     """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written);
     1 training failed (diverged, a worker died); 130 / 143 stopped by SIGINT / SIGTERM (workers
     stopped, no partial output)."""
     exit_if_worker_startup()
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+        signal.signal(signal.SIGTERM, raise_interrupted)
     try:
         cfg = config_from_args(argv)
         if cfg.aggregate or cfg.seeds:

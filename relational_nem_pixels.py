@@ -36,13 +36,21 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # 
 import numpy as np  # noqa: E402
 
 import relational_nem_bouncing_balls as R  # noqa: E402
+from rnem.blas import with_one_blas_thread  # noqa: E402
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_seeds  # noqa: E402
+from rnem.environment import environment, source_sha256  # noqa: E402
+from rnem.files import check_output_path, write_json_atomic  # noqa: E402
+from rnem.frames import ball_pixels, curtain_mask, pixel_centres, render_binary, squared_distances  # noqa: E402
+from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
+from rnem.measures import ari_batch, bce  # noqa: E402
+from rnem.optim import Adam  # noqa: E402
+from rnem.sweeps import mean_interval  # noqa: E402
 
 DT, RADIUS = 0.05, 0.11  # the simulator's time step and (light) ball radius, the default experiment's
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ----------------------------------------------------------------------------- EM constants
 LIKELIHOOD_FLOOR = 1e-9  # the E-step's probabilities are kept in [eps, 1 - eps] (far below BACKGROUND_P)
-BCE_CLIP = 1e-3          # BCE's probabilities are kept in [eps, 1 - eps] (one wrong certain pixel costs 6.9 nats)
 BACKGROUND_P = 0.02      # the background component lights every pixel with this probability
 EMPTY_MASS = 0.25        # a seen component that claims fewer lit pixels than this becomes empty
 EMPTY_VIEW = 0.9         # a component that claims nothing is emptied only if this much of it is observed
@@ -114,53 +122,7 @@ DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relation
 RENDERERS = ("known", "learned")
 
 
-# ----------------------------------------------------------------------------- frames
-def pixel_centres(size: int) -> np.ndarray:
-    """(size, size, 2) box coordinates (x, y) of every pixel centre; row 0 is the top (y near 1)."""
-    c = (np.arange(size) + 0.5) / size
-    x, y = np.meshgrid(c, c[::-1])
-    return np.stack([x, y], axis=-1)
-
-
-def squared_distances(positions: np.ndarray, size: int) -> np.ndarray:
-    """(..., K, S, S) squared distance from every pixel centre to positions (..., K, 2); the
-    same as ((pixel_centres(size) - positions[..., None, None, :]) ** 2).sum(-1), built from a
-    column part and a row part (a pixel's x depends on its column only, its y on its row)."""
-    c = (np.arange(size) + 0.5) / size
-    dx = c - positions[..., 0, None]                                                      # (..., K, S) per column
-    dy = c[::-1] - positions[..., 1, None]                                                # (..., K, S) per row
-    return dy[..., :, None] ** 2 + dx[..., None, :] ** 2                                  # (..., K, S, S)
-
-
-def ball_pixels(positions: np.ndarray, radii, size: int) -> np.ndarray:
-    """(..., K, S, S) True where the pixel centre lies inside ball k; positions (..., K, 2), radii (..., K) or scalar."""
-    d2 = squared_distances(positions, size)                                               # (..., K, S, S)
-    return d2 < (np.broadcast_to(radii, positions.shape[:-1]) ** 2)[..., None, None]
-
-
-def render_binary(positions: np.ndarray, radii, size: int):
-    """positions (..., K, 2) -> (frames (..., S, S) bool: lit where any ball covers the pixel
-    centre, labels (..., S, S) int: the covering ball, -1 background, -2 covered by several)."""
-    inside = ball_pixels(positions, radii, size)                                          # (..., K, S, S)
-    count = inside.sum(-3)
-    labels = np.where(count == 1, inside.argmax(-3), np.where(count == 0, -1, -2))
-    return count > 0, labels
-
-
-def curtain_mask(n: int, size: int, width: float, rng: np.random.Generator) -> np.ndarray:
-    """(n, S, S) bool, False inside a vertical band of `width` (box units) whose left edge is
-    uniform in [0, 1 - width]: pixels never observed. All True for width 0."""
-    left = rng.uniform(0.0, 1.0 - width, size=n)                                          # (n,)
-    x = pixel_centres(size)[..., 0]                                                       # (S, S)
-    band = (x >= left[:, None, None]) & (x < left[:, None, None] + width)
-    return ~band if width > 0 else np.ones((n, size, size), bool)
-
-
 # ----------------------------------------------------------------------------- renderers
-def sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))                    # = 1 / (1 + exp(-z)), without overflow
-
-
 class KnownRenderer:
     """psi_ik = sigmoid((r_k - |p_i - x_k|) S / softness): a disk of the component's radius
     whose edge goes from 1 to 0 over `softness` pixels."""
@@ -185,17 +147,14 @@ class LearnedRenderer:
 
     name = "learned"
     PRIOR_HEIGHT, PRIOR_REACH, SUPPORT = 2.0, 1.0, 2.0
-    LAYERS = (("W1", "b1"), ("W2", "b2"), ("W3", "b3"))
 
     def __init__(self, size: int, hidden: int, rng: np.random.Generator):
         self.size = size
         shapes = {"W1": (3, hidden), "b1": (hidden,), "W2": (hidden, hidden), "b2": (hidden,), "W3": (hidden, 1),
                   "b3": (1,)}
-        self.flat = np.zeros(sum(math.prod(s) for s in shapes.values()))                 # parameters, one buffer
-        self.params, at = {}, 0
-        for name, shape in shapes.items():                                                # named views into it
-            self.params[name] = self.flat[at:at + math.prod(shape)].reshape(shape)
-            at += math.prod(shape)
+        self.layout = ParamBuffer(shapes)
+        self.flat = np.zeros(self.layout.size)                                            # parameters, one buffer
+        self.params = self.layout.views(self.flat)                                        # named views into it
         self.params["W1"][:] = rng.normal(0, 1.0, (3, hidden))
         self.params["W2"][:] = rng.normal(0, 1.0 / math.sqrt(hidden), (hidden, hidden))
         # W3 = 0, b = 0: h = 0 at the start, the renderer is the prior
@@ -218,10 +177,7 @@ class LearnedRenderer:
         """dh (M,) -> the gradient of every parameter, one flat vector laid out as self.flat."""
         f, a1, a2 = cache
         P, grad = self.params, np.zeros_like(self.flat)
-        G, at = {}, 0
-        for name, value in P.items():
-            G[name] = grad[at:at + value.size].reshape(value.shape)
-            at += value.size
+        G = self.layout.views(grad)                                                       # same names as P
         G["W3"][:, 0] = a2.T @ dh
         G["b3"][0] = dh.sum()
         dz2 = np.outer(dh, P["W3"][:, 0]) * (1.0 - a2 * a2)                               # (M, H) through tanh
@@ -400,47 +356,6 @@ def em(frames, visible, comp: Components, renderer, iters: int):
 
 
 # ----------------------------------------------------------------------------- measures
-def adjusted_rand_index(truth: np.ndarray, pred: np.ndarray) -> float:
-    """ARI of two labelings of the same items (1: identical up to renaming; about 0: chance).
-    The plain reference of ari_batch."""
-    _, t = np.unique(truth, return_inverse=True)
-    _, p = np.unique(pred, return_inverse=True)
-    table = np.zeros((t.max() + 1, p.max() + 1))
-    np.add.at(table, (t, p), 1)
-    comb = lambda n: n * (n - 1) / 2.0                                             # noqa: E731
-    index, rows, cols, total = comb(table).sum(), comb(table.sum(1)).sum(), comb(table.sum(0)).sum(), comb(len(t))
-    expected = rows * cols / total if total else 0.0
-    maximum = (rows + cols) / 2.0
-    return 1.0 if maximum == expected else float((index - expected) / (maximum - expected))
-
-
-def ari_batch(labels: np.ndarray, gamma: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """(n,) ARI of the most likely component (background excluded) against the true ball over
-    the kept pixels of exactly one ball; labels (n, S, S), gamma (n, K + 1, S, S), keep (n, S, S).
-    Equals adjusted_rand_index per sequence (1.0 where it has fewer than two such pixels)."""
-    n, k = gamma.shape[0], gamma.shape[1] - 1
-    n_balls = max(int(labels.max()) + 1, 1)
-    use = keep & (labels >= 0)
-    seq = np.broadcast_to(np.arange(n)[:, None, None], use.shape)[use]
-    cell = (seq * n_balls + labels[use]) * k + gamma[:, :-1].argmax(axis=1)[use]
-    table = np.bincount(cell, minlength=n * n_balls * k).reshape(n, n_balls, k).astype(float)
-    comb = lambda a: a * (a - 1) / 2.0                                             # noqa: E731
-    index = comb(table).sum(axis=(1, 2))
-    rows, cols = comb(table.sum(2)).sum(1), comb(table.sum(1)).sum(1)
-    total = comb(table.sum(axis=(1, 2)))
-    expected = np.where(total > 0, rows * cols / np.maximum(total, 1), 0.0)
-    maximum = (rows + cols) / 2.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(maximum == expected, 1.0, (index - expected) / (maximum - expected))
-
-
-def bce(frames: np.ndarray, prob: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(n,) binary cross-entropy summed over the pixels (weighted by weight (n, S, S)) of frames
-    (n, S, S) under the predicted probabilities prob (n, S, S), clipped to [eps, 1 - eps]."""
-    p = np.clip(prob, BCE_CLIP, 1.0 - BCE_CLIP)
-    return -(weight * np.where(frames, np.log(p), np.log(1.0 - p))).sum(axis=(1, 2))
-
-
 def nearest_component(truth_xy: np.ndarray, comp: Components) -> np.ndarray:
     """(n, B) distance from every true ball (n, B, 2) to the nearest present component (inf: none)."""
     d = np.linalg.norm(truth_xy[:, :, None] - comp.positions[:, None], axis=-1)           # (n, B, K)
@@ -497,9 +412,9 @@ def parse_balls(text: str) -> list:
     try:
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
-        raise R.ConfigError(f"--k-balls must be a number of balls or a range like 6-8 (got {text!r})")
+        raise ConfigError(f"--k-balls must be a number of balls or a range like 6-8 (got {text!r})")
     if not 1 <= lo <= hi <= R.max_balls(RADIUS):
-        raise R.ConfigError(f"--k-balls must be within 1..{R.max_balls(RADIUS)}, low to high (got {text!r})")
+        raise ConfigError(f"--k-balls must be within 1..{R.max_balls(RADIUS)}, low to high (got {text!r})")
     return list(range(lo, hi + 1))
 
 
@@ -652,7 +567,7 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     (renderer, history of mean losses per lit pixel)."""
     renderer = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
     data = make_frames(dataclasses.replace(cfg, curtain=0.0), cfg.train_k_balls, cfg.train_seq, "pixels/train")
-    adam = R.Adam(renderer.flat, cfg.lr)
+    adam = Adam(renderer.flat, cfg.lr)
     rng = R.rng_for(cfg.seed, "pixels/train-batches")
     history = []
     for it in range(cfg.train_iters):
@@ -730,17 +645,17 @@ def renderer_profile(renderer: LearnedRenderer, untrained: LearnedRenderer, cfg:
     return profile
 
 
-@R.with_one_blas_thread
+@with_one_blas_thread
 def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     """Every selected dynamics on the same frames; with the learned renderer, trained first (with
     the relational simulator as the dynamics, or constant velocity when it is the only one)."""
     names = DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
     models = load_dynamics(cfg, names)
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
-    result = {"config": dataclasses.asdict(cfg), "source_sha256": R.source_sha256(__file__),
-              "main_source_sha256": R.source_sha256(), "models": default_models(cfg) if models else None,
+    result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
+              "main_source_sha256": source_sha256(R.__file__), "models": default_models(cfg) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
-              "env": {"numpy": np.__version__, "python": sys.version.split()[0], "blas": R.blas_info(), "cpu": R.cpu_model()}}
+              "env": environment("float64", __file__)}
     if cfg.renderer == "learned":
         t0 = time.perf_counter()
         trainer = "simulator.relational" if "simulator.relational" in names else names[0]
@@ -782,7 +697,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
         for key, value in runs[0][name].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 per_seed = [r[name][key] for r in runs]
-                result[name][key] = {"per_seed": per_seed, **R.mean_interval(per_seed)}
+                result[name][key] = {"per_seed": per_seed, **mean_interval(per_seed)}
             else:
                 result[name][key] = value
     if "renderer_training" in runs[0]:
@@ -808,46 +723,46 @@ def check_config(cfg: PixelConfig) -> None:
     """Every option in its range, the models readable, the output writable: before any work."""
     for name, (lo, hi) in RANGES.items():
         if not lo <= getattr(cfg, name) <= hi:
-            raise R.ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
+            raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
     most = max(parse_balls(cfg.k_balls))
     if cfg.components < most:
-        raise R.ConfigError(f"--components must be at least the number of balls, {most} (--k-balls {cfg.k_balls}), "
+        raise ConfigError(f"--components must be at least the number of balls, {most} (--k-balls {cfg.k_balls}), "
                             f"and at most {RANGES['components'][1]} (got {cfg.components}): with fewer components "
                             f"than balls some balls are never tracked")
     if cfg.renderer == "learned" and cfg.components < cfg.train_k_balls:
-        raise R.ConfigError(f"--train-k-balls must be at most --components ({cfg.components}) with the learned "
+        raise ConfigError(f"--train-k-balls must be at most --components ({cfg.components}) with the learned "
                             f"renderer (got {cfg.train_k_balls})")
     if not 0 < cfg.softness <= 5:
-        raise R.ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
+        raise ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
     if not 0 <= cfg.curtain <= 0.5:
-        raise R.ConfigError(f"--curtain must be in [0, 0.5] (the band's width in box units; got {cfg.curtain})")
+        raise ConfigError(f"--curtain must be in [0, 0.5] (the band's width in box units; got {cfg.curtain})")
     if not 0 <= cfg.bitflip < 0.5:
-        raise R.ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
+        raise ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
     if not 0 < cfg.lr <= 1:
-        raise R.ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
+        raise ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
     if not 0 <= cfg.sim_steps <= cfg.t_frames - 2:
-        raise R.ConfigError(f"--sim-steps must be in 0..{cfg.t_frames - 2} (--t-frames - 2; got {cfg.sim_steps})")
+        raise ConfigError(f"--sim-steps must be in 0..{cfg.t_frames - 2} (--t-frames - 2; got {cfg.sim_steps})")
     if cfg.dynamics not in DYNAMICS + ("all",):
-        raise R.ConfigError(f"--dynamics must be one of {', '.join(DYNAMICS + ('all',))} (got {cfg.dynamics!r})")
+        raise ConfigError(f"--dynamics must be one of {', '.join(DYNAMICS + ('all',))} (got {cfg.dynamics!r})")
     if cfg.renderer not in RENDERERS:
-        raise R.ConfigError(f"--renderer must be one of {', '.join(RENDERERS)} (got {cfg.renderer!r})")
+        raise ConfigError(f"--renderer must be one of {', '.join(RENDERERS)} (got {cfg.renderer!r})")
     if cfg.dynamics != "constant_velocity":
         try:
             models = R.load_models(default_models(cfg))
-        except R.ConfigError as err:
-            raise R.ConfigError(str(err).replace("--load-model", "--models", 1))
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("--load-model", "--models", 1))
         need = {"simulator.relational", "simulator.non_relational"}
         if not need <= set(models) or R.read_model_meta(default_models(cfg))["config"].get("masses") != cfg.masses:
-            raise R.ConfigError(f"--models {default_models(cfg)}: needs the simulator recipe's models"
+            raise ConfigError(f"--models {default_models(cfg)}: needs the simulator recipe's models"
                                 f"{' trained with --masses' if cfg.masses else ' (equal masses)'} (--recipe simulator "
                                 f"--save-model)")
     if cfg.seeds:
-        R.parse_seeds(cfg.seeds)
-    R.check_output_path(cfg.out, "--out")
+        parse_seeds(cfg.seeds)
+    check_output_path(cfg.out, "--out")
 
 
 def main(argv=None) -> int:
-    parser = R._Parser(description=__doc__.split("\n")[0], formatter_class=R._HelpFormatter,
+    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
                        epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
     for f in dataclasses.fields(PixelConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -859,15 +774,15 @@ def main(argv=None) -> int:
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)
-        seeds = R.parse_seeds(cfg.seeds).copy() if cfg.seeds else None
+        seeds = parse_seeds(cfg.seeds).copy() if cfg.seeds else None
         result = run_seeds(cfg, seeds) if seeds else run(cfg)
-    except R.ConfigError as err:
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing written", file=sys.stderr)
         return 130
-    R.write_json_atomic(cfg.out, result)
+    write_json_atomic(cfg.out, result)
     for name in (n for n in DYNAMICS + ("untrained_renderer",) if n in result):
         r = {key: value["mean"] if isinstance(value, dict) else value for key, value in result[name].items()}
         line = (f"{name:>24}: ARI after EM {r['ari_after_em']:.4f}, from the prediction {r['ari_from_prediction']:.4f}, "

@@ -8,7 +8,7 @@ the largest relative difference and how many numbers differ by more than EXACT (
 is compared seed by seed. Exit code 1 when a number expected exact (not a measure
 the run lists as chaotic, not a long-rollout step from LONG_EXACT on, not a run whose training is
 chaotic) differs by more than EXACT: then the README's "exact on every machine" is wrong and
-R.CHAOTIC_METRICS must grow.
+sweeps.CHAOTIC_METRICS must grow.
 
     python3 benchmarks/kernel_check.py                        # about 10 minutes on 2 cores
     python3 benchmarks/kernel_check.py --coretype Nehalem --out /tmp/check.json
@@ -24,15 +24,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import relational_nem_bouncing_balls as R  # noqa: E402
+from rnem import sweeps
 
 EXACT = 1e-8             # relative difference below which two numbers count as the same
 LONG_EXACT = 20          # long-rollout steps before chaos may show (tests/test_committed_results.py)
 MAIN, PIXELS = "relational_nem_bouncing_balls.py", "relational_nem_pixels.py"
 # title -> (script, options, the measures expected to move: "all" where training itself is chaotic)
-RUNS = {"stub seed 0 (mean)": (MAIN, ["--seed", "0"], R.LONG_ROLLOUT_METRICS),
+RUNS = {"stub seed 0 (mean)": (MAIN, ["--seed", "0"], sweeps.LONG_ROLLOUT_METRICS),
         "stub seed 0 (attention)": (MAIN, ["--seed", "0", "--agg", "attention"], "all"),
         "simulator, masses, seeds 0-9": (MAIN, ["--recipe", "simulator", "--masses", "--seeds", "0-9"],
-                                         R.CHAOTIC_METRICS["simulator"]),
+                                         sweeps.CHAOTIC_METRICS["simulator"]),
         "pixels, known renderer, seed 0": (PIXELS, [], ()),
         "pixels, learned renderer, seed 0": (PIXELS, ["--renderer", "learned"], ())}
 # families of closed-loop curves that move with the measures read from them
@@ -110,7 +111,7 @@ def families(payload):
                 if isinstance(value, list):
                     walk(value[:LONG_EXACT], f"long_horizon steps < {LONG_EXACT}")
                     walk(value[LONG_EXACT:], f"long_horizon steps >= {LONG_EXACT}")
-    for metric, read in R.SWEEP_METRICS.items():
+    for metric, read in sweeps.SWEEP_METRICS.items():
         for k in payload["rollout"]:
             for name in R.PREDICTORS:
                 value = read(payload, k, name)

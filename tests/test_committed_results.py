@@ -11,7 +11,7 @@ regenerated, and a pure refactor needs no regeneration.
 
 Tolerances: the figures agree to 1e-8 relative on any kernel; a long rollout's curve only over
 its first LONG_EXACT steps (later steps are chaotic, docs/reproducibility.md), and chaotic
-measures (R.CHAOTIC_METRICS) of a sweep are compared when the sweep and the run were made on the
+measures (sweeps.CHAOTIC_METRICS) of a sweep are compared when the sweep and the run were made on the
 same BLAS kernel.
 """
 import dataclasses
@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import sweeps
 from conftest import ROOT
 
 RTOL = 1e-8
@@ -33,10 +34,10 @@ RUNS = {"run.json": "models/stub_seed0.npz", "run_attention.json": "models/stub_
 # sweep -> variant -> (its seed-0 run, the measures of that run that move between BLAS kernels:
 # compared only when the sweep and the run were written on the same kernel; measured by
 # benchmarks/kernel_check.py: the stub's seed-0 mean training reproduces, its attention training does not)
-SWEEPS = {"sweep_simulator.json": {"simulator": ("run_simulator.json", R.CHAOTIC_METRICS["simulator"])},
-          "sweep_simulator_masses.json": {"simulator": ("run_simulator_masses.json", R.CHAOTIC_METRICS["simulator"])},
-          "sweep.json": {"mean": ("run.json", R.LONG_ROLLOUT_METRICS),
-                         "attention": ("run_attention.json", tuple(R.SWEEP_METRICS))}}
+SWEEPS = {"sweep_simulator.json": {"simulator": ("run_simulator.json", sweeps.CHAOTIC_METRICS["simulator"])},
+          "sweep_simulator_masses.json": {"simulator": ("run_simulator_masses.json", sweeps.CHAOTIC_METRICS["simulator"])},
+          "sweep.json": {"mean": ("run.json", sweeps.LONG_ROLLOUT_METRICS),
+                         "attention": ("run_attention.json", tuple(sweeps.SWEEP_METRICS))}}
 
 
 def load(name):
@@ -122,7 +123,7 @@ def test_sweeps_seed0_is_the_seed0_run(name):
                     assert entry["mean"] == pytest.approx(np.mean(entry["per_seed"]), rel=1e-12)
                     if k not in run["rollout"] or predictor == "truth" or (metric in moving and not same_kernel):
                         continue
-                    value = R.SWEEP_METRICS[metric](run, k, predictor)
+                    value = sweeps.SWEEP_METRICS[metric](run, k, predictor)
                     assert entry["per_seed"][0] == pytest.approx(value, rel=RTOL, abs=1e-12), \
                         f"{name} {variant} K={k} {metric} {predictor}"
                     compared += 1

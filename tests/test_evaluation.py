@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import sweeps
 from conftest import ROOT, assert_one_line_error, call_main, draw_figures
 
 R_, DT = 0.11, 0.05
@@ -108,13 +109,17 @@ def test_one_step_by_event_by_hand():
 
 
 def test_mean_interval():
-    m = R.mean_interval([1.0, 2.0, 3.0])
+    m = sweeps.mean_interval([1.0, 2.0, 3.0])
     assert m["mean"] == 2.0 and m["std"] == 1.0
     np.testing.assert_allclose(m["ci95"], [2 - 4.303 / math.sqrt(3), 2 + 4.303 / math.sqrt(3)])
-    assert R.mean_interval([5.0]) == {"mean": 5.0, "std": None, "ci95": None}
+    assert sweeps.mean_interval([5.0]) == {"mean": 5.0, "std": None, "ci95": None}
 
 
 TINY = R.Config(epochs=1, n_train=16, n_val=4, n_eval=4, t_eval=8, t_long=12, eval_k=(3, 4), n_samples=1, jobs=2)
+
+
+def test_the_sweep_compares_the_main_scripts_predictors():
+    assert sweeps.PREDICTORS == R.PREDICTORS == R.MODEL_KINDS + R.BASELINES
 
 
 def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
@@ -141,8 +146,8 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
     assert summary["wins"][k] == {}                                # the stub's measures are all chaotic
     assert summary["ratio"][k]["vel_mse"]["mean"] == pytest.approx(np.mean([r / n for r, n in zip(rel, non)]))
     assert summary["summary"][k]["vel_mse"]["relational"]["per_seed"] == rel
-    assert summary["chaotic_metrics"] == list(R.CHAOTIC_METRICS["stub"])
-    for metric in R.CHAOTIC_METRICS["stub"]:                        # a mean with its interval, no win count
+    assert summary["chaotic_metrics"] == list(sweeps.CHAOTIC_METRICS["stub"])
+    for metric in sweeps.CHAOTIC_METRICS["stub"]:                        # a mean with its interval, no win count
         assert metric not in summary["wins"][k] and summary["summary"][k][metric]["relational"]["ci95"] is not None
     assert set(summary["summary"][k]["vel_mse"]) == set(R.PREDICTORS)
     assert set(summary["summary"][k]["long_outside_frac"]) == {"non_relational", "relational", "constant_velocity"}
@@ -244,7 +249,7 @@ def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
                                      for name in R.PREDICTORS}}
         payload["long_horizon"] = {"4": {}}
         runs[seed] = payload
-    summary = R.summarise(runs, {})
+    summary = sweeps.summarise(runs, {})
     assert summary["ratio"]["4"]["one_step_vel_mse_wall"] is None          # per-ball 0 in seed 0: undefined
     assert summary["ratio"]["4"]["vel_err"]["mean"] == 1.0
     assert "vel_err" not in summary["wins"]["4"] and summary["wins"]["4"]["one_step_vel_mse_wall"] == 1

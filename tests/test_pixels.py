@@ -10,16 +10,18 @@ from conftest import ROOT, assert_one_line_error, call_main
 
 sys.path.insert(0, ROOT)
 import relational_nem_pixels as P  # noqa: E402
+from rnem import environment, measures  # noqa: E402
+from rnem import frames as F  # noqa: E402
 
 TINY = ["--n-seq", "2", "--t-frames", "5", "--size", "32", "--sim-steps", "2"]
 
 
 def test_ari_on_hand_built_labelings():
     truth = np.array([0, 0, 1, 1, 2, 2])
-    assert P.adjusted_rand_index(truth, truth) == 1.0
-    assert P.adjusted_rand_index(truth, np.array([5, 5, 3, 3, 4, 4])) == 1.0          # renamed labels
+    assert measures.adjusted_rand_index(truth, truth) == 1.0
+    assert measures.adjusted_rand_index(truth, np.array([5, 5, 3, 3, 4, 4])) == 1.0          # renamed labels
     # truth [0, 0, 1, 1] against [0, 0, 1, 2]: pairs index 1, rows 2, columns 1, of 6: (1 - 1/3) / (1.5 - 1/3)
-    assert P.adjusted_rand_index(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])) == pytest.approx(4.0 / 7.0)
+    assert measures.adjusted_rand_index(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])) == pytest.approx(4.0 / 7.0)
 
 
 def test_ari_batch_equals_the_plain_ari_per_sequence():
@@ -27,19 +29,19 @@ def test_ari_batch_equals_the_plain_ari_per_sequence():
     labels = rng.integers(-2, 3, size=(6, 8, 8))                                        # balls 0..2, background, overlaps
     gamma = rng.uniform(size=(6, 4 + 1, 8, 8))
     keep = rng.uniform(size=(6, 8, 8)) < 0.8
-    got = P.ari_batch(labels, gamma, keep)
+    got = measures.ari_batch(labels, gamma, keep)
     for s in range(6):
         use = keep[s] & (labels[s] >= 0)
-        assert got[s] == pytest.approx(P.adjusted_rand_index(labels[s][use], gamma[s, :-1].argmax(0)[use]), abs=1e-12)
+        assert got[s] == pytest.approx(measures.adjusted_rand_index(labels[s][use], gamma[s, :-1].argmax(0)[use]), abs=1e-12)
 
 
 def test_fast_geometry_equals_the_plain_formulas():
     rng = np.random.default_rng(1)
     x = rng.uniform(size=(3, 4, 2))
-    plain = ((P.pixel_centres(16) - x[..., None, None, :]) ** 2).sum(-1)
-    np.testing.assert_allclose(P.squared_distances(x, 16), plain, atol=1e-15)
+    plain = ((F.pixel_centres(16) - x[..., None, None, :]) ** 2).sum(-1)
+    np.testing.assert_allclose(F.squared_distances(x, 16), plain, atol=1e-15)
     w = rng.uniform(size=(3, 4, 16, 16))
-    np.testing.assert_allclose(P.centre_of(w, 16), np.einsum("nkij,ijc->nkc", w, P.pixel_centres(16)), rtol=1e-12)
+    np.testing.assert_allclose(P.centre_of(w, 16), np.einsum("nkij,ijc->nkc", w, F.pixel_centres(16)), rtol=1e-12)
     image = rng.uniform(size=(2, 12, 12)) < 0.3
     loop = np.array([[[image[n, max(i - 2, 0):i + 3, max(j - 2, 0):j + 3].sum() for j in range(12)] for i in range(12)]
                      for n in range(2)])
@@ -48,7 +50,7 @@ def test_fast_geometry_equals_the_plain_formulas():
 
 def test_gamma_sums_to_one_per_pixel():
     rng = np.random.default_rng(0)
-    frames, _ = P.render_binary(np.array([[[0.3, 0.4], [0.7, 0.6]]]), 0.11, 32)
+    frames, _ = F.render_binary(np.array([[[0.3, 0.4], [0.7, 0.6]]]), 0.11, 32)
     psi = P.KnownRenderer(32, 0.5)(rng.uniform(size=(1, 5, 2)), np.full((1, 5), 0.11))
     gamma = P.e_step(frames, psi)
     assert gamma.shape == (1, 6, 32, 32)
@@ -59,12 +61,12 @@ def test_gamma_sums_to_one_per_pixel():
 def test_bce_on_a_hand_computed_case():
     frames = np.array([[[True, False]]])
     prob = np.array([[[0.8, 0.1]]])
-    assert P.bce(frames, prob, np.ones((1, 1, 2)))[0] == pytest.approx(-np.log(0.8) - np.log(0.9))
-    assert P.bce(frames, prob, np.array([[[0.0, 1.0]]]))[0] == pytest.approx(-np.log(0.9))   # weighted out
+    assert measures.bce(frames, prob, np.ones((1, 1, 2)))[0] == pytest.approx(-np.log(0.8) - np.log(0.9))
+    assert measures.bce(frames, prob, np.array([[[0.0, 1.0]]]))[0] == pytest.approx(-np.log(0.9))   # weighted out
 
 
 def em_on(truth, size=48, components=3, visible=None, renderer=None):
-    frames, labels = P.render_binary(truth[None], 0.11, size)
+    frames, labels = F.render_binary(truth[None], 0.11, size)
     visible = np.ones_like(frames) if visible is None else visible
     comp = P.Components.empty(1, components)
     psi, gamma = P.em(frames & visible, visible, comp, renderer or P.KnownRenderer(size, 0.5), 3)
@@ -77,7 +79,7 @@ def test_em_discovers_two_far_apart_balls_within_a_pixel():
     assert comp.present.sum() == 2                                                      # the third stays empty
     error = np.linalg.norm(truth[:, None] - comp.positions[0][comp.present[0]][None], axis=-1).min(axis=1) * 48
     assert (error < 1.0).all(), error                                                   # within a pixel
-    assert P.ari_batch(labels, gamma, np.ones_like(labels, bool))[0] == 1.0
+    assert measures.ari_batch(labels, gamma, np.ones_like(labels, bool))[0] == 1.0
     np.testing.assert_allclose(comp.radii[0][comp.present[0]], 0.11, rtol=0.05)      # the radius from the area
 
 
@@ -88,7 +90,7 @@ def test_a_half_hidden_ball_is_not_pulled_into_the_open():
     size, truth = 48, np.array([[0.5, 0.5]])
     visible = np.ones((1, size, size), bool)
     visible[:, :, :size // 2] = False
-    frames, _ = P.render_binary(truth[None], 0.11, size)
+    frames, _ = F.render_binary(truth[None], 0.11, size)
     comp = P.Components.empty(1, 2)
     comp.positions[0, 0], comp.present[0, 0] = truth[0], True
     P.em(frames & visible, visible, comp, P.KnownRenderer(size, 0.5), 3)
@@ -103,16 +105,16 @@ def test_a_half_hidden_ball_is_not_pulled_into_the_open():
 def test_the_curtain_hides_exactly_its_band():
     cfg = P.PixelConfig(k_balls="3", curtain=0.25, n_seq=6, t_frames=8, size=32)
     data = P.make_frames(cfg, 3, 6, "test")
-    x = P.pixel_centres(32)[..., 0]
+    x = F.pixel_centres(32)[..., 0]
     for s in range(6):
         hidden = ~data["visible"][s]
         assert (hidden == hidden[0]).all()                                               # a vertical band
         width = x[0][hidden[0]]
         assert len(width) in (8, 9) and np.all(np.diff(np.nonzero(hidden[0])[0]) == 1)  # 0.25 of 32 columns, contiguous
         assert not data["frames"][:, s][:, hidden].any()                                 # nothing lit behind it
-        lit, _ = P.render_binary(data["states"][:, s, :, :2], 0.11, 32)
+        lit, _ = F.render_binary(data["states"][:, s, :, :2], 0.11, 32)
         np.testing.assert_array_equal(data["frames"][:, s], lit & ~hidden)              # and everything else as drawn
-    assert P.curtain_mask(3, 32, 0.0, np.random.default_rng(0)).all()
+    assert F.curtain_mask(3, 32, 0.0, np.random.default_rng(0)).all()
 
 
 def test_learned_renderer_gradient_by_finite_differences():
@@ -177,7 +179,7 @@ def test_every_dynamics_tracks_a_short_run(tmp_path, capsys, monkeypatch):
         assert result[name]["hidden_lost_fraction"] is None                             # no curtain, no hidden balls
     sample = result["sample"]
     assert len(sample["frames"]) == 5 and len(sample["gamma_component"]) == 5 and len(sample["prediction_level"]) == 4
-    assert result["source_sha256"] == P.R.source_sha256(P.__file__)
+    assert result["source_sha256"] == environment.source_sha256(P.__file__)
 
 
 def test_curtain_masses_and_learned_renderer_run(tmp_path, capsys, monkeypatch):

@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import blas
 from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, processes
 from test_robustness import TINY, TINY_CFG, companion_main
 
@@ -20,7 +21,7 @@ HANG = 60          # seconds: a call that has not ended by then hangs, and the t
 
 def set_blas_threads(n):
     """Sets this process's OpenBLAS thread count; returns the count before (None: not OpenBLAS)."""
-    found = R._openblas()
+    found = blas._openblas()
     if found is None:
         return None
     lib, prefix, suffix = found
@@ -55,7 +56,7 @@ def test_one_blas_thread_restores_the_count_also_on_error():
         pytest.skip("the thread count is set through OpenBLAS")
     try:
         with pytest.raises(ZeroDivisionError):
-            with R.one_blas_thread():
+            with blas.one_blas_thread():
                 assert R.blas_info()["threads"] == 1
                 1 / 0
         assert R.blas_info()["threads"] == 2

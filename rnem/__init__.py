@@ -1,0 +1,15 @@
+"""The machinery and building blocks the project's scripts share (pure numpy).
+
+    layers       flat parameter vector with named views, affine forward/backward pairs, ReLU MLP
+    optim        Adam on a flat vector, gradient-norm clipping
+    gradcheck    centred finite differences in float64, relative error (the tests' reference)
+    frames       binary frames of balls, the curtain
+    measures     adjusted Rand index, binary cross-entropy
+    cli          the one-line error (ConfigError, OneLineParser), lists of integers and seeds
+    files        output checks before any work, atomic writes, strict JSON, a folder's lock
+    blas         the BLAS library and kernel, one BLAS thread for a call
+    environment  what a result records of the machine and the code (sha256)
+    processes    worker processes that never hang and leave no orphans
+    sweeps       the measures a sweep summarises, statistics over seeds, --aggregate
+    result_files reading and checking result JSON for the figure and GIF scripts
+"""

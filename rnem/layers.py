@@ -1,0 +1,168 @@
+"""Parameters and layers shared by the models: one flat parameter vector with named views
+(parameters, gradients and Adam's moments share the names), affine layers as forward/backward
+pairs, in-place ReLU, per-step workspaces and the ReLU MLP of the stub's models."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class ParamBuffer:
+    """The layout of every parameter of a model in one flat vector.
+
+    `views(flat)` names slices of any vector with this layout: the parameters, their gradients
+    and Adam's moments share names, and Adam and clipping act on whole vectors. Every affine
+    layer stores its bias right before its weight, so that `affine(flat, layer)` can also view
+    the pair as one (1 + in, out) matrix [b; W]: x W + b = [1, x] @ [b; W], one product with the
+    bias folded in (and one product for both gradients: [1, x]^T @ dz = [sum dz; x^T dz]).
+    """
+
+    def __init__(self, shapes: dict):
+        self.shapes = dict(shapes)
+        self.slices, size = {}, 0
+        for name, shape in self.shapes.items():
+            self.slices[name] = slice(size, size + math.prod(shape))
+            size += math.prod(shape)
+        self.size = size
+
+    def views(self, flat: np.ndarray) -> dict:
+        return {name: flat[self.slices[name]].reshape(shape) for name, shape in self.shapes.items()}
+
+    def affine(self, flat: np.ndarray, layers) -> dict:
+        """layer "name.l" -> the (1 + in, out) view [b; W] of parameters name.b{l}, name.W{l}."""
+        out = {}
+        for layer in layers:
+            name, l = layer.rsplit(".", 1)
+            b, W = self.slices[f"{name}.b{l}"], self.slices[f"{name}.W{l}"]
+            if b.stop != W.start:
+                raise ValueError(f"{name}.b{l} must be stored right before {name}.W{l}")
+            n_in, n_out = self.shapes[f"{name}.W{l}"]
+            out[layer] = flat[b.start:W.stop].reshape(1 + n_in, n_out)
+        return out
+
+
+def affine_shapes(layer: str, n_in: int, n_out: int) -> dict:
+    """Parameter shapes of affine layer "name.l": the bias first, then the weight."""
+    name, l = layer.rsplit(".", 1)
+    return {f"{name}.b{l}": (n_out,), f"{name}.W{l}": (n_in, n_out)}
+
+
+def init_affine(A: np.ndarray, rng, scale: float = 1.0) -> None:
+    """He-normal weights (times scale) and a zero bias, in place in A = [b; W]."""
+    A[0] = 0.0
+    A[1:] = rng.standard_normal(A[1:].shape) * (scale * math.sqrt(2.0 / (len(A) - 1)))
+
+
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))                    # = 1 / (1 + exp(-z)), without overflow
+
+
+def relu_(z: np.ndarray, on: np.ndarray) -> None:
+    """ReLU in place, keeping its derivative: on = z > 0, z = z * on (masks the backward pass)."""
+    np.greater(z, 0, out=on)
+    np.multiply(z, on, out=z)
+
+
+class Workspace(dict):
+    """Preallocated per-step buffers of one model for n_steps steps of a (B, K) batch:
+    name -> array (n_steps, ...). The forward pass of step t writes its activations into
+    slot t, the backward pass its gradients; weight gradients are then one product per
+    layer over all steps at once.
+
+    `lead` names the buffers whose column 0 is a constant (the 1 of [1, x] that multiplies a
+    bias; scale (K-1) before a scaled sum over K-1 partners) and gives its value: it is written
+    here, once.
+    """
+
+    def __init__(self, n_steps, batch, k, shapes: dict, dtype, lead: dict | None = None):
+        super().__init__((name, np.zeros((n_steps,) + shape, dtype)) for name, shape in shapes.items())
+        self.n_steps, self.batch, self.k = n_steps, batch, k
+        for name, value in (lead or {}).items():
+            self[name][..., 0] = value
+        self.scratch = {}                                 # buffers used within one step, shared by all slots
+        # slot[t][name] = self[name][t], built once: the hot loops index many small views
+        self.slot = [{name: array[t] for name, array in self.items()} for t in range(n_steps)]
+
+
+class MLP:
+    """ReLU MLP sizes[0] -> ... -> sizes[-1] with a linear output layer, on rows of a batch.
+
+    Layer l ("name.l") has parameters `{name}.b{l}` (out,), `{name}.W{l}` (in, out), viewed as
+    A_l = [b; W]; its input carries a leading 1, so z_l = [1, x_l] @ A_l. Workspace per step:
+    `{name}.x{l}` (R, 1 + sizes[l]) = [1, x_l] for l >= 1 (x_0 is the caller's, with its 1),
+    `{name}.on{l}` (R, sizes[l+1]) = the ReLU mask z_l > 0 of hidden layer l,
+    `{name}.d{l}` (R, sizes[l+1]) = dL/dz_l, `{name}.out` (R, sizes[-1]).
+    """
+
+    def __init__(self, name: str, sizes):
+        self.name, self.sizes = name, tuple(sizes)
+        self.n_layers = L = len(sizes) - 1
+        self.layers = [f"{name}.{l}" for l in range(L)]
+        self.x = [None] + [f"{name}.x{l}" for l in range(1, L)]             # x[0] is the caller's
+        self.z = [f"{name}.z{l}" for l in range(L - 1)] + [f"{name}.out"]   # z[l]: view of x[l+1][:, 1:]
+        self.on = [f"{name}.on{l}" for l in range(L - 1)]
+        self.d = [f"{name}.d{l}" for l in range(L)]
+
+    def param_shapes(self) -> dict:
+        shapes = {}
+        for l, layer in enumerate(self.layers):
+            shapes.update(affine_shapes(layer, self.sizes[l], self.sizes[l + 1]))
+        return shapes
+
+    def init_params(self, A: dict, rng, last_scale: float = 0.1) -> None:
+        """He-normal weights, zero biases; the output layer scaled down so training starts near delta = 0."""
+        for l, layer in enumerate(self.layers):
+            init_affine(A[layer], rng, last_scale if l == self.n_layers - 1 else 1.0)
+
+    def workspace_shapes(self, rows: int) -> dict:
+        shapes = {self.x[l]: (rows, 1 + self.sizes[l]) for l in range(1, self.n_layers)}
+        shapes.update({self.on[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers - 1)})
+        shapes.update({self.d[l]: (rows, self.sizes[l + 1]) for l in range(self.n_layers)})
+        shapes[self.z[-1]] = (rows, self.sizes[-1])
+        return shapes
+
+    def lead(self) -> dict:
+        return {self.x[l]: 1.0 for l in range(1, self.n_layers)}
+
+    def add_views(self, ws: Workspace) -> None:
+        for slot in ws.slot:
+            for l in range(self.n_layers - 1):
+                slot[self.z[l]] = slot[self.x[l + 1]][:, 1:]                  # (R, sizes[l+1])
+
+    def forward(self, A: dict, slot: dict, x0: np.ndarray) -> np.ndarray:
+        """x0 (R, 1 + in) = [1, input] -> the output slot[out] (R, out)."""
+        x = x0
+        for l, layer in enumerate(self.layers[:-1]):
+            z = np.matmul(x, A[layer], out=slot[self.z[l]])                      # (R, sizes[l+1])
+            relu_(z, slot[self.on[l]])
+            x = slot[self.x[l + 1]]                                              # [1, ReLU(z_l)]
+        return np.matmul(x, A[self.layers[-1]], out=slot[self.z[-1]])
+
+    def backward_input(self, A: dict, slot: dict, need_input_grad: bool = True, out=None):
+        """Backpropagates the output gradient, which the caller wrote into slot[d{L-1}], to every
+        pre-activation slot[d{l}]; returns the input gradient (R, in) (into `out` if given) or None."""
+        d = slot[self.d[-1]]
+        for l in range(self.n_layers - 1, 0, -1):
+            d_in = np.matmul(d, A[self.layers[l]][1:].T, out=slot[self.d[l - 1]])  # dL/dx_l (R, sizes[l])
+            np.multiply(d_in, slot[self.on[l - 1]], out=d_in)                      # ReLU'
+            d = d_in
+        return np.matmul(d, A[self.layers[0]][1:].T, out=out) if need_input_grad else None
+
+    def weight_grads(self, ws: Workspace, steps: slice, x0: np.ndarray, G: dict) -> None:
+        """G[layer] = dL/d[b; W] = sum over steps and rows of [1, x_l]^T dL/dz_l; x0 (steps*R, 1 + in)."""
+        for l, layer in enumerate(self.layers):
+            x = x0 if l == 0 else ws[self.x[l]][steps].reshape(-1, 1 + self.sizes[l])   # (steps*R, 1 + in)
+            d = ws[self.d[l]][steps].reshape(-1, self.sizes[l + 1])                     # (steps*R, out)
+            np.matmul(x.T, d, out=G[layer])
+
+
+def affine_forward(x, W, b):
+    """x (N, D) -> x W + b (N, M); cache (x, W)."""
+    return x @ W + b, (x, W)
+
+
+def affine_backward(dout, cache):
+    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
+    x, W = cache
+    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
