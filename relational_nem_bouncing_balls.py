@@ -61,7 +61,6 @@ for _var in BLAS_THREAD_VARS:
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import signal
@@ -73,13 +72,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
 from rnem.blas import blas_info, with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
 from rnem.files import (TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
                         write_json_atomic)
-from rnem.layers import MLP, ParamBuffer, Workspace, affine_backward, affine_forward, affine_shapes, init_affine, relu_
+from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
 from rnem.optim import Adam, clip_grad_norm
+from rnem.rollout_measures import (long_horizon_metrics, masked_vel_mse, one_step_by_event, overlap_fraction,
+                                   post_collision_mask, rollout_metrics)
+from rnem.simulator_model import SimulatorModel
 from rnem.processes import Interrupted, exit_if_worker_startup, raise_interrupted, run_workers
 from rnem.sweeps import OUTPUT_FIELDS, aggregate_files, seed_file, shared_config, sweep_table
 
@@ -420,16 +423,6 @@ def max_balls(radius: float) -> int:
     return int((1 - 2 * radius + d) ** 2 / (math.pi * d * d / 4))
 
 
-HEAVY_RADIUS, HEAVY_MASS = 1.25, 6.0   # the paper's second ball type: 1.25x the radius, 6x the mass
-
-
-def ball_types(n: int, k: int, radius: float, rng: np.random.Generator):
-    """The paper's two ball types, each ball one of them with probability 1/2: radii (n, k)
-    (radius or 1.25 radius) and masses (n, k) (1 or 6)."""
-    heavy = rng.random((n, k)) < 0.5
-    return np.where(heavy, HEAVY_RADIUS * radius, radius), np.where(heavy, HEAVY_MASS, 1.0)
-
-
 def initial_state(n: int, k: int, radius, rng: np.random.Generator,
                   max_restarts: int = 20, tries_per_ball: int = 100, redraw=None):
     """Random non-overlapping starts: positions (n, k, 2) with every centre in [r_i, 1-r_i]^2
@@ -582,98 +575,6 @@ def make_dataset(n: int, n_steps: int, k: int, dt: float, radius: float, rng: np
                  masses: bool = False) -> np.ndarray:
     """n simulated sequences, shape (n, n_steps, k, D), float64."""
     return simulate_sequences(n, n_steps, k, dt, radius, rng, masses)[0].transpose(1, 0, 2, 3).copy()
-
-
-def ball_masses(states: np.ndarray, radius: float) -> np.ndarray:
-    """(..., K) mass of every ball of states (..., K, D): 1, or HEAVY_MASS for the larger radius."""
-    if states.shape[-1] < 5:
-        return np.ones(states.shape[:-1])
-    return np.where(states[..., 4] > 1.1 * radius, HEAVY_MASS, 1.0)
-
-
-# ----------------------------------------------------------------------------- parameters and layers
-def context_index(k: int) -> np.ndarray:
-    """(K-1, K) index of the context ball of every ordered pair j != k: ctx[d, k] = (k + 1 + d) mod K."""
-    return (np.arange(k)[None, :] + 1 + np.arange(k - 1)[:, None]) % k
-
-
-def context_view(doubled: np.ndarray) -> np.ndarray:
-    """For doubled = [c; c] of shape (2K, B, H), the read-only (K-1, K, B, H) view
-    v[d, k] = c[(k + 1 + d) mod K] = c[ctx[d, k]]: the context gather without a copy."""
-    K2, B, H = doubled.shape
-    s0, s1, s2 = doubled.strides
-    return np.lib.stride_tricks.as_strided(doubled[1:], shape=(K2 // 2 - 1, K2 // 2, B, H),
-                                           strides=(s0, s0, s1, s2), writeable=False)
-
-
-@functools.lru_cache(maxsize=None)
-def context_scatter(k: int, dtype: np.dtype) -> np.ndarray:
-    """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows sums
-    every pair into its context ball (the transpose of the context gather)."""
-    scatter = np.zeros((k, (k - 1) * k), dtype)
-    scatter[context_index(k).ravel(), np.arange((k - 1) * k)] = 1.0
-    scatter.flags.writeable = False
-    return scatter
-
-
-class PairLayer:
-    """The first layer of a pair MLP on all ordered pairs j != k: pre[d, k] = W [u_k; u_j] + b with
-    j = ctx[d, k], computed as [1, u_k] @ [b; A] + u_j @ B with A = W[:n], B = W[n:]: two (R, n)
-    products and a strided context view instead of a tensor of concatenated pair inputs.
-
-    Layer "name.0": parameters `{name}.b0` (H,), `{name}.W0` (2n, H), viewed as [b; A; B].
-    Rows of u are ordered (k, b); pair tensors are (K-1, K, B, H). Gradient buffers per step:
-    `{name}.dfocus` = sum over partners, `{name}.dcontext` = sum over the pairs whose context is j.
-    """
-
-    def __init__(self, name: str, n_in: int, n_out: int):
-        self.name, self.n_in, self.n_out = name, n_in, n_out
-        self.layer = f"{name}.0"
-        self.focus, self.context, self.pairs = f"{name}.focus", f"{name}.context", f"{name}.pairs"
-        self.dfocus, self.dcontext = f"{name}.dfocus", f"{name}.dcontext"
-
-    def param_shapes(self) -> dict:
-        return affine_shapes(self.layer, 2 * self.n_in, self.n_out)
-
-    def workspace_shapes(self, rows: int) -> dict:
-        return {self.dfocus: (rows, self.n_out), self.dcontext: (rows, self.n_out)}
-
-    def add_scratch(self, ws: Workspace, dtype) -> None:
-        K, B, H = ws.k, ws.batch, self.n_out
-        ws.scratch[self.focus] = np.zeros((K * B, H), dtype)                    # b + A u_k
-        context = np.zeros((2 * K * B, H), dtype)                               # B u_j, stored twice
-        ws.scratch[self.context] = context
-        ws.scratch[self.pairs] = context_view(context.reshape(2 * K, B, H))     # slow to build: once
-
-    def forward(self, A: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """u (R, 1 + n) = [1, u] -> out (K-1, K, B, H) pre-activations."""
-        K, B, H, n, s = ws.k, ws.batch, self.n_out, self.n_in, ws.scratch
-        bAB = A[self.layer]                                                      # (1 + 2n, H) = [b; A; B]
-        focus = np.matmul(u, bAB[:1 + n], out=s[self.focus])                    # (R, H)
-        doubled = s[self.context]
-        np.matmul(u[:, 1:], bAB[1 + n:], out=doubled[:len(u)])                  # (R, H)
-        doubled[len(u):] = doubled[:len(u)]
-        return np.add(s[self.pairs], focus.reshape(K, B, H), out=out)
-
-    def backward(self, A: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
-        """d_pre (K-1, K, B, H) -> d_focus, d_context (into the slot); returns dL/du (R, n) or None."""
-        K, B, H, n = ws.k, ws.batch, self.n_out, self.n_in
-        d_focus, d_context = slot[self.dfocus], slot[self.dcontext]
-        np.add.reduce(d_pre, axis=0, out=d_focus.reshape(K, B, H))
-        np.matmul(context_scatter(K, d_pre.dtype), d_pre.reshape((K - 1) * K, B * H),
-                  out=d_context.reshape(K, B * H))
-        if not need_input_grad:
-            return None
-        bAB = A[self.layer]
-        return d_focus @ bAB[1:1 + n].T + d_context @ bAB[1 + n:].T
-
-    def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, G: dict) -> None:
-        """u (steps*R, 1 + n): the layer inputs [1, u] of those steps."""
-        d_focus = ws[self.dfocus][steps].reshape(-1, self.n_out)
-        d_context = ws[self.dcontext][steps].reshape(-1, self.n_out)
-        G_bAB = G[self.layer]
-        np.matmul(u.T, d_focus, out=G_bAB[:1 + self.n_in])                     # [b; A]
-        np.matmul(u[:, 1:].T, d_context, out=G_bAB[1 + self.n_in:])            # B
 
 
 # ----------------------------------------------------------------------------- models
@@ -1048,233 +949,6 @@ def make_model(kind: str, cfg: Config, rng: np.random.Generator, dtype=None):
     return RelationalDynamics(cfg.hidden, cfg.msg_dim, rng=rng, dtype=dtype, agg=cfg.agg)
 
 
-# ----------------------------------------------------------------------------- the simulator recipe
-# A learned simulator built on free flight. Each step starts from x~ = x + dt v and adds
-# corrections whose form is physics and whose timing is learned:
-#   walls (both kinds): per ball and axis, a gate q = sigmoid(MLP_wall(gap features)) mirrors
-#       the centre at the wall the ball heads to and reverses that velocity component:
-#       dpos = 2 q g sign(v), dv = -2 q v, with g the look-ahead gap to that wall
-#       (q = 1 exactly when g < 0 is the simulator's wall pass);
-#   pairs (relational only): per ordered pair within reach (rho < r_k + r_j + r0, the others
-#       contribute exactly zero), a gate p = sigmoid(MLP_pair(pair features)) scales the elastic
-#       impulse along the line of centres n_kj: J_kj = 2 p u_kj / (w_k + w_j) with u_kj the
-#       approach speed, dv_k = -sum_j J_kj w_k n_kj, and pushes the pair apart by p times half
-#       their overlap. The features are symmetric in k and j, so p_kj = p_jk, J_kj = J_jk and
-#       momentum sum_k v_k / w_k is conserved by construction; energy too wherever p is 0 or 1;
-#   masses: inverse masses w_k = exp(alpha (r_k - r0) / (0.25 r0)) of the visible radius, alpha
-#       learned (the true -ln 6 for the heavy type, 1.25 r0; equal radii: w = 1, no gradient).
-# The per-ball model is the same design without the pair term.
-SIM_WALL_FEATURES = 3   # look-ahead gap, current gap, |v| dt; in units of r0
-SIM_PAIR_FEATURES = 4   # look-ahead gap rho - c, current gap, approach speed u dt, c - 2 r0; in units of r0
-SIM_GATE_BIAS = -4.0    # gates start near 0: training starts from free flight
-
-
-def gate_mlp_forward(P: dict, name: str, x: np.ndarray, n_layers: int):
-    """sigmoid(MLP(x)): ReLU hidden layers, one linear output unit. x (N, D) -> (gate (N,), cache)."""
-    caches, h = [], x
-    for l in range(n_layers):
-        z, cache = affine_forward(h, P[f"{name}.W{l}"], P[f"{name}.b{l}"])
-        caches.append(cache)
-        h = np.maximum(z, 0.0) if l < n_layers - 1 else z          # (N, H) ... (N, 1)
-        if l < n_layers - 1:
-            caches.append(z > 0)
-    gate = 1.0 / (1.0 + np.exp(-h[:, 0]))                          # (N,)
-    return gate, (caches, gate)
-
-
-def gate_mlp_backward(dgate: np.ndarray, cache, name: str, n_layers: int, G: dict) -> np.ndarray:
-    """Accumulates into G the parameter gradients of sum(dgate * gate); returns dL/dx (N, D)."""
-    caches, gate = cache
-    d = (dgate * gate * (1.0 - gate))[:, None]                     # (N, 1) through the sigmoid
-    for l in reversed(range(n_layers)):
-        if l < n_layers - 1:
-            d = d * caches[2 * l + 1]                              # ReLU'
-        d, dW, db = affine_backward(d, caches[2 * l])
-        G[f"{name}.W{l}"] += dW
-        G[f"{name}.b{l}"] += db
-    return d
-
-
-class SimulatorModel:
-    """The simulator recipe's per-ball (kind "non_relational") or relational model: one step
-    S (B, K, D) -> S' with D = 4 (x, y, vx, vy; radius `radius` for every ball) or D = 5 (the
-    radius as fifth component, copied). See the section comment for the maths.
-
-    forward(S) -> (S' - S, cache) and rollout() work as for the stub's models;
-    loss_and_grads(S, target) gives the one-step loss and its gradient (plain forward/backward).
-    """
-
-    recipe = "simulator"
-
-    def __init__(self, kind: str, hidden: int, radius: float, dt: float, rng=None, dtype=np.float64,
-                 layers: int = 3):
-        rng = rng if rng is not None else np.random.default_rng(0)
-        self.kind, self.r0, self.dt, self.n_layers = kind, radius, dt, layers
-        self.dtype = np.dtype(dtype)
-        shapes = {}
-        blocks = [("wall", SIM_WALL_FEATURES)] + ([("pair", SIM_PAIR_FEATURES)] if kind == "relational" else [])
-        for name, n_in in blocks:
-            sizes = (n_in,) + (hidden,) * (layers - 1) + (1,)
-            for l in range(layers):
-                shapes[f"{name}.W{l}"] = (sizes[l], sizes[l + 1])
-                shapes[f"{name}.b{l}"] = (sizes[l + 1],)
-        if kind == "relational":
-            shapes["mass.alpha"] = (1,)
-        self.blocks = [name for name, _ in blocks]
-        self.layout = ParamBuffer(shapes)
-        self.flat = np.zeros(self.layout.size, self.dtype)
-        self.params = self.layout.views(self.flat)
-        for name, n_in in blocks:
-            for l in range(layers):
-                W = self.params[f"{name}.W{l}"]
-                W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / W.shape[0])
-            self.params[f"{name}.b{layers - 1}"][...] = SIM_GATE_BIAS
-        self.loss_scale = np.ones(2)                               # 1 / sigma^2 of position, velocity residuals
-        self.hard_gates = True      # every gate rounded to 0 or 1 (evaluation); training sets it False
-
-    @property
-    def n_params(self) -> int:
-        return self.layout.size
-
-    def make_workspace(self, n_steps, batch, k):
-        return None                                                # plain passes: nothing preallocated
-
-    def radii(self, S: np.ndarray) -> np.ndarray:
-        """(B, K) radius of every ball: the fifth state component, or r0."""
-        return S[..., 4] if S.shape[-1] == 5 else np.full(S.shape[:2], self.r0, S.dtype)
-
-    # --- walls
-    def walls_forward(self, x, r, x1, v1):
-        """The simulator's wall pass, gated: per ball and axis, at the wall nearest to x1, a gate
-        q = sigmoid(MLP_wall(gap of x1, gap of x, inward speed of v1)) mirrors x1 at that wall and
-        points v1 inwards; x1, v1 (B, K, 2): after free flight and the pair impulses, r (B, K):
-            x' = x1 - 2 q (x1 - wall),  v' = v1 + q (inward |v1| - v1)
-        (q = 1 exactly when x1 is beyond the wall is the simulator's rule). Returns (x', v', cache)."""
-        lo, hi = r[..., None], 1.0 - r[..., None]
-        low = x1 < 0.5                                             # nearest wall: the low one
-        inward = np.where(low, 1.0, -1.0)
-        wall = np.where(low, lo, hi)                               # (B, K, 2) its coordinate
-        feats = np.stack([inward * (x1 - wall) / self.r0, inward * (x - wall) / self.r0,
-                          -inward * v1 * self.dt / self.r0], axis=-1)   # gaps (< 0: beyond), speed towards it
-        q, gate_cache = gate_mlp_forward(self.params, "wall", feats.reshape(-1, SIM_WALL_FEATURES), self.n_layers)
-        q = q.reshape(x1.shape)                                    # (B, K, 2)
-        if self.hard_gates:
-            q = (q > 0.5).astype(q.dtype)
-        x_out = x1 - 2.0 * q * (x1 - wall)                         # mirror at the wall
-        v_out = v1 + q * (inward * np.abs(v1) - v1)                # point inwards
-        return x_out, v_out, (gate_cache, q, x1, v1, wall, inward)
-
-    def walls_backward(self, d_x, d_v, cache, G):
-        """Accumulates the gate parameters' gradients into G; returns (dL/dx1, dL/dv1)."""
-        gate_cache, q, x1, v1, wall, inward = cache
-        dq = d_x * -2.0 * (x1 - wall) + d_v * (inward * np.abs(v1) - v1)   # (B, K, 2)
-        d_feats = gate_mlp_backward(dq.reshape(-1), gate_cache, "wall", self.n_layers, G).reshape(x1.shape + (3,))
-        d_x1 = d_x * (1.0 - 2.0 * q) + d_feats[..., 0] * inward / self.r0
-        d_v1 = d_v * (1.0 - q + q * inward * np.sign(v1)) - d_feats[..., 2] * inward * self.dt / self.r0
-        return d_x1, d_v1
-
-    # --- pairs
-    def pairs_forward(self, x, v, xf, r):
-        """Impulses and pushes of every ordered pair within reach -> (dpos, dv (B, K, 2), cache)."""
-        B, K, _ = x.shape
-        off = xf[:, None, :, :] - xf[:, :, None, :]                # (B, K, K, 2) [b, k, j] = xf_j - xf_k
-        rho = np.sqrt((off ** 2).sum(-1))                          # (B, K, K)
-        diag = np.eye(K, dtype=bool)
-        rho_safe = np.where(diag, 1.0, rho)
-        n = off / rho_safe[..., None]                              # unit k -> j
-        c = r[:, :, None] + r[:, None, :]                          # r_k + r_j
-        u = ((v[:, :, None, :] - v[:, None, :, :]) * n).sum(-1)    # (v_k - v_j).n_kj > 0: approaching
-        near = ~diag & (rho < c + self.r0)                         # pairs within reach; the rest give 0
-        dist_now = np.sqrt(((x[:, None, :, :] - x[:, :, None, :]) ** 2).sum(-1))
-        feats = np.stack([(rho - c) / self.r0, (dist_now - c) / self.r0, u * self.dt / self.r0,
-                          (c - 2.0 * self.r0) / self.r0], axis=-1)[near]      # (P, 4), symmetric in k, j
-        p = np.zeros((B, K, K), x.dtype)
-        gate_cache = None
-        if near.any():
-            p_near, gate_cache = gate_mlp_forward(self.params, "pair", feats, self.n_layers)
-            p[near] = (p_near > 0.5) if self.hard_gates else p_near
-        size = (r - self.r0) / ((HEAVY_RADIUS - 1.0) * self.r0)   # 0 for the base radius, 1 for the heavy type
-        w = np.exp(self.params["mass.alpha"][0] * size)            # (B, K) inverse masses
-        S = w[:, :, None] + w[:, None, :]                          # w_k + w_j
-        phi = w[:, :, None] / S                                    # w_k / (w_k + w_j)
-        overlap = np.maximum(c - rho, 0.0)
-        dv = -((2.0 * p * u * phi)[..., None] * n).sum(axis=2)     # -sum_j J_kj w_k n_kj
-        dpos = -((0.5 * p * overlap)[..., None] * n).sum(axis=2)   # -sum_j p (c - rho)+ / 2 n_kj
-        return dpos, dv, (gate_cache, near, p, u, phi, w, S, overlap, n, r)
-
-    def pairs_backward(self, d_dpos, d_dv, cache, G):
-        gate_cache, near, p, u, phi, w, S, overlap, n, r = cache
-        dv_n = (d_dv[:, :, None, :] * n).sum(-1)                   # (B, K, K) d_dv_k . n_kj
-        dpos_n = (d_dpos[:, :, None, :] * n).sum(-1)
-        dp = -2.0 * u * phi * dv_n - 0.5 * overlap * dpos_n
-        if gate_cache is not None:
-            gate_mlp_backward(dp[near], gate_cache, "pair", self.n_layers, G)
-        d_phi = -2.0 * p * u * dv_n                                # dL/d phi_kj
-        # phi_kj = w_k / S_kj: d phi_kj / d w_k = w_j / S^2, d phi_jk / d w_k = -w_j / S^2
-        d_w = ((d_phi - d_phi.transpose(0, 2, 1)) * w[:, None, :] / S ** 2).sum(axis=2)   # (B, K)
-        G["mass.alpha"] += (d_w * w * (r - self.r0) / ((HEAVY_RADIUS - 1.0) * self.r0)).sum()
-
-    def restore_energy(self, v, v1, pair_cache):
-        """With hard gates each pair impulse is elastic, but impulses applied at once to a ball in
-        contact with two others are not. Per sequence, the velocities of the balls that received
-        an impulse are scaled about their centre-of-mass velocity so that their kinetic energy is
-        what it was: momentum unchanged, and a no-op (lambda = 1) for single collisions."""
-        p, w = pair_cache[2], pair_cache[5]
-        hit = (p > 0).any(axis=2)                                  # (B, K) received an impulse
-        m = np.where(hit, 1.0 / w, 0.0)                            # masses of those balls
-        M = m.sum(axis=1, keepdims=True)                           # (B, 1)
-        v_cm = (m[..., None] * v1).sum(axis=1) / np.maximum(M, 1e-12)            # (B, 2)
-        e_before = (m * (v ** 2).sum(-1)).sum(axis=1)              # 2 x kinetic energy
-        rel = v1 - v_cm[:, None, :]
-        e_rel = (m * (rel ** 2).sum(-1)).sum(axis=1)
-        e_cm = M[:, 0] * (v_cm ** 2).sum(-1)
-        lam = np.sqrt(np.maximum(e_before - e_cm, 0.0) / np.where(e_rel > 0, e_rel, 1.0))   # (B,)
-        return np.where(hit[..., None], v_cm[:, None, :] + lam[:, None, None] * rel, v1)
-
-    # --- one step
-    def step_forward(self, S: np.ndarray):
-        """S (B, K, D) -> (S' (B, K, D), cache): free flight, pair impulses, then walls."""
-        x, v, r = S[..., :2], S[..., 2:4], self.radii(S)
-        xf = x + self.dt * v                                       # free flight
-        x1, v1, pair_cache = xf, v, None
-        if self.kind == "relational":
-            dpos, dv, pair_cache = self.pairs_forward(x, v, xf, r)
-            x1, v1 = xf + dpos, v + dv                             # after the pair impulses and pushes
-            if self.hard_gates:
-                v1 = self.restore_energy(v, v1, pair_cache)
-        out = S.copy()
-        out[..., :2], out[..., 2:4], wall_cache = self.walls_forward(x, r, x1, v1)
-        return out, (wall_cache, pair_cache)
-
-    def step_backward(self, d_out: np.ndarray, cache) -> np.ndarray:
-        """Gradient vector (like flat) of sum(d_out * S') for one step_forward."""
-        wall_cache, pair_cache = cache
-        grad = np.zeros_like(self.flat)
-        G = self.layout.views(grad)
-        d_x1, d_v1 = self.walls_backward(d_out[..., :2], d_out[..., 2:4], wall_cache, G)
-        if pair_cache is not None:
-            self.pairs_backward(d_x1, d_v1, pair_cache, G)
-        return grad
-
-    def forward(self, S, ws=None, t=0):
-        """(S' - S (B, K, D), cache): the stub models' interface, for rollout() and the baselines."""
-        out, cache = self.step_forward(np.asarray(S, self.dtype))
-        return out - S, cache
-
-    def loss_and_grads(self, S: np.ndarray, target: np.ndarray):
-        """One-step loss: per-element mean of e_x^2 / sigma_x^2 and e_v^2 / sigma_v^2 over
-        S (B, K, D) -> target (B, K, D); returns (loss, gradient vector)."""
-        out, cache = self.step_forward(S)
-        err = out[..., :4] - target[..., :4]                      # (B, K, 4)
-        scale = np.repeat(self.loss_scale, 2)                      # (4,) position, position, velocity, velocity
-        loss = float((err ** 2 * scale).sum()) / err.size
-        d_out = np.zeros_like(out)
-        d_out[..., :4] = 2.0 * err * scale / err.size
-        return loss, self.step_backward(d_out, cache)
-
-
-# ----------------------------------------------------------------------------- optimizer
-# ----------------------------------------------------------------------------- processes
 # ----------------------------------------------------------------------------- training
 def bptt_loss_and_grads(model: DynamicsModel, window: np.ndarray, ws: Workspace | None = None,
                         grad_flat: np.ndarray | None = None):
@@ -1557,133 +1231,6 @@ def with_radii(states: np.ndarray, like: np.ndarray) -> np.ndarray:
     if like.shape[-1] == 4:
         return states
     return np.concatenate([states, np.broadcast_to(like[..., 4:], states.shape[:3] + (1,))], axis=-1)
-
-
-def rollout_metrics(pred: np.ndarray, truth: np.ndarray) -> dict:
-    """Per-step errors of a rollout pred against truth, both (T, n, K, 4).
-
-    pos_err / vel_err: mean over sequences and balls of the Euclidean distance |d(x, y)|,
-    |d(vx, vy)|; pos_mse / vel_mse: per-element mean squared error. The mean_* scalars
-    average the T per-step values, step 0 included (where pred = truth).
-    """
-    diff = pred.astype(np.float64) - truth                          # (T, n, K, 4)
-    out = {
-        "pos_err": np.sqrt((diff[..., :2] ** 2).sum(-1)).mean(axis=(1, 2)),
-        "vel_err": np.sqrt((diff[..., 2:4] ** 2).sum(-1)).mean(axis=(1, 2)),
-        "pos_mse": (diff[..., :2] ** 2).mean(axis=(1, 2, 3)),
-        "vel_mse": (diff[..., 2:4] ** 2).mean(axis=(1, 2, 3)),
-    }
-    result = {key: value.tolist() for key, value in out.items()}
-    result.update({f"mean_{key}": float(value.mean()) for key, value in out.items()})
-    return result
-
-
-def post_collision_mask(pair_events: np.ndarray, window: int) -> np.ndarray:
-    """(T, n, K) bool: ball k at recorded state s is within `window` states after a ball-ball
-    collision of k, i.e. k collided during a step t (t -> t+1) with t + 1 <= s <= t + window."""
-    collided = pair_events.any(axis=-1)                             # (T, n, K): collision during step t
-    mask = np.zeros_like(collided)
-    for w in range(1, window + 1):
-        mask[w:] |= collided[:-w]
-    return mask
-
-
-def masked_vel_mse(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray):
-    """Per-element velocity MSE over the (step, sequence, ball) entries where mask is True (None if none)."""
-    if not mask.any():
-        return None
-    return float(((pred[..., 2:4].astype(np.float64) - truth[..., 2:4])[mask] ** 2).mean())
-
-
-def one_step_by_event(step_fn, truth: np.ndarray, events: dict) -> dict:
-    """Teacher-forced one-step errors split by what each ball does during the step.
-
-    For every t < T-1 the predictor gets the true state s_t and predicts s_{t+1}; each
-    (t, sequence, ball) counts as "ball" if the ball collided with another ball during the
-    step, else "wall" if it bounced off a wall, else "free". Returns {cls: {pos_mse, vel_mse,
-    count}} (per-element MSE; None where count is 0).
-    """
-    T, n, K, D = truth.shape
-    pred = np.asarray(step_fn(truth[:-1].reshape(-1, K, D)), np.float64).reshape(T - 1, n, K, D)
-    sq = (pred - truth[1:]) ** 2                                    # (T-1, n, K, D)
-    ball = events["pair"][:-1].any(axis=-1)                         # (T-1, n, K)
-    wall = events["wall"][:-1] & ~ball
-    classes = {"free": ~ball & ~wall, "wall": wall, "ball": ball}
-    return {cls: {"pos_mse": float(sq[..., :2][mask].mean()) if mask.any() else None,
-                  "vel_mse": float(sq[..., 2:4][mask].mean()) if mask.any() else None,
-                  "count": int(mask.sum())}
-            for cls, mask in classes.items()}
-
-
-def wasserstein1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1-Wasserstein distance between two empirical distributions with equal sample counts,
-    row by row: a, b (T, m) -> (T,), the mean |sorted(a) - sorted(b)|."""
-    return np.abs(np.sort(a, axis=1) - np.sort(b, axis=1)).mean(axis=1)
-
-
-def pair_distances(states: np.ndarray) -> np.ndarray:
-    """(T, n, K, 4) -> (T, n K (K-1) / 2) centre distances of every unordered pair."""
-    T, n, K, _ = states.shape
-    i, j = np.triu_indices(K, 1)
-    return np.linalg.norm(states[:, :, i, :2] - states[:, :, j, :2], axis=-1).reshape(T, -1)
-
-
-def ball_radii(states: np.ndarray, radius: float) -> np.ndarray:
-    """(..., K) radius of every ball of states (..., K, D): the fifth component, or `radius`."""
-    return states[..., 4] if states.shape[-1] == 5 else np.full(states.shape[:-1], radius)
-
-
-def overlap_fraction(states: np.ndarray, radius: float) -> np.ndarray:
-    """(T,) fraction of ball pairs (i < j, over sequences) whose centres are closer than 0.9 (r_i + r_j):
-    overlapping by more than 10 % of their contact distance 2r. states (T, n, K, D)."""
-    i, j = np.triu_indices(states.shape[2], 1)
-    r = ball_radii(states, radius)
-    dist = np.linalg.norm(states[:, :, i, :2] - states[:, :, j, :2], axis=-1)        # (T, n, P)
-    return (dist < 0.9 * (r[:, :, i] + r[:, :, j])).mean(axis=(1, 2))
-
-
-def horizon_steps(pred: np.ndarray, truth: np.ndarray, radius: float) -> np.ndarray:
-    """(n,) per sequence: the first step at which the mean over balls of the position error
-    |d(x, y)| exceeds `radius`; T (the rollout length) where it never does."""
-    err = np.linalg.norm(pred[..., :2] - truth[..., :2], axis=-1).mean(axis=2)       # (T, n)
-    exceeded = err > radius
-    return np.where(exceeded.any(axis=0), exceeded.argmax(axis=0), len(err))
-
-
-def long_horizon_metrics(pred: np.ndarray, truth: np.ndarray, radius: float) -> dict:
-    """Per-step measures of a long rollout pred against truth (T, n, K, D), D = 4 or 5 (radius).
-
-    vel_err: mean Euclidean velocity error; vel_cos: mean over balls and sequences of the cosine
-    between predicted and true velocity; speed_rel_err: mean of | |v_pred| - |v_true| | / |v_true|
-    (the Neural Physics Engine's two measures); pair_dist_w1 / speed_w1: 1-Wasserstein distance
-    between the predicted and true distributions (pooled over sequences) of pairwise centre
-    distances / ball speeds; outside_frac: fraction of predicted balls whose centre lies outside
-    [r_i, 1-r_i]^2, i.e. that overlap a wall; overlap_frac: fraction of predicted ball pairs
-    overlapping by more than 10 % of 2r (see overlap_fraction); energy_ratio: predicted total
-    kinetic energy (masses from the radii) over the true one, which is conserved.
-    Scalars: horizon, the mean over sequences of horizon_steps (a lower bound where
-    horizon_censored, the fraction of sequences that never exceed it, is above 0).
-    """
-    pred = pred.astype(np.float64)
-    vel_p, vel_t = pred[..., 2:4], truth[..., 2:4]
-    speed_p, speed_t = np.linalg.norm(vel_p, axis=-1), np.linalg.norm(vel_t, axis=-1)   # (T, n, K)
-    r = ball_radii(truth, radius)[..., None]                                            # (T, n, K, 1)
-    outside = ((pred[..., :2] < r) | (pred[..., :2] > 1 - r)).any(axis=-1)
-    mass = ball_masses(truth, radius)
-    cos = (vel_p * vel_t).sum(-1) / np.maximum(speed_p * speed_t, 1e-12)
-    steps = horizon_steps(pred, truth, radius)
-    return {
-        "vel_err": np.linalg.norm(vel_p - vel_t, axis=-1).mean(axis=(1, 2)).tolist(),
-        "vel_cos": cos.mean(axis=(1, 2)).tolist(),
-        "speed_rel_err": (np.abs(speed_p - speed_t) / np.maximum(speed_t, 1e-12)).mean(axis=(1, 2)).tolist(),
-        "pair_dist_w1": wasserstein1(pair_distances(pred), pair_distances(truth)).tolist(),
-        "speed_w1": wasserstein1(speed_p.reshape(len(pred), -1), speed_t.reshape(len(truth), -1)).tolist(),
-        "outside_frac": outside.mean(axis=(1, 2)).tolist(),
-        "overlap_frac": overlap_fraction(pred, radius).tolist(),
-        "energy_ratio": ((mass * speed_p ** 2).sum(axis=(1, 2)) / (mass * speed_t ** 2).sum(axis=(1, 2))).tolist(),
-        "horizon": float(steps.mean()),
-        "horizon_censored": float((steps == len(pred)).mean()),
-    }
 
 
 def packing_fraction(k: int, radius: float) -> float:

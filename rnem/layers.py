@@ -3,6 +3,7 @@
 pairs, in-place ReLU, per-step workspaces and the ReLU MLP of the stub's models."""
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -166,3 +167,88 @@ def affine_backward(dout, cache):
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
     x, W = cache
     return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+# The pair layer of message passing: one affine map of every ordered pair (focus k, context j != k).
+def context_index(k: int) -> np.ndarray:
+    """(K-1, K) index of the context ball of every ordered pair j != k: ctx[d, k] = (k + 1 + d) mod K."""
+    return (np.arange(k)[None, :] + 1 + np.arange(k - 1)[:, None]) % k
+
+
+def context_view(doubled: np.ndarray) -> np.ndarray:
+    """For doubled = [c; c] of shape (2K, B, H), the read-only (K-1, K, B, H) view
+    v[d, k] = c[(k + 1 + d) mod K] = c[ctx[d, k]]: the context gather without a copy."""
+    K2, B, H = doubled.shape
+    s0, s1, s2 = doubled.strides
+    return np.lib.stride_tricks.as_strided(doubled[1:], shape=(K2 // 2 - 1, K2 // 2, B, H),
+                                           strides=(s0, s0, s1, s2), writeable=False)
+
+
+@functools.lru_cache(maxsize=None)
+def context_scatter(k: int, dtype: np.dtype) -> np.ndarray:
+    """(K, (K-1) K) 0/1 matrix S with S[j, (d, k)] = 1 where ctx[d, k] = j: S @ pair rows sums
+    every pair into its context ball (the transpose of the context gather)."""
+    scatter = np.zeros((k, (k - 1) * k), dtype)
+    scatter[context_index(k).ravel(), np.arange((k - 1) * k)] = 1.0
+    scatter.flags.writeable = False
+    return scatter
+
+
+class PairLayer:
+    """The first layer of a pair MLP on all ordered pairs j != k: pre[d, k] = W [u_k; u_j] + b with
+    j = ctx[d, k], computed as [1, u_k] @ [b; A] + u_j @ B with A = W[:n], B = W[n:]: two (R, n)
+    products and a strided context view instead of a tensor of concatenated pair inputs.
+
+    Layer "name.0": parameters `{name}.b0` (H,), `{name}.W0` (2n, H), viewed as [b; A; B].
+    Rows of u are ordered (k, b); pair tensors are (K-1, K, B, H). Gradient buffers per step:
+    `{name}.dfocus` = sum over partners, `{name}.dcontext` = sum over the pairs whose context is j.
+    """
+
+    def __init__(self, name: str, n_in: int, n_out: int):
+        self.name, self.n_in, self.n_out = name, n_in, n_out
+        self.layer = f"{name}.0"
+        self.focus, self.context, self.pairs = f"{name}.focus", f"{name}.context", f"{name}.pairs"
+        self.dfocus, self.dcontext = f"{name}.dfocus", f"{name}.dcontext"
+
+    def param_shapes(self) -> dict:
+        return affine_shapes(self.layer, 2 * self.n_in, self.n_out)
+
+    def workspace_shapes(self, rows: int) -> dict:
+        return {self.dfocus: (rows, self.n_out), self.dcontext: (rows, self.n_out)}
+
+    def add_scratch(self, ws: Workspace, dtype) -> None:
+        K, B, H = ws.k, ws.batch, self.n_out
+        ws.scratch[self.focus] = np.zeros((K * B, H), dtype)                    # b + A u_k
+        context = np.zeros((2 * K * B, H), dtype)                               # B u_j, stored twice
+        ws.scratch[self.context] = context
+        ws.scratch[self.pairs] = context_view(context.reshape(2 * K, B, H))     # slow to build: once
+
+    def forward(self, A: dict, ws: Workspace, u: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """u (R, 1 + n) = [1, u] -> out (K-1, K, B, H) pre-activations."""
+        K, B, H, n, s = ws.k, ws.batch, self.n_out, self.n_in, ws.scratch
+        bAB = A[self.layer]                                                      # (1 + 2n, H) = [b; A; B]
+        focus = np.matmul(u, bAB[:1 + n], out=s[self.focus])                    # (R, H)
+        doubled = s[self.context]
+        np.matmul(u[:, 1:], bAB[1 + n:], out=doubled[:len(u)])                  # (R, H)
+        doubled[len(u):] = doubled[:len(u)]
+        return np.add(s[self.pairs], focus.reshape(K, B, H), out=out)
+
+    def backward(self, A: dict, ws: Workspace, slot: dict, d_pre: np.ndarray, need_input_grad: bool = True):
+        """d_pre (K-1, K, B, H) -> d_focus, d_context (into the slot); returns dL/du (R, n) or None."""
+        K, B, H, n = ws.k, ws.batch, self.n_out, self.n_in
+        d_focus, d_context = slot[self.dfocus], slot[self.dcontext]
+        np.add.reduce(d_pre, axis=0, out=d_focus.reshape(K, B, H))
+        np.matmul(context_scatter(K, d_pre.dtype), d_pre.reshape((K - 1) * K, B * H),
+                  out=d_context.reshape(K, B * H))
+        if not need_input_grad:
+            return None
+        bAB = A[self.layer]
+        return d_focus @ bAB[1:1 + n].T + d_context @ bAB[1 + n:].T
+
+    def weight_grads(self, ws: Workspace, steps: slice, u: np.ndarray, G: dict) -> None:
+        """u (steps*R, 1 + n): the layer inputs [1, u] of those steps."""
+        d_focus = ws[self.dfocus][steps].reshape(-1, self.n_out)
+        d_context = ws[self.dcontext][steps].reshape(-1, self.n_out)
+        G_bAB = G[self.layer]
+        np.matmul(u.T, d_focus, out=G_bAB[:1 + self.n_in])                     # [b; A]
+        np.matmul(u[:, 1:].T, d_context, out=G_bAB[1 + self.n_in:])            # B

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import sweeps
+from rnem import rollout_measures, sweeps
 from conftest import ROOT, assert_one_line_error, call_main, draw_figures
 
 R_, DT = 0.11, 0.05
@@ -56,11 +56,11 @@ def test_uninformed_guess():
 
 
 def test_wasserstein1_and_pair_distances_by_hand():
-    assert R.wasserstein1(np.array([[0.0, 1.0]]), np.array([[2.0, 1.0]])).tolist() == [1.0]
-    assert R.wasserstein1(np.array([[0.0, 3.0]]), np.array([[0.0, 1.0]])).tolist() == [1.0]   # |0-0| + |3-1| over 2
+    assert rollout_measures.wasserstein1(np.array([[0.0, 1.0]]), np.array([[2.0, 1.0]])).tolist() == [1.0]
+    assert rollout_measures.wasserstein1(np.array([[0.0, 3.0]]), np.array([[0.0, 1.0]])).tolist() == [1.0]   # |0-0| + |3-1| over 2
     states = np.zeros((1, 1, 3, 4))
     states[0, 0, :, :2] = [[0, 0], [3, 4], [0, 1]]
-    np.testing.assert_allclose(R.pair_distances(states), [[5.0, 1.0, math.sqrt(9 + 9)]])
+    np.testing.assert_allclose(rollout_measures.pair_distances(states), [[5.0, 1.0, math.sqrt(9 + 9)]])
 
 
 def test_long_horizon_metrics_by_hand():

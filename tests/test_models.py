@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import layers
 from conftest import numerical_grad, rel_error
 
 GRAD_TOL = 1e-7   # centred differences in float64 with h = 1e-6 agree to ~1e-9 on these smooth pieces
@@ -177,7 +178,7 @@ def test_attention_with_gates_forced_to_one_is_the_plain_sum_of_effects():
 
 def test_context_view_equals_gather():
     c = np.random.default_rng(0).normal(size=(5, 2, 3))
-    view = R.context_view(np.concatenate([c, c]))
+    view = layers.context_view(np.concatenate([c, c]))
     np.testing.assert_array_equal(view, c[R.context_index(5)])
     assert all(k not in R.context_index(5)[:, k] for k in range(5))   # no diagonal pair
 

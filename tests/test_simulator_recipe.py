@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import balls, rollout_measures, simulator_model
 from conftest import MAIN, numerical_grad, rel_error, run_script
 
 RADIUS, DT = 0.11, 0.05
@@ -37,10 +38,10 @@ def test_gate_mlp_gradients():
     x, dgate = rng.standard_normal((7, 3)), rng.standard_normal(7)
 
     def f():
-        return float((R.gate_mlp_forward(P, "g", x, 2)[0] * dgate).sum())
+        return float((simulator_model.gate_mlp_forward(P, "g", x, 2)[0] * dgate).sum())
     G = {name: np.zeros_like(value) for name, value in P.items()}
-    _, cache = R.gate_mlp_forward(P, "g", x, 2)
-    dx = R.gate_mlp_backward(dgate, cache, "g", 2, G)
+    _, cache = simulator_model.gate_mlp_forward(P, "g", x, 2)
+    dx = simulator_model.gate_mlp_backward(dgate, cache, "g", 2, G)
     for name in P:
         assert rel_error(G[name], numerical_grad(f, P[name])) < 1e-7, name      # float64 centred differences
     assert rel_error(dx, numerical_grad(f, x)) < 1e-7
@@ -97,7 +98,7 @@ def test_pair_impulses_conserve_momentum_by_construction():
     x, v, r = S[..., :2], S[..., 2:4], model.radii(S)
     _, dv, cache = model.pairs_forward(x, v, x + DT * v, r)
     assert (cache[2] > 0.01).sum() > 50           # many active pairs
-    mass = R.ball_masses(S, RADIUS)
+    mass = balls.ball_masses(S, RADIUS)
     np.testing.assert_allclose(mass / mass[..., :1], (1.0 / cache[5]) / (1.0 / cache[5][..., :1]), rtol=1e-12)
     momentum_change = ((1.0 / cache[5])[..., None] * dv).sum(axis=1)            # sum_k m_k dv_k
     np.testing.assert_allclose(momentum_change, 0.0, atol=1e-13)
@@ -130,7 +131,7 @@ def test_unequal_masses_collide_elastically_by_hand():
 
 def test_simulator_with_masses_conserves_energy_and_keeps_balls_inside():
     states, events = R.simulate_sequences(40, 150, 6, DT, RADIUS, np.random.default_rng(5), True)
-    mass = R.ball_masses(states, RADIUS)
+    mass = balls.ball_masses(states, RADIUS)
     energy = (mass * (states[..., 2:4] ** 2).sum(-1)).sum(-1)                  # (T, n)
     np.testing.assert_allclose(energy, np.broadcast_to(energy[0], energy.shape), rtol=1e-12)
     r = states[..., 4:5]
@@ -151,7 +152,7 @@ def test_chaos_measures_by_hand():
     assert m["vel_cos"] == [1.0, 0.5, 0.5, 0.5]               # mean of cos 1 (ball 0) and cos 0 (ball 1)
     assert m["speed_rel_err"] == [0.0, 0.5, 0.5, 0.5]         # |2 - 1| / 1 for ball 1, 0 for ball 0
     assert m["energy_ratio"] == [1.0, 2.5, 2.5, 2.5]          # (1 + 4) / (1 + 1)
-    assert np.array_equal(R.horizon_steps(truth, truth, RADIUS), [4])          # never exceeded: T
+    assert np.array_equal(rollout_measures.horizon_steps(truth, truth, RADIUS), [4])          # never exceeded: T
     close = truth.copy()
     close[:, 0, 1, 0] = close[:, 0, 0, 0] + 0.18              # 0.18 < 0.9 * 2r = 0.198: overlapping
     assert R.overlap_fraction(close, RADIUS).tolist() == [1.0] * 4
