@@ -44,6 +44,7 @@ from rnem.frames import ball_pixels, curtain_mask, pixel_centres, render_binary,
 from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
+from rnem.result_files import COMPONENT_CHARS  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
 
 DT, RADIUS = 0.05, 0.11  # the simulator's time step and (light) ball radius, the default experiment's
@@ -594,7 +595,6 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     return renderer, history
 
 
-COMPONENT_CHARS = "0123456789abcdef"   # component k of a map; "." background (at most 16 components)
 
 
 def component_map(maps: np.ndarray, floor: float) -> tuple:

@@ -15,9 +15,10 @@ import sys
 
 import numpy as np
 
-from make_relational_nem_bouncing_balls_gif import (PANEL_COLOURS, InputError, OneLineParser, check_samples,
-                                                    component_rgb, gamma_rgb, load_run, panel_titles, pixel_sample,
-                                                    radii_of, render_frames, require_keys, truth_rgb, write_atomic)
+from rnem.cli import ConfigError, OneLineParser
+from rnem.files import TEMP_PREFIX, write_atomic
+from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
+from rnem.result_files import check_samples, load_run, pixel_sample, require_keys
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -32,7 +33,6 @@ METRICS = {   # key -> axis label naming what it computes
 }
 DPI = 90
 K_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 3, 4)))
-TEMP_PREFIX = ".tmp-"
 NEEDED = ("config", "history", "rollout", "one_step", "long_horizon", "samples")
 SWEEP_NEEDED = ("seeds", "n_seeds", "metrics", "summary", "wins")
 
@@ -548,15 +548,15 @@ def draw_to_temp(run, out_dir, names) -> list:
 
 
 def check_run(run: dict, path: str):
-    """(data to draw, is_sweep, is_variants): the keys and types the figures read (InputError otherwise)."""
+    """(data to draw, is_sweep, is_variants): the keys and types the figures read (ConfigError otherwise)."""
     is_variants = "variants" in run and "seeds" in run
     is_sweep = is_variants or ("summary" in run and "seeds" in run)
     if is_variants:                          # the one-variant figures show the mean variant
         if not isinstance(run["variants"], dict) or not run["variants"]:
-            raise InputError(f"--run {path}: variants must be a non-empty object")
+            raise ConfigError(f"--run {path}: variants must be a non-empty object")
         for name, one in run["variants"].items():
             if not isinstance(one, dict) or any(key not in one for key in SWEEP_NEEDED):
-                raise InputError(f"--run {path}: variant {name} lacks {', '.join(SWEEP_NEEDED)}")
+                raise ConfigError(f"--run {path}: variant {name} lacks {', '.join(SWEEP_NEEDED)}")
         shown = "mean" if "mean" in run["variants"] else next(iter(run["variants"]))
         run = {**run, **run["variants"][shown], "shown_variant": shown}
     else:
@@ -564,11 +564,11 @@ def check_run(run: dict, path: str):
     sections = ("summary", "wins") if is_sweep else ("config", "history", "rollout", "one_step", "long_horizon")
     for key in sections:
         if not isinstance(run[key], dict) or not run[key]:
-            raise InputError(f"--run {path}: {key} must be a non-empty object")
+            raise ConfigError(f"--run {path}: {key} must be a non-empty object")
     if not is_sweep:
         for model in MODELS:
             if not isinstance(run["history"].get(model), dict):
-                raise InputError(f"--run {path}: history has no entry for {model}")
+                raise ConfigError(f"--run {path}: history has no entry for {model}")
         check_samples(run["samples"], path)
     return run, is_sweep, is_variants
 
@@ -668,7 +668,7 @@ def pixel_figures(path: str, out: str) -> list:
     training = run.get("renderer_training")
     if training is not None and (not isinstance(training, dict) or any(
             not isinstance(training.get(k), (list, dict)) for k in ("loss_per_lit_pixel", "profile"))):
-        raise InputError(f"--pixels {path}: renderer_training must hold loss_per_lit_pixel and profile")
+        raise ConfigError(f"--pixels {path}: renderer_training must hold loss_per_lit_pixel and profile")
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -695,23 +695,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.pixels and args.run is not None:
-            raise InputError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
+            raise ConfigError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
         args.run = args.run or DEFAULT_RUN
         parent = os.path.dirname(os.path.abspath(args.out))
         if args.out.strip() == "":
-            raise InputError("--out must name a folder (got '')")
+            raise ConfigError("--out must name a folder (got '')")
         if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise InputError(f"--out {args.out} is a file; give a folder")
+            raise ConfigError(f"--out {args.out} is a file; give a folder")
         if not os.path.isdir(parent):
-            raise InputError(f"--out {args.out}: parent folder {parent} does not exist")
+            raise ConfigError(f"--out {args.out}: parent folder {parent} does not exist")
         if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
-            raise InputError(f"--out {args.out}: not writable")
+            raise ConfigError(f"--out {args.out}: not writable")
         if args.pixels:
             written = pixel_figures(args.pixels, args.out)
             print(f"wrote {len(written)} figures to {args.out}/: {', '.join(written)}")
             return 0
         run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)
-    except InputError as err:
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     import matplotlib

@@ -1,10 +1,8 @@
-"""Shared helpers: the repository root on sys.path, a float64 finite-difference checker."""
+"""Shared helpers of the tests: the repository root on sys.path, the scripts, running them."""
 import os
 import signal
 import subprocess
 import sys
-
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -13,24 +11,6 @@ MAIN = os.path.join(ROOT, "relational_nem_bouncing_balls.py")
 VIZ = os.path.join(ROOT, "visualize_relational_nem_bouncing_balls.py")
 GIF = os.path.join(ROOT, "make_relational_nem_bouncing_balls_gif.py")
 
-
-def numerical_grad(f, x, h=1e-6):
-    """Centred differences of the scalar f() with respect to every element of x (changed in place)."""
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        f_plus = f()
-        x[i] = old - h
-        f_minus = f()
-        x[i] = old
-        grad[i] = (f_plus - f_minus) / (2 * h)
-    return grad
-
-
-def rel_error(analytic, numeric):
-    """|a - n| / max(|a| + |n|, 1e-8), over the whole array (norms)."""
-    return float(np.linalg.norm(analytic - numeric) / max(np.linalg.norm(analytic) + np.linalg.norm(numeric), 1e-8))
 
 
 def run_script(script, *args, cwd=None, timeout=120):

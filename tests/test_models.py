@@ -4,7 +4,7 @@ import pytest
 
 import relational_nem_bouncing_balls as R
 from rnem import layers
-from conftest import numerical_grad, rel_error
+from rnem.gradcheck import numerical_grad, rel_error
 
 GRAD_TOL = 1e-7   # centred differences in float64 with h = 1e-6 agree to ~1e-9 on these smooth pieces
 

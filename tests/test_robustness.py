@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import files, pictures
 from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, processes, run_script
 
 TINY = ["--epochs", "1", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8", "--t-long", "12",
@@ -342,15 +343,12 @@ def test_gif_fps_range_and_atomic_write(tmp_path, quick_run):
     done = run_script(GIF, "--run", "run.json", "--fps", "0.1", "--out", "slow.gif", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # a crash while writing (the GIF writer fails) leaves the old file whole and no temporary file
-    sys.path.insert(0, ROOT)
-    import make_relational_nem_bouncing_balls_gif as G
-
     def failing_write(tmp):
         with open(tmp, "wb") as f:
             f.write(b"half a GIF")
         raise OSError("disk full")
     with pytest.raises(OSError):
-        G.write_atomic(str(tmp_path / "old.gif"), failing_write, ".gif")
+        files.write_atomic(str(tmp_path / "old.gif"), failing_write, ".gif")
     assert (tmp_path / "old.gif").read_bytes() == b"GIF89a previous"
     assert sorted(os.listdir(tmp_path)) == ["old.gif", "run.json", "slow.gif"]
 
@@ -363,4 +361,4 @@ def test_gif_has_titles_and_a_step_line(quick_run):
     footer = frames[:, -G.TITLE:] == ink
     assert footer.any(axis=(1, 2)).all()
     assert not (footer[0] == footer[-1]).all()                       # the step number changes
-    assert G.panel_titles({"agg": "attention"})["relational"] == "relational (attention)"
+    assert pictures.panel_titles({"agg": "attention"})["relational"] == "relational (attention)"

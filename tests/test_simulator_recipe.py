@@ -8,7 +8,8 @@ import pytest
 
 import relational_nem_bouncing_balls as R
 from rnem import balls, rollout_measures, simulator_model
-from conftest import MAIN, numerical_grad, rel_error, run_script
+from conftest import MAIN, run_script
+from rnem.gradcheck import numerical_grad, rel_error
 
 RADIUS, DT = 0.11, 0.05
 
