@@ -5,22 +5,23 @@ Reads the `samples` of run.json (written by relational_nem_bouncing_balls.py); o
 frame per rollout step, rendered with numpy, titled with PIL's default font (imageio's own
 dependency) and written with imageio to a temporary file that is renamed into place.
 
-    python3 make_relational_nem_bouncing_balls_gif.py                 # run_simulator.json -> relational_nem_bouncing_balls.gif
-    python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160
-    python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif
+    python3 make_relational_nem_bouncing_balls_gif.py                 # run.json -> relational_nem_bouncing_balls.gif
+    python3 make_relational_nem_bouncing_balls_gif.py --run results/run_simulator.json --out viz/simulator/rollout.gif
+    python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160 --out my.gif
+    python3 make_relational_nem_bouncing_balls_gif.py --pixels results/pixels_curtain.json --out viz/pixels/curtain.gif
 """
 import math
 import sys
 
 import numpy as np
 
-from rnem.cli import ConfigError, OneLineParser
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import check_output_path, write_atomic
 from rnem.pictures import (LEVELS, PANEL_COLOURS, component_rgb, gamma_rgb, panel_palette, panel_titles, radii_of,
                            render_levels, truth_rgb)
 from rnem.result_files import PANELS, check_samples, load_run, pixel_sample
 
-DEFAULT_RUN = "run_simulator.json"      # the headline GIF: the simulator recipe
+DEFAULT_RUN = "run.json"                # the design card's run -> the headline GIF
 DEFAULT_OUT = "relational_nem_bouncing_balls.gif"
 GAP = 6                 # pixels between panels
 STRIP = 6               # height of the colour strip above each panel
@@ -107,7 +108,8 @@ def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=" ".join(__doc__.split("\n\n")[0].split()), formatter_class=HelpFormatter,
+                           epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
     parser.add_argument("--run", default=None, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
     parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: its sample "
                                                      "sequence as truth | prediction | gamma (--sample does not apply)")

@@ -1,37 +1,76 @@
 #!/usr/bin/env bash
-# Regenerates every committed result, model, figure, GIF and the tables of docs/results.md and
-# docs/pixels.md from the committed code (about two hours on 2 cores: the stub recipe's
-# comparison sweep about 30 minutes, the pixel results about 90 with the two renderers side by side).
+# Regenerates every committed result, model, figure, GIF and the tables of docs/ from the committed
+# code: about two hours on 2 cores (the stub recipe's comparison sweep about 30 minutes; the pixel
+# results about 90, the known and the learned renderer side by side, one core each).
+#   bash regenerate.sh                  everything, in this order
+#   bash regenerate.sh states           the state experiments (results/, run.json, models/)
+#   bash regenerate.sh pixels_known     the pixel results with the known renderer (about 25 min, one core)
+#   bash regenerate.sh pixels_learned   the pixel results with the learned renderer (about 90 min, one core)
+#   bash regenerate.sh figures          figures, GIFs, the kernel check and the tables, from the results
 set -euo pipefail
 cd "$(dirname "$0")"
 M=relational_nem_bouncing_balls.py
-python3 $M --recipe simulator --save-model models/simulator_seed0.npz                  # run_simulator.json
-python3 $M --recipe simulator --masses --save-model models/simulator_masses_seed0.npz  # run_simulator_masses.json
-python3 $M --recipe simulator --seeds 0-9                                              # sweep_simulator.json
-python3 $M --recipe simulator --masses --seeds 0-9                                     # sweep_simulator_masses.json
-python3 $M --seed 0 --save-model models/stub_seed0.npz                                 # run.json
-python3 $M --seed 0 --agg attention --out run_attention.json --save-model models/stub_attention_seed0.npz
-python3 $M --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8   # sweep.json
-python3 visualize_relational_nem_bouncing_balls.py                                     # viz/ (run.json)
-python3 visualize_relational_nem_bouncing_balls.py --run sweep.json
-python3 visualize_relational_nem_bouncing_balls.py --run run_attention.json --out viz/attention
-for r in simulator simulator_masses; do
-  python3 visualize_relational_nem_bouncing_balls.py --run run_$r.json --out viz/$r
-  python3 visualize_relational_nem_bouncing_balls.py --run sweep_$r.json --out viz/$r
-done
-python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator.json
-python3 make_relational_nem_bouncing_balls_gif.py --run run_simulator_masses.json --out relational_nem_bouncing_balls_masses.gif
-python3 make_relational_nem_bouncing_balls_gif.py --run run.json --out relational_nem_bouncing_balls_stub.gif
-python3 make_relational_nem_bouncing_balls_gif.py --run run_attention.json --out relational_nem_bouncing_balls_attention.gif
-# pixels (relational_nem_pixels.py): the known and the learned renderer; a seed-0 file
-# (with the sample sequence the figures draw) and ten seeds for each setting
-bash regenerate_pixels.sh known &                      # one core each: about 25 and 90 minutes
-known=$!
-bash regenerate_pixels.sh learned
-wait $known
-python3 visualize_relational_nem_bouncing_balls.py --pixels pixels.json --out viz/pixels   # Figure 2 analogue
-python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_curtain.json --out viz/pixels   # Figure 5 analogue
-python3 visualize_relational_nem_bouncing_balls.py --pixels pixels_learned.json --out viz/pixels
-python3 make_relational_nem_bouncing_balls_gif.py --pixels pixels_curtain.json --out relational_nem_pixels.gif --fps 4
-python3 benchmarks/kernel_check.py     # the same runs under a second BLAS kernel: which numbers are exact (10 min)
-python3 docs/tables.py --write         # the tables of docs/results.md, docs/pixels.md, docs/reproducibility.md
+P=relational_nem_pixels.py
+V=visualize_relational_nem_bouncing_balls.py
+G=make_relational_nem_bouncing_balls_gif.py
+
+states() {
+  python3 $M --recipe simulator --save-model models/simulator_seed0.npz                  # results/run_simulator.json
+  python3 $M --recipe simulator --masses --save-model models/simulator_masses_seed0.npz  # results/run_simulator_masses.json
+  python3 $M --recipe simulator --seeds 0-9                                              # results/sweep_simulator.json
+  python3 $M --recipe simulator --masses --seeds 0-9                                     # results/sweep_simulator_masses.json
+  python3 $M --seed 0 --save-model models/stub_seed0.npz                                 # run.json
+  python3 $M --seed 0 --agg attention --out results/run_attention.json --save-model models/stub_attention_seed0.npz
+  python3 $M --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8   # results/sweep.json
+}
+
+pixels_known() {    # a seed-0 file (with the sample sequence the figures draw) and ten seeds for each setting
+  python3 $P                                                                        # results/pixels.json: 4 balls, K = 5
+  python3 $P --seeds 0-9 --out results/pixels_seeds.json
+  python3 $P --k-balls 6-8 --components 8 --out results/pixels_k6-8.json                   # extrapolation, K = 8
+  python3 $P --k-balls 6-8 --components 8 --seeds 0-9 --out results/pixels_k6-8_seeds.json
+  python3 $P --k-balls 3 --curtain 0.25 --out results/pixels_curtain.json                  # the curtain, 3 balls as the paper
+  python3 $P --k-balls 3 --curtain 0.25 --seeds 0-9 --out results/pixels_curtain_seeds.json
+  python3 $P --k-balls 4 --curtain 0.25 --out results/pixels_curtain4.json                 # 4 balls behind the curtain
+  python3 $P --k-balls 4 --curtain 0.25 --seeds 0-9 --out results/pixels_curtain4_seeds.json
+  python3 $P --masses --out results/pixels_masses.json                                     # two ball types
+  python3 $P --masses --seeds 0-9 --out results/pixels_masses_seeds.json
+}
+
+pixels_learned() {
+  python3 $P --renderer learned --out results/pixels_learned.json                          # trained on 4 balls
+  python3 $P --renderer learned --k-balls 6-8 --components 8 --out results/pixels_learned_k6-8.json
+  python3 $P --renderer learned --seeds 0-9 --out results/pixels_learned_seeds.json
+  python3 $P --renderer learned --k-balls 6-8 --components 8 --seeds 0-9 --out results/pixels_learned_k6-8_seeds.json
+}
+
+figures() {
+  python3 $V                                                                        # viz/ (run.json)
+  python3 $V --run results/sweep.json
+  python3 $V --run results/run_attention.json --out viz/attention
+  for r in simulator simulator_masses; do
+    python3 $V --run results/run_$r.json --out viz/$r
+    python3 $V --run results/sweep_$r.json --out viz/$r
+    python3 $G --run results/run_$r.json --out viz/$r/rollout.gif
+  done
+  python3 $G                                                                        # the headline GIF (run.json)
+  python3 $G --run results/run_attention.json --out viz/attention/rollout.gif
+  python3 $V --pixels results/pixels.json --out viz/pixels                          # Figure 2 analogue
+  python3 $V --pixels results/pixels_curtain.json --out viz/pixels                  # Figure 5 analogue
+  python3 $V --pixels results/pixels_learned.json --out viz/pixels
+  python3 $G --pixels results/pixels_curtain.json --out viz/pixels/curtain.gif --fps 4
+  python3 benchmarks/kernel_check.py     # the same runs under a second BLAS kernel: which numbers are exact (10 min)
+  python3 docs/tables.py --write         # the tables of README.md and docs/
+}
+
+case "${1:-all}" in
+  all)
+    states
+    bash "$0" pixels_known &                                   # one core each
+    known=$!
+    pixels_learned
+    wait $known
+    figures ;;
+  states|pixels_known|pixels_learned|figures) "$1" ;;
+  *) echo "usage: bash regenerate.sh [all|states|pixels_known|pixels_learned|figures]" >&2; exit 2 ;;
+esac

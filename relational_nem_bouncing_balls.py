@@ -31,8 +31,10 @@ but all its numbers depend on the BLAS kernel.
 Python API: load_models(path) -> {name: model} for a file written by --save-model;
 rollout(model, init (n, K, 4), n_steps) -> (n_steps, n, K, 4); rollout_metrics(pred, truth).
 
-Sections: config, simulator, parameters and layers, models, the simulator recipe, optimizer,
-processes, training, evaluation, output, many seeds, main.
+Sections: config, simulator, models, training, evaluation, output, many seeds, main. The
+building blocks and machinery it imports live in the rnem package (rnem/__init__.py lists them):
+layers and Adam, the simulator recipe's model, the rollout measures, worker processes, sweep
+statistics, files and the environment record.
 
 Examples:
     python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
@@ -40,12 +42,12 @@ Examples:
     python3 relational_nem_bouncing_balls.py --seed 0 --save-model m.npz      # also keep both trained models
     python3 relational_nem_bouncing_balls.py --load-model m.npz --eval-k 3,4,5,6,7,8 --out more_k.json
     python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
-    python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> sweep.json
+    python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> results/sweep.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8
-                                                                  # the full comparison -> sweep.json
-    python3 relational_nem_bouncing_balls.py --aggregate sweep_runs/*.json --out summary.json
-    python3 relational_nem_bouncing_balls.py --recipe simulator                   # -> run_simulator.json
-    python3 relational_nem_bouncing_balls.py --recipe simulator --masses --seeds 0-9   # -> sweep_simulator_masses.json
+                                                                  # the full comparison -> results/sweep.json
+    python3 relational_nem_bouncing_balls.py --aggregate results/sweep_runs/*.json --out summary.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator                   # -> results/run_simulator.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator --masses --seeds 0-9   # -> results/sweep_simulator_masses.json
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
 from rnem.blas import blas_info, with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
-from rnem.files import (TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
+from rnem.files import (RESULTS_DIR, TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
                         write_json_atomic)
 from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
 from rnem.optim import Adam, clip_grad_norm
@@ -98,11 +100,12 @@ def _opt(default, help, **kw):
 class Config:
     # experiment
     seed: int = _opt(0, "seed of every random generator of the run")
-    quick: bool = _opt(False, "smoke run with a tiny budget, written to run_quick.json (sweep_quick.json); "
-                              "explicit flags win; it sets")
+    quick: bool = _opt(False, "smoke run with a tiny budget, written beside the full run's file with _quick "
+                              "added (run_quick.json, results/run_simulator_quick.json, ...); explicit flags "
+                              "win; it sets")
     recipe: str = _opt("stub", "stub: the reference stub's models and training (the default experiment); simulator: "
                                "the learned simulator (free flight plus learned wall and pair impulses, one-step "
-                               "loss); it changes the defaults listed in SIMULATOR_DEFAULTS",
+                               "loss); explicit flags win; it sets",
                        choices=("stub", "simulator"))
     masses: bool = _opt(False, "the paper's two ball types: half of the balls (at random) 1.25x the radius and 6x "
                                "the mass; the state gets the radius as fifth component (simulator recipe only)")
@@ -144,16 +147,19 @@ class Config:
     n_attention: int = _opt(10, "with --agg attention: evaluation sequences (at most --n-eval; "
                                  "the default is lowered to --n-eval) whose teacher-forced gates are stored")
     log_every: int = _opt(10, "print one log line every this many epochs")
-    out: str = _opt("run.json", "output JSON path (default with --quick: run_quick.json; with --seeds and "
-                                "--aggregate: sweep.json, or sweep_quick.json with --quick)")
+    out: str = _opt("run.json", "output JSON path; the default is run.json for the stub recipe's run, "
+                                "results/run_simulator.json (results/run_simulator_masses.json with --masses) for "
+                                "the simulator recipe's, results/sweep.json, results/sweep_simulator.json, ... with "
+                                "--seeds or --aggregate; --quick adds _quick")
     no_save: bool = _opt(False, "do not write the output JSON")
     save_model: str = _opt("", "also write both trained models to this .npz file (numpy arrays, no pickle)")
     load_model: str = _opt("", "evaluate the models of this .npz file (from --save-model) instead of training; "
                                "the file's config applies except for the evaluation and output options given")
     # many seeds
     seeds: str = _opt("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
-    seed_dir: str = _opt("sweep_runs", "folder for the per-seed JSON files of --seeds (with --quick: "
-                                       "sweep_runs_quick)")
+    seed_dir: str = _opt("results/sweep_runs", "folder for the per-seed JSON files of --seeds; the default "
+                                               "follows --out's: results/sweep_runs_simulator, ...; --quick "
+                                               "adds _quick")
     curriculum: str = _opt("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
     aggregate: tuple = _opt((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 
@@ -175,10 +181,19 @@ TRAINING_FIELDS = ("recipe", "masses", "k_train", "n_train", "n_val", "t_train",
 
 
 def default_out(recipe: str, masses: bool, sweep: bool) -> str:
-    """run.json / sweep.json for the stub's recipe; run_simulator.json, run_simulator_masses.json,
-    sweep_simulator.json, ... otherwise (the seed folders follow: sweep_runs_simulator, ...)."""
+    """run.json for the stub recipe's run (the design card's file, in the current folder); in
+    RESULTS_DIR otherwise: results/run_simulator.json, results/run_simulator_masses.json,
+    results/sweep.json, results/sweep_simulator.json, ..."""
     suffix = ("" if recipe == "stub" else f"_{recipe}") + ("_masses" if masses else "")
-    return f"{'sweep' if sweep else 'run'}{suffix}.json"
+    if recipe == "stub" and not sweep:
+        return "run.json"
+    return os.path.join(RESULTS_DIR, f"{'sweep' if sweep else 'run'}{suffix}.json")
+
+
+def default_seed_dir(recipe: str, masses: bool) -> str:
+    """The per-seed folder of a sweep: results/sweep_runs, results/sweep_runs_simulator, ..."""
+    name = os.path.basename(default_out(recipe, masses, True))                  # sweep_simulator.json
+    return os.path.join(RESULTS_DIR, "sweep_runs" + name[len("sweep"):-len(".json")])
 
 
 def build_parser(description: str = "", probe: bool = False) -> argparse.ArgumentParser:
@@ -194,10 +209,13 @@ def build_parser(description: str = "", probe: bool = False) -> argparse.Argumen
         flag = "--" + f.name.replace("_", "-")
         meta = f.metadata
         default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        shown = meta["help"] + ("" if f.type in ("bool", bool) or f.name == "aggregate" else
-                                f" (default: {default!r})" if isinstance(default, str) else f" (default: {default})")
-        if f.name == "quick":
-            shown += ": " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+        shown = meta["help"]
+        for name, sets in (("quick", QUICK), ("recipe", SIMULATOR_DEFAULTS)):
+            if f.name == name:                                      # the defaults it changes, as flags
+                shown += " " + " ".join(f"--{k.replace('_', '-')} " + (",".join(map(str, v)) if isinstance(v, tuple)
+                                                                       else str(v)) for k, v in sets.items())
+        shown += ("" if f.type in ("bool", bool) or f.name == "aggregate" else
+                  f" (default: {default!r})" if isinstance(default, str) else f" (default: {default})")
         kw = {} if probe else {"default": f.default}
         if f.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=shown, **({} if probe else {"default": False}))
@@ -231,7 +249,7 @@ def config_from_args(argv) -> Config:
     if "out" not in explicit:
         args["out"] = default_out(args["recipe"], args["masses"], bool(args["seeds"] or args["aggregate"]))
     if "seed_dir" not in explicit:
-        args["seed_dir"] = "sweep_runs" + default_out(args["recipe"], args["masses"], True)[5:-5]
+        args["seed_dir"] = default_seed_dir(args["recipe"], args["masses"])
     if args["quick"]:
         for name, value in QUICK.items():
             if name not in explicit:
@@ -1119,7 +1137,7 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print, stop_
         if epoch % cfg.log_every == 0 or epoch == cfg.epochs:
             rate = epoch * cfg.steps_per_epoch / step_seconds
             log(f"[{kind:>14}] epoch {epoch:3d}/{cfg.epochs}  train {history['train_loss'][-1]:.5f}  "
-                f"val 1-step {val_1:.5f}  val {cfg.t_bptt}-step {val_b:.5f}  "
+                f"val 1-step {val_1:.5f}  " + (f"val {cfg.t_bptt}-step {val_b:.5f}  " if cfg.t_bptt > 1 else "") +
                 f"|g| {history['grad_norm'][-1]:.2f}  {rate:.0f} steps/s")
     if history["train_loss"][-1] > DIVERGED_LOSS_RATIO * first_loss:
         raise FloatingPointError(f"{kind}: training diverged: the last epoch's mean loss "
@@ -1496,14 +1514,34 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
 
 
 def summary_table(payload: dict) -> str:
-    """The headline table: mean closed-loop errors per K for both models."""
-    lines = [f"{'K':>3} | {'vel err non-rel':>15} {'vel err rel':>11} {'rel/non':>7} | "
-             f"{'vel MSE non-rel':>15} {'vel MSE rel':>11} | {'pos err non-rel':>15} {'pos err rel':>11}"]
-    for key, entry in payload["rollout"].items():
-        nr, r = entry["non_relational"], entry["relational"]
-        lines.append(f"{key:>3} | {nr['mean_vel_err']:15.4f} {r['mean_vel_err']:11.4f} "
-                     f"{r['mean_vel_err'] / nr['mean_vel_err']:7.3f} | {nr['mean_vel_mse']:15.4f} "
-                     f"{r['mean_vel_mse']:11.4f} | {nr['mean_pos_err']:15.4f} {r['mean_pos_err']:11.4f}")
+    """What the screen shows at the end of a run, per evaluation K: the mean closed-loop errors
+    (the stub's table) and the measures the README's verdict quotes: the horizon, the one-step
+    velocity MSE on ball-ball steps, and the kinetic energy at the end of the long rollout."""
+    T, T_long = payload["config"]["t_eval"], payload["config"]["t_long"]
+    ks = list(payload["rollout"])
+    lines = [f"mean over the {T} closed-loop steps (step 0 included); err = mean Euclidean error, MSE = per element",
+             f"{'K':>3} | {'vel err':>14} {'':>10} {'':>7} | {'vel MSE':>14} {'':>10} | {'pos err':>14} {'':>10}",
+             f"{'':>3} | {'non-relational':>14} {'relational':>10} {'ratio':>7} | {'non-relational':>14} "
+             f"{'relational':>10} | {'non-relational':>14} {'relational':>10}"]
+    for k in ks:
+        nr, r = payload["rollout"][k]["non_relational"], payload["rollout"][k]["relational"]
+        lines.append(f"{k:>3} | {nr['mean_vel_err']:14.4f} {r['mean_vel_err']:10.4f} "
+                     f"{r['mean_vel_err'] / nr['mean_vel_err']:7.3f} | {nr['mean_vel_mse']:14.4f} "
+                     f"{r['mean_vel_mse']:10.4f} | {nr['mean_pos_err']:14.4f} {r['mean_pos_err']:10.4f}")
+    names = ("non_relational", "relational", "constant_velocity")
+    lines += ["", f"horizon = mean steps until the mean position error exceeds one radius ({T_long}-step rollouts);",
+              f"one-step = velocity MSE on ball-ball steps (teacher-forced); energy = kinetic energy at step "
+              f"{T_long - 1} / the truth's",
+              f"{'K':>3} | {'horizon':>14} {'':>10} {'':>9} | {'one-step':>14} {'':>10} | {'energy':>14} {'':>10}",
+              f"{'':>3} | {'non-relational':>14} {'relational':>10} {'const. v.':>9} | {'non-relational':>14} "
+              f"{'relational':>10} | {'non-relational':>14} {'relational':>10}"]
+    for k in ks:
+        long, one = payload["long_horizon"][k], payload["one_step"][k]
+        ball = [one[n]["ball"]["vel_mse"] for n in names[:2]]
+        lines.append(f"{k:>3} | " + f"{long[names[0]]['horizon']:14.1f} {long[names[1]]['horizon']:10.1f} "
+                     f"{long[names[2]]['horizon']:9.1f} | " +
+                     " ".join(f"{v:{w}.4f}" if v is not None else f"{'-':>{w}}" for v, w in zip(ball, (14, 10))) +
+                     f" | {long[names[0]]['energy_ratio'][-1]:14.3f} {long[names[1]]['energy_ratio'][-1]:10.3f}")
     return "\n".join(lines)
 
 
@@ -1673,8 +1711,6 @@ def main(argv=None) -> int:
         name = str(err) if isinstance(err, Interrupted) else "SIGINT"
         print(f"error: stopped by {name}: workers stopped, no partial output written", file=sys.stderr)
         return 128 + getattr(signal, name, signal.SIGINT)
-    T = payload["config"]["t_eval"]
-    print(f"mean over the {T} closed-loop steps (step 0 included); err = mean Euclidean error, MSE = per-element")
     print(summary_table(payload))
     print(f"total {payload['timing']['total_s']:.2f} s" + ("" if cfg.no_save else f"; wrote {cfg.out}"))
     return 0

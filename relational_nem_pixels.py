@@ -10,7 +10,7 @@ it claims matches the centre of what it renders (where the frame is observed), a
 its radius from the area it claims. Components start empty: a component is placed wherever
 enough lit pixels are explained by none (so objects are discovered from the frames, and again
 when one comes out from behind the curtain). Between frames a dynamics model advances every
-present component: constant velocity, or the simulator recipe's per-ball or relational model
+present component: constant velocity, or the simulator recipe's non-relational or relational model
 (models/simulator_seed0.npz, or models/simulator_masses_seed0.npz with --masses); the E-step on
 its prediction, before the frame is seen, measures how well it predicts.
 
@@ -19,11 +19,11 @@ small network of the pixel's offset from the component (in units of its radius),
 frames only with the next-frame objective (gamma held fixed, bit-flip noise on the frames the
 EM sees); its forward and backward passes are written out below.
 
-    python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> pixels.json
-    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out pixels_k6-8.json
-    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out pixels_curtain.json   # 3 balls, as the paper
-    python3 relational_nem_pixels.py --renderer learned --out pixels_learned.json
-    python3 relational_nem_pixels.py --seeds 0-9 --out pixels_seeds.json
+    python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> results/pixels.json
+    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out results/pixels_k6-8.json
+    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out results/pixels_curtain.json   # 3 balls, as the paper
+    python3 relational_nem_pixels.py --renderer learned --out results/pixels_learned.json
+    python3 relational_nem_pixels.py --seeds 0-9 --out results/pixels_seeds.json
 """
 import dataclasses
 import math
@@ -89,7 +89,7 @@ class PixelConfig:
     batch: int = 8
     lr: float = 0.01
     bitflip: float = 0.05
-    out: str = "pixels.json"
+    out: str = "results/pixels.json"
 
 
 HELP = {
@@ -769,7 +769,8 @@ def main(argv=None) -> int:
         if isinstance(f.default, bool):
             parser.add_argument(flag, action="store_true", help=HELP.get(f.name, ""))
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default,
+            choices = {"dynamics": DYNAMICS + ("all",), "renderer": RENDERERS}.get(f.name)
+            parser.add_argument(flag, type=type(f.default), default=f.default, choices=choices,
                                 help=f"{HELP.get(f.name, '')} (default: {f.default!r})")
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:

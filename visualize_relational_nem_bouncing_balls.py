@@ -5,8 +5,8 @@
 
 Figures of a run: training_curves.png, rollout_errors.png, extrapolation_summary.png,
 sample_trajectories.png, rendered_frames.png, collision_metrics.png, long_horizon.png.
-Figures of a sweep summary (--run sweep.json): sweep_summary.png, sweep_wins.png.
-Figures of a relational_nem_pixels.py result (--pixels pixels.json): pixels_frames.png (the
+Figures of a sweep summary (--run results/sweep.json): sweep_summary.png, sweep_wins.png.
+Figures of a relational_nem_pixels.py result (--pixels results/pixels.json): pixels_frames.png (the
 paper's Figure 2 analogue; Figure 5's with a curtain) and, for the learned renderer, *_renderer.png.
 """
 import multiprocessing
@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from rnem.cli import ConfigError, OneLineParser
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
 from rnem.result_files import check_samples, load_run, pixel_sample, require_keys
@@ -685,8 +685,9 @@ def pixel_figures(path: str, out: str) -> list:
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", default=None, help="run.json of one run, or the sweep.json summary of "
+    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
+                           epilog="examples:\n" + __doc__.split("\n\n")[1])
+    parser.add_argument("--run", default=None, help="run.json of one run, or the results/sweep.json summary of "
                                                            "--seeds (then sweep_*.png are drawn) (default: run.json)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists) "
                                                            "(default: viz)")

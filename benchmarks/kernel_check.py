@@ -13,7 +13,6 @@ sweeps.CHAOTIC_METRICS must grow.
     python3 benchmarks/kernel_check.py                        # about 10 minutes on 2 cores
     python3 benchmarks/kernel_check.py --coretype Nehalem --out /tmp/check.json
 """
-import argparse
 import json
 import os
 import subprocess
@@ -24,7 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import relational_nem_bouncing_balls as R  # noqa: E402
-from rnem import sweeps
+from rnem import environment, files, sweeps  # noqa: E402
+from rnem.cli import OneLineParser  # noqa: E402
 
 EXACT = 1e-8             # relative difference below which two numbers count as the same
 LONG_EXACT = 20          # long-rollout steps before chaos may show (tests/test_committed_results.py)
@@ -138,7 +138,7 @@ def compare(a_runs, b_runs, chaotic):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--coretype", default="Sandybridge",
                         help="the second OpenBLAS kernel (OPENBLAS_CORETYPE); default Sandybridge (no FMA)")
     parser.add_argument("--out", default=os.path.join(HERE, "kernel_check.json"), help="where the report goes")
@@ -166,8 +166,9 @@ def main(argv=None) -> int:
                   f"{flag}")
             if flag:
                 failed.append(f"{title}: {family}")
-    result["code_sha256"] = R.source_sha256()
-    R.write_json_atomic(args.out, result)
+    result["code_sha256"] = environment.source_sha256(R.__file__)
+    result["package_sha256"] = environment.package_sha256()
+    files.write_json_atomic(args.out, result)
     print(f"wrote {args.out}")
     if failed:
         print("error: numbers expected exact differ: " + "; ".join(failed), file=sys.stderr)

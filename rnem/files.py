@@ -11,6 +11,15 @@ import tempfile
 from rnem.cli import ConfigError
 
 TEMP_PREFIX = ".tmp-"     # files being written; renamed into place when complete
+RESULTS_DIR = "results"   # where the scripts write by default; created in the current folder where missing
+
+
+def folder_to_check(folder: str) -> str:
+    """The folder whose writability decides whether `folder` can be written: itself, or the
+    current folder for a missing RESULTS_DIR (created when the first file is written)."""
+    if not os.path.isdir(folder) and os.path.normpath(folder) == RESULTS_DIR:
+        return os.curdir
+    return folder
 
 
 def can_write_in(folder: str) -> bool:
@@ -26,17 +35,18 @@ def can_write_in(folder: str) -> bool:
 
 
 def check_folder_writable(path: str, option: str) -> None:
-    """The folder exists and is writable, or its parent does and is, so that it can be created."""
+    """The folder exists and is writable, or its parent does and is, so that it can be created
+    (a missing RESULTS_DIR parent counts as the current folder: it is created too)."""
     if path.strip() == "":
         raise ConfigError(f"{option} must name a folder (got '')")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"{option} {path} is a file; give a folder")
-    parent = os.path.dirname(os.path.abspath(path))
+    parent = folder_to_check(os.path.dirname(path)) if os.path.dirname(path) else os.curdir
     if not os.path.isdir(path) and not os.path.isdir(parent):
-        raise ConfigError(f"{option} {path}: parent folder {parent} does not exist")
+        raise ConfigError(f"{option} {path}: parent folder {os.path.abspath(parent)} does not exist")
     target = path if os.path.isdir(path) else parent
     if not can_write_in(target):
-        raise ConfigError(f"{option} {path}: folder {target} is not writable")
+        raise ConfigError(f"{option} {path}: folder {os.path.abspath(target)} is not writable")
 
 
 def check_output_path(path: str, option: str, suffix: str = "") -> None:
@@ -48,11 +58,12 @@ def check_output_path(path: str, option: str, suffix: str = "") -> None:
                           f"{os.path.join(path, 'out' + (suffix or '.json'))}")
     if suffix and not path.endswith(suffix):
         raise ConfigError(f"{option} {path}: the file name must end in {suffix}")
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = folder_to_check(os.path.dirname(path) or os.curdir)
     if not os.path.isdir(folder):
-        raise ConfigError(f"{option} {path}: folder {folder} does not exist; create it or choose an existing folder")
+        raise ConfigError(f"{option} {path}: folder {os.path.abspath(folder)} does not exist; create it or choose "
+                          f"an existing folder")
     if not can_write_in(folder):
-        raise ConfigError(f"{option} {path}: folder {folder} is not writable")
+        raise ConfigError(f"{option} {path}: folder {os.path.abspath(folder)} is not writable")
 
 
 def finite_or_null(value):
@@ -82,7 +93,9 @@ def json_text(payload: dict, depth: int = 2) -> str:
 def write_atomic(path: str, write, suffix: str) -> None:
     """write(temporary path) in the target folder, then rename it into place with the usual file
     mode: an interrupted or failed write leaves the previous file whole and no temporary file."""
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=os.path.dirname(os.path.abspath(path)))
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)                       # RESULTS_DIR where missing (see folder_to_check)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
     os.close(fd)
     try:
         write(tmp)

@@ -83,9 +83,9 @@ def panel_titles(config: dict) -> dict:
     """Panel name -> title; the relational model is named with its aggregator."""
     config = config if isinstance(config, dict) else {}
     if config.get("recipe") == "simulator":
-        return {"truth": "ground truth", "non_relational": "per-ball simulator", "relational": "relational simulator"}
+        return {"truth": "ground truth", "non_relational": "non-relational simulator", "relational": "relational simulator"}
     agg = config.get("agg", "mean")
-    return {"truth": "ground truth", "non_relational": "per-ball (non-rel.)",
+    return {"truth": "ground truth", "non_relational": "non-relational",
             "relational": f"relational ({agg if isinstance(agg, str) else '?'})"}
 
 

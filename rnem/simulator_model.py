@@ -22,7 +22,7 @@ from rnem.layers import ParamBuffer, affine_backward, affine_forward
 #       momentum sum_k v_k / w_k is conserved by construction; energy too wherever p is 0 or 1;
 #   masses: inverse masses w_k = exp(alpha (r_k - r0) / (0.25 r0)) of the visible radius, alpha
 #       learned (the true -ln 6 for the heavy type, 1.25 r0; equal radii: w = 1, no gradient).
-# The per-ball model is the same design without the pair term.
+# The non-relational model is the same design without the pair term.
 SIM_WALL_FEATURES = 3   # look-ahead gap, current gap, |v| dt; in units of r0
 SIM_PAIR_FEATURES = 4   # look-ahead gap rho - c, current gap, approach speed u dt, c - 2 r0; in units of r0
 SIM_GATE_BIAS = -4.0    # gates start near 0: training starts from free flight
@@ -55,7 +55,7 @@ def gate_mlp_backward(dgate: np.ndarray, cache, name: str, n_layers: int, G: dic
 
 
 class SimulatorModel:
-    """The simulator recipe's per-ball (kind "non_relational") or relational model: one step
+    """The simulator recipe's non-relational (kind "non_relational") or relational model: one step
     S (B, K, D) -> S' with D = 4 (x, y, vx, vy; radius `radius` for every ball) or D = 5 (the
     radius as fifth component, copied). See the section comment for the maths.
 

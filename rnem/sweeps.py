@@ -1,5 +1,5 @@
 """Many seeds: the measures a sweep summarises, their statistics over seeds (means with 95 %
-t-intervals, paired relational / per-ball ratios, win counts where a measure reproduces), and
+t-intervals, paired relational / non-relational ratios, win counts where a measure reproduces), and
 the summary rebuilt from per-seed files (--aggregate)."""
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def summarise(runs: dict, failed: dict) -> dict:
     summary[K][metric][predictor] = mean_interval over seeds with the per-seed values, in seed
     order (for long_overlap_frac also "truth", the true sequences' own rate); ratio[K][metric] =
     mean_interval of the paired per-seed relational / non-relational ratio, null where the
-    per-ball value is 0 in some seed (the ratio is undefined); wins[K][metric] = seeds in which
+    non-relational value is 0 in some seed (the ratio is undefined); wins[K][metric] = seeds in which
     the relational model's value is better (lower for errors; see METRIC_BETTER for the others),
     for every metric but the recipe's CHAOTIC_METRICS, whose per-seed order is not reproducible.
     """
@@ -233,17 +233,17 @@ def aggregate_variant(files) -> dict:
     return summarise(runs, failed)
 
 
-TABLE_COLUMNS = dict(zip(PREDICTORS, ("non-rel", "rel", "const-v", "uninf")))     # predictor -> column of sweep_table
+TABLE_COLUMNS = dict(zip(PREDICTORS, ("non-relational", "relational", "const. velocity", "uninformed")))  # sweep_table
 
 
 def sweep_table(summary: dict, metrics=("vel_err", "vel_mse", "post_collision_vel_mse", "one_step_vel_mse_ball")) -> str:
     """Per K and metric: mean of each predictor and relational wins out of the seeds."""
     n = summary["n_seeds"]
-    lines = [f"{'K':>3} {'metric':<24} " + " ".join(f"{label:>8}" for label in TABLE_COLUMNS.values()) + "  wins"]
+    lines = [f"{'K':>3} {'metric':<24} " + " ".join(f"{label:>15}" for label in TABLE_COLUMNS.values()) + "  wins"]
     for k, per_metric in summary["summary"].items():
         for metric in metrics:
             row = per_metric[metric]
-            cells = [f"{row[name]['mean']:8.4f}" if name in row else f"{'-':>8}" for name in TABLE_COLUMNS]
+            cells = [f"{row[name]['mean']:15.4f}" if name in row else f"{'-':>15}" for name in TABLE_COLUMNS]
             won = summary["wins"][k].get(metric)
             lines.append(f"{k:>3} {metric:<24} {' '.join(cells)}  " + (f"{won}/{n}" if won is not None else "-"))
     return "\n".join(lines)

@@ -135,6 +135,6 @@ def test_readme_python_example_runs():
     code = text.split("```python\n", 1)[1].split("```", 1)[0]
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    with open(os.path.join(ROOT, "run_simulator.json")) as f:            # the number the README states
+    with open(os.path.join(ROOT, "results", "run_simulator.json")) as f:            # the number the README states
         committed = json.load(f)["long_horizon"]["8"]["relational"]["horizon"]
-    assert float(done.stdout.split()[-1]) == committed and f"# {committed}, as run_simulator.json" in code
+    assert float(done.stdout.split()[-1]) == committed and f"# {committed}, as results/run_simulator.json" in code

@@ -2,10 +2,10 @@
 recomputed here and compared, so a change that moves a number fails until its results are
 regenerated, and a pure refactor needs no regeneration.
 
-- seed-0 runs (run*.json): their saved models (models/) evaluated on the first evaluation K give
+- seed-0 runs (run.json, results/run_*.json): their saved models (models/) evaluated on the first evaluation K give
   the committed closed-loop, one-step and long-horizon figures, and one epoch of training gives
   the committed first history entry;
-- sweeps (sweep*.json): their seed-0 values are those of the seed-0 runs (the same config);
+- sweeps (results/sweep*.json): their seed-0 values are those of the seed-0 runs (the same config);
 - pixel runs with a sample sequence: tracking that sequence again gives the committed positions,
   presence and maps, frame by frame; pixel ten-seed files: their seed-0 values are the seed-0 file's.
 
@@ -17,6 +17,7 @@ same BLAS kernel.
 import dataclasses
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -28,16 +29,21 @@ from conftest import ROOT
 RTOL = 1e-8
 LONG_EXACT = 20          # steps of a long rollout that reproduce on every kernel (docs/reproducibility.md)
 
-RUNS = {"run.json": "models/stub_seed0.npz", "run_attention.json": "models/stub_attention_seed0.npz",
-        "run_simulator.json": "models/simulator_seed0.npz",
-        "run_simulator_masses.json": "models/simulator_masses_seed0.npz"}
+RUNS = {"run.json": "models/stub_seed0.npz", "results/run_attention.json": "models/stub_attention_seed0.npz",
+        "results/run_simulator.json": "models/simulator_seed0.npz",
+        "results/run_simulator_masses.json": "models/simulator_masses_seed0.npz"}
 # sweep -> variant -> (its seed-0 run, the measures of that run that move between BLAS kernels:
 # compared only when the sweep and the run were written on the same kernel; measured by
 # benchmarks/kernel_check.py: the stub's seed-0 mean training reproduces, its attention training does not)
-SWEEPS = {"sweep_simulator.json": {"simulator": ("run_simulator.json", sweeps.CHAOTIC_METRICS["simulator"])},
-          "sweep_simulator_masses.json": {"simulator": ("run_simulator_masses.json", sweeps.CHAOTIC_METRICS["simulator"])},
-          "sweep.json": {"mean": ("run.json", sweeps.LONG_ROLLOUT_METRICS),
-                         "attention": ("run_attention.json", tuple(sweeps.SWEEP_METRICS))}}
+SWEEPS = {"results/sweep_simulator.json": {"simulator": ("results/run_simulator.json",
+                                                        sweeps.CHAOTIC_METRICS["simulator"])},
+          "results/sweep_simulator_masses.json": {"simulator": ("results/run_simulator_masses.json",
+                                                               sweeps.CHAOTIC_METRICS["simulator"])},
+          "results/sweep.json": {"mean": ("run.json", sweeps.LONG_ROLLOUT_METRICS),
+                                 "attention": ("results/run_attention.json", tuple(sweeps.SWEEP_METRICS))}}
+COMMITTED_JSON = sorted(name for name in subprocess.run(["git", "ls-files", "*.json"], cwd=ROOT, capture_output=True,
+                                                        text=True).stdout.split()
+                        if not name.startswith("benchmarks/"))    # kernel_check.json: a measurement, not a result
 
 
 def load(name):
@@ -68,8 +74,7 @@ def close(committed, recomputed, where):
 
 
 def test_every_committed_result_has_a_slice_test():
-    results = {f for f in os.listdir(ROOT) if f.endswith(".json")}
-    assert results == set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS)
+    assert set(COMMITTED_JSON) == set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS)
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -95,7 +100,7 @@ def test_seed0_models_give_the_committed_evaluation(name):
 
 
 # the simulator recipe's training with masses is its training without them plus the radius input
-@pytest.mark.parametrize("name", sorted(set(RUNS) - {"run_simulator.json"}))
+@pytest.mark.parametrize("name", sorted(set(RUNS) - {"results/run_simulator.json"}))
 def test_first_epoch_of_training_gives_the_committed_history(name):
     run = load(name)
     cfg = config_of(run)
@@ -130,15 +135,17 @@ def test_sweeps_seed0_is_the_seed0_run(name):
         assert compared > 0 or variant == "attention", f"{name} {variant}: nothing of seed 0 compared"
 
 
-PIXEL_RESULTS = sorted(f for f in os.listdir(ROOT) if f.startswith("pixels") and f.endswith(".json"))
+PIXEL_RESULTS = sorted(f"results/{f}" for f in os.listdir(os.path.join(ROOT, "results"))
+                       if f.startswith("pixels") and f.endswith(".json"))
 PIXEL_SAMPLES = [f for f in PIXEL_RESULTS if not f.endswith("_seeds.json")]
 PIXEL_FRAMES = 2         # frames of a pixel run tracked again
 
 
 def test_every_pixel_result_is_regenerated_by_the_script():
-    with open(os.path.join(ROOT, "regenerate_pixels.sh")) as f:
+    import relational_nem_pixels as P
+    with open(os.path.join(ROOT, "regenerate.sh")) as f:
         script = f.read()
-    written = {"pixels.json"} | {w for w in script.split() if w.startswith("pixels") and w.endswith(".json")}
+    written = {P.PixelConfig.out} | {w for w in script.split() if w.startswith("results/pixels") and w.endswith(".json")}
     assert set(PIXEL_RESULTS) == written
 
 
@@ -189,7 +196,7 @@ def test_pixel_seeds_seed0_is_the_seed0_file(name):
 def test_committed_json_is_strict():
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
-    for name in [f for f in os.listdir(ROOT) if f.endswith(".json")]:
+    for name in COMMITTED_JSON:
         with open(os.path.join(ROOT, name)) as f:
             json.load(f, parse_constant=refuse)
 

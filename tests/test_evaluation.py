@@ -250,7 +250,7 @@ def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
         payload["long_horizon"] = {"4": {}}
         runs[seed] = payload
     summary = sweeps.summarise(runs, {})
-    assert summary["ratio"]["4"]["one_step_vel_mse_wall"] is None          # per-ball 0 in seed 0: undefined
+    assert summary["ratio"]["4"]["one_step_vel_mse_wall"] is None          # non-relational 0 in seed 0: undefined
     assert summary["ratio"]["4"]["vel_err"]["mean"] == 1.0
     assert "vel_err" not in summary["wins"]["4"] and summary["wins"]["4"]["one_step_vel_mse_wall"] == 1
     R.write_json_atomic(str(tmp_path / "s.json"), {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -math.inf}})
@@ -259,6 +259,6 @@ def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
 
 
 def test_the_simulator_sweep_draws_its_win_counts(tmp_path):
-    with open(os.path.join(ROOT, "sweep_simulator.json")) as f:
+    with open(os.path.join(ROOT, "results", "sweep_simulator.json")) as f:
         sweep = json.load(f)
     assert draw_figures(sweep, tmp_path / "figs", ["sweep_wins.png"]) == ["sweep_wins.png"]

@@ -159,8 +159,8 @@ def test_pixels_bad_input(tmp_path, capsys, monkeypatch):
     cases = [(["--size", "8"], "--size must be in 16..256"), (["--out", "no/dir/p.json"], "--out no/dir/p.json"),
              (["--k-balls", "99"], "--k-balls must be within 1.."), (["--k-balls", "8-6"], "--k-balls must be within"),
              (["--k-balls", "x"], "--k-balls must be a number"), (["--curtain", "0.7"], "--curtain must be in [0, 0.5]"),
-             (["--bitflip", "0.5"], "--bitflip must be in [0, 0.5)"), (["--renderer", "magic"], "--renderer must be one of"),
-             (["--dynamics", "magic"], "--dynamics must be one of"), (["--sim-steps", "40"], "--sim-steps must be in 0..28"),
+             (["--bitflip", "0.5"], "--bitflip must be in [0, 0.5)"), (["--renderer", "magic"], "argument --renderer: invalid choice"),
+             (["--dynamics", "magic"], "argument --dynamics: invalid choice"), (["--sim-steps", "40"], "--sim-steps must be in 0..28"),
              (["--lr", "0"], "--lr must be in (0, 1]"), (["--components", "0"], "--components must be in 1..16"),
              (["--models", "none.npz"], "--models none.npz: file not found"), (["--seeds", "x"], "--seeds"),
              (["--masses", "--models", os.path.join(ROOT, "models", "simulator_seed0.npz")], "trained with --masses")]
