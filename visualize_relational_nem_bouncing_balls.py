@@ -32,6 +32,12 @@ METRICS = {   # key -> axis label naming what it computes
     "pos_mse": "position: per-element MSE",
 }
 DPI = 90
+# titles at a fixed height above their axes (no figure has tick labels on top: spares matplotlib
+# a search for overlaps that costs a tenth of the drawing time); tick labels as plain numbers,
+# never an offset ("1e-12+1e0") printed over a title
+STYLE = {"axes.titley": 1.0, "axes.formatter.useoffset": False}
+LOG_SPAN = 50            # bars whose values span more than this factor get a log axis
+COINCIDE = 0.02          # two curves closer than this (relative to their size) everywhere coincide
 K_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)), (0, (3, 1, 3, 4)))
 NEEDED = ("config", "history", "rollout", "one_step", "long_horizon", "samples")
 SWEEP_NEEDED = ("seeds", "n_seeds", "metrics", "summary", "wins")
@@ -62,11 +68,16 @@ def sorted_ks(keys) -> list:
 
 
 def training_curves(run, plt):
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-    keys = [("train_loss", f"train loss ({run['config']['t_bptt']}-step BPTT, per-element MSE)"),
-            ("val_mse_1step", "validation 1-step MSE (teacher-forced)"),
-            ("val_mse_bptt", f"validation {run['config']['t_bptt']}-step closed-loop MSE")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), gridspec_kw=dict(left=0.05, right=0.99, bottom=0.13, top=0.84, wspace=0.25))
+    """Training loss and validation MSE per epoch; one validation panel when the BPTT length is 1
+    (the closed-loop validation is then the one-step one)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
+    t_bptt = run["config"]["t_bptt"]
+    keys = [("train_loss", f"train loss ({t_bptt}-step BPTT, per-element MSE)" if t_bptt > 1 else
+             "train loss (one-step, per-element MSE)"), ("val_mse_1step", "validation 1-step MSE (teacher-forced)")]
+    if t_bptt > 1:
+        keys.append(("val_mse_bptt", f"validation {t_bptt}-step closed-loop MSE"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4.2),
+                             gridspec_kw=dict(left=0.15 / len(keys), right=0.99, bottom=0.13, top=0.84, wspace=0.25))
     for ax, (key, title) in zip(axes, keys):
         for model in MODELS:
             h = run["history"][model]
@@ -75,6 +86,7 @@ def training_curves(run, plt):
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))   # labelled ticks within a decade
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))          # plain numbers: mathtext is slow to draw
         ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("per-element MSE")
         ax.set_title(title, fontsize=10)
@@ -82,6 +94,28 @@ def training_curves(run, plt):
     axes[0].legend()
     suptitle(fig, run, f"Training curves (seed {run['config']['seed']}, K = {run['config']['k_train']})")
     return fig
+
+
+def plot_curves(ax, curves) -> bool:
+    """Draws curves [(y, plot keywords)] in order; a curve that coincides with a later one of the
+    same line style (same K; within COINCIDE of its largest value everywhere) is drawn wider
+    beneath it, so that both colours show instead of one, or a mix of the two.
+    Returns whether any two coincided (the figure's legend then says how to read them)."""
+    ys = [np.asarray(y, float) for y, _ in curves]
+    coincided = False
+    for i, (y, (_, kw)) in enumerate(zip(ys, curves)):
+        scale = COINCIDE * max(float(np.abs(y).max(initial=0.0)), 1e-12)
+        under = sum(curves[j][1].get("ls") == kw.get("ls") and ys[j].shape == y.shape
+                    and bool(np.all(np.abs(ys[j] - y) <= scale)) for j in range(i + 1, len(ys)))
+        coincided |= under > 0
+        ax.plot(y, **{**kw, "lw": kw.get("lw", 1.2) + 2.2 * min(under, 2)})
+    return coincided
+
+
+def coincide_handle():
+    """The legend entry that explains plot_curves' wide lines."""
+    from matplotlib.lines import Line2D
+    return Line2D([], [], color="grey", lw=4.0, label="wide line beneath another: the two coincide")
 
 
 def rollout_errors(run, plt):
@@ -92,11 +126,11 @@ def rollout_errors(run, plt):
     names = [n for n in PREDICTOR_COLOURS if n in run["rollout"][ks[0]]]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True,
                              gridspec_kw=dict(left=0.08, right=0.98, bottom=0.07, top=0.84, wspace=0.2, hspace=0.12))
+    coincided = False
     for ax, (metric, label) in zip(axes.ravel(), METRICS.items()):
-        for k, style in zip(ks, K_STYLES):
-            for name in names:
-                ax.plot(run["rollout"][k][name][metric], ls=style, color=PREDICTOR_COLOURS[name],
-                        lw=1.3 if name in MODELS else 0.9)
+        coincided |= plot_curves(ax, [(run["rollout"][k][name][metric],
+                                       dict(ls=style, color=PREDICTOR_COLOURS[name], lw=1.3 if name in MODELS else 0.9))
+                                      for k, style in zip(ks, K_STYLES) for name in names])
         ax.set_ylabel(label.replace(": ", ":\n"), fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -105,6 +139,7 @@ def rollout_errors(run, plt):
     handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
     handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}" + (" (train)" if int(k) == k_train else ""))
                 for k, s in zip(ks, K_STYLES)]
+    handles += [coincide_handle()] if coincided else []
     fig.legend(handles=handles, loc="upper center", ncols=5, fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 0.945))
     n = run["config"]["n_eval"]
@@ -222,6 +257,19 @@ def grouped_bars(ax, ks, values: dict, errors: dict = None):
                error_kw=dict(lw=0.8, capsize=1.5))
     ax.set_xticks(x, [f"K={k}" for k in ks])
     ax.grid(alpha=0.3, axis="y")
+    positive = [v for name in names for v in values[name] if v is not None and v > 0]
+    if positive and max(positive) < 1e-3:                                 # tiny values: "5e-16", no "1e-15" over the title
+        from matplotlib.ticker import FormatStrFormatter
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.0e"))
+    log = bool(positive) and max(positive) > LOG_SPAN * min(positive)   # decades apart: a log axis shows all
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(min(positive) / 3, max(positive) * 3)
+    for i, name in enumerate(names):                                      # a zero has no bar: say it
+        for xi, v in zip(x, values[name]):
+            if v == 0 and positive:
+                ax.text(xi + (i - (len(names) - 1) / 2) * width, min(positive) / 2.5 if log else 0.0, "0",
+                        ha="center", va="bottom", fontsize=7, color=PREDICTOR_COLOURS[name])
 
 
 def collision_metrics(run, plt):
@@ -262,10 +310,14 @@ def long_horizon(run, plt):
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.6), sharex=True,
                              gridspec_kw=dict(left=0.06, right=0.98, bottom=0.08, top=0.9, wspace=0.25, hspace=0.2))
     names = [n for n in PREDICTOR_COLOURS if n in run["long_horizon"][ks[0]]]
+    coincided = False
     for ax, (key, label) in zip(axes.ravel(), keys):
-        for k, style in zip(ks, K_STYLES):
-            for name in names:
-                ax.plot(run["long_horizon"][k][name][key], ls=style, color=PREDICTOR_COLOURS[name], lw=1.1)
+        coincided |= plot_curves(ax, [(run["long_horizon"][k][name][key],
+                                       dict(ls=style, color=PREDICTOR_COLOURS[name], lw=1.1))
+                                      for k, style in zip(ks, K_STYLES) for name in names])
+        if key == "energy_ratio":                                  # 1 is exact: show it against 0
+            top = max(max(run["long_horizon"][k][n][key]) for k in ks for n in names)
+            ax.set_ylim(0, max(1.3, 1.05 * top))
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
@@ -273,6 +325,7 @@ def long_horizon(run, plt):
     axes[1, 2].axis("off")
     handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
     handles += [Line2D([], [], ls=s, color="black", label=f"K = {k}") for k, s in zip(ks, K_STYLES)]
+    handles += [coincide_handle()] if coincided else []
     axes[1, 2].legend(handles=handles, loc="center", fontsize=10, frameon=False)
     T = run["long_horizon"][ks[0]]["T"]
     suptitle(fig, run, f"{T}-step closed-loop rollouts from frame 0: error, and measures that need no step-by-step "
@@ -288,12 +341,14 @@ def energy_overlap(run, plt):
     names = [n for n in PREDICTOR_COLOURS if n in run["long_horizon"][ks[0]] and n != "uninformed"]
     fig, axes = plt.subplots(2, len(ks), figsize=(3.0 * len(ks) + 1, 6.4), squeeze=False, sharex=True,
                              gridspec_kw=dict(left=0.06, right=0.99, bottom=0.08, top=0.82, wspace=0.3, hspace=0.15))
+    coincided = False
     for col, k in enumerate(ks):
         entry = run["long_horizon"][k]
-        for name in names:
-            axes[0, col].plot(entry[name]["energy_ratio"], color=PREDICTOR_COLOURS[name], lw=1.2)
-            axes[1, col].plot(entry[name]["overlap_frac"], color=PREDICTOR_COLOURS[name], lw=1.0)
-        axes[1, col].plot(entry["truth_overlap_frac"], "--", color="black", lw=1.0)
+        coincided |= plot_curves(axes[0, col], [(entry[n]["energy_ratio"], dict(color=PREDICTOR_COLOURS[n], lw=1.2))
+                                                for n in names])
+        coincided |= plot_curves(axes[1, col], [(entry[n]["overlap_frac"], dict(color=PREDICTOR_COLOURS[n], lw=1.0))
+                                                for n in names] +
+                                 [(entry["truth_overlap_frac"], dict(ls="--", color="black", lw=1.0))])
         axes[0, col].set_title(f"K = {k}", fontsize=10)
         axes[0, col].set_ylim(0, max(1.3, max(max(entry[n]["energy_ratio"]) for n in names) * 1.05))
         axes[1, col].set_xlabel("closed-loop step")
@@ -303,6 +358,7 @@ def energy_overlap(run, plt):
     axes[1, 0].set_ylabel("pairs overlapping > 10 % of 2r")
     handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
     handles.append(Line2D([], [], ls="--", color="black", label="truth (overlap rate)"))
+    handles += [coincide_handle()] if coincided else []
     fig.legend(handles=handles, loc="upper center", ncols=len(handles), fontsize=9, frameon=False,
                bbox_to_anchor=(0.5, 0.93))
     T = run["long_horizon"][ks[0]]["T"]
@@ -351,8 +407,8 @@ def sweep_summary(sweep, plt):
     for ax in axes.ravel()[len(metrics):]:
         ax.axis("off")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncols=4, fontsize=9, frameon=False)
-    suptitle(fig, sweep, f"Mean over {sweep['n_seeds']} seeds with 95 % t-intervals", x=0.2, fontsize=11)
+    fig.legend(handles, labels, loc="upper center", ncols=4, fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.955))
+    suptitle(fig, sweep, f"Mean over {sweep['n_seeds']} seeds with 95 % t-intervals", fontsize=11)
     return fig
 
 
@@ -672,6 +728,7 @@ def pixel_figures(path: str, out: str) -> list:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    plt.rcParams.update(STYLE)
     stem = os.path.splitext(os.path.basename(path))[0]
     os.makedirs(out, exist_ok=True)
     figures = {f"{stem}_frames.png": lambda: pixel_frames_figure(px, plt, per_component=px["visible"].all())}
@@ -722,9 +779,7 @@ def main(argv=None) -> int:
     titles = panel_titles(run.get("config", {}))
     for name in MODELS:                          # read by the forked workers
         LABELS[name] = PREDICTOR_LABELS[name] = titles[name]
-    # titles at a fixed height above their axes (no figure has tick labels on top): spares
-    # matplotlib a search for overlaps that costs a tenth of the drawing time
-    plt.rcParams["axes.titley"] = 1.0
+    plt.rcParams.update(STYLE)
     warm = plt.figure(figsize=(1, 1))            # load fonts once, before the workers fork
     warm.text(0.5, 0.5, "0.1")
     warm.canvas.draw()

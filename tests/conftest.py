@@ -49,6 +49,7 @@ def draw_figures(data: dict, out, only=None) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import visualize_relational_nem_bouncing_balls as V
+    plt.rcParams.update(V.STYLE)
     run, is_sweep, is_variants = V.check_run(data, "data")
     os.makedirs(out, exist_ok=True)
     for name, draw in V.figures_for(run, is_sweep, is_variants).items():
