@@ -70,13 +70,13 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
 from rnem.blas import blas_info, with_one_blas_thread
-from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
 from rnem.files import (RESULTS_DIR, TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
                         write_json_atomic)
@@ -92,76 +92,72 @@ MODEL_KINDS = ("non_relational", "relational")
 
 
 # ----------------------------------------------------------------------------- config
-def _opt(default, help, **kw):
-    return field(default=default, metadata={"help": help, **kw})
-
-
 @dataclass
 class Config:
     # experiment
-    seed: int = _opt(0, "seed of every random generator of the run")
-    quick: bool = _opt(False, "smoke run with a tiny budget, written beside the full run's file with _quick "
+    seed: int = config_field(0, "seed of every random generator of the run")
+    quick: bool = config_field(False, "smoke run with a tiny budget, written beside the full run's file with _quick "
                               "added (run_quick.json, results/run_simulator_quick.json, ...); explicit flags "
                               "win; it sets")
-    recipe: str = _opt("stub", "stub: the reference stub's models and training (the default experiment); simulator: "
+    recipe: str = config_field("stub", "stub: the reference stub's models and training (the default experiment); simulator: "
                                "the learned simulator (free flight plus learned wall and pair impulses, one-step "
                                "loss); explicit flags win; it sets",
                        choices=("stub", "simulator"))
-    masses: bool = _opt(False, "the paper's two ball types: half of the balls (at random) 1.25x the radius and 6x "
+    masses: bool = config_field(False, "the paper's two ball types: half of the balls (at random) 1.25x the radius and 6x "
                                "the mass; the state gets the radius as fifth component (simulator recipe only)")
     # data
-    k_train: int = _opt(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
+    k_train: int = config_field(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
                            "(each batch then draws one K; --n-train and --n-val are split evenly)")
-    n_train: int = _opt(300, "training sequences")
-    n_val: int = _opt(50, "validation sequences")
-    n_eval: int = _opt(50, "evaluation sequences for each evaluation K")
-    t_train: int = _opt(25, "steps per training / validation sequence")
-    t_eval: int = _opt(30, "steps per closed-loop evaluation rollout (step 0 = the given frame)")
-    eval_k: tuple = _opt((4, 3, 5, 6), "comma-separated numbers of balls to evaluate on")
-    t_long: int = _opt(100, "steps of the long-horizon rollouts (at least --t-eval)")
-    post_window: int = _opt(3, "states after a ball-ball collision counted by post_collision_vel_mse")
-    radius: float = _opt(0.11, "ball radius in box units (the box is [0, 1]^2), in (0, 0.25)")
-    dt: float = _opt(0.05, "time step of the explicit Euler simulator, in (0, 0.1]")
+    n_train: int = config_field(300, "training sequences")
+    n_val: int = config_field(50, "validation sequences")
+    n_eval: int = config_field(50, "evaluation sequences for each evaluation K")
+    t_train: int = config_field(25, "steps per training / validation sequence")
+    t_eval: int = config_field(30, "steps per closed-loop evaluation rollout (step 0 = the given frame)")
+    eval_k: tuple = config_field((4, 3, 5, 6), "comma-separated numbers of balls to evaluate on")
+    t_long: int = config_field(100, "steps of the long-horizon rollouts (at least --t-eval)")
+    post_window: int = config_field(3, "states after a ball-ball collision counted by post_collision_vel_mse")
+    radius: float = config_field(0.11, "ball radius in box units (the box is [0, 1]^2), in (0, 0.25)")
+    dt: float = config_field(0.05, "time step of the explicit Euler simulator, in (0, 0.1]")
     # models
-    hidden: int = _opt(64, "hidden units of every MLP layer")
-    msg_dim: int = _opt(8, "size of the relational message m_kj")
-    agg: str = _opt("mean", "how the relational model combines the other balls, one of mean, sum, attention: "
+    hidden: int = config_field(64, "hidden units of every MLP layer")
+    msg_dim: int = config_field(8, "size of the relational message m_kj")
+    agg: str = config_field("mean", "how the relational model combines the other balls, one of mean, sum, attention: "
                             "mean or sum of messages, or attention-gated sum of effects (R-NEM); a sweep takes "
                             "a comma-separated list")
     # training
-    epochs: int = _opt(60, "training epochs")
-    batch: int = _opt(32, "sequences per optimizer step")
-    lr: float = _opt(3e-3, "Adam learning rate; a training whose loss is not finite, or whose last epoch's mean "
+    epochs: int = config_field(60, "training epochs")
+    batch: int = config_field(32, "sequences per optimizer step")
+    lr: float = config_field(3e-3, "Adam learning rate; a training whose loss is not finite, or whose last epoch's mean "
                            "loss is above 100x its first step's, has diverged: one error line, exit code 1, "
                            "nothing written (in a sweep, a failed seed)")
-    t_bptt: int = _opt(4, "closed-loop steps unrolled per training window (BPTT length)")
-    grad_clip: float = _opt(5.0, "clip the global gradient norm to this value")
-    lr_schedule: str = _opt("constant", "learning rate over training: constant, or cosine decay to 0",
+    t_bptt: int = config_field(4, "closed-loop steps unrolled per training window (BPTT length)")
+    grad_clip: float = config_field(5.0, "clip the global gradient norm to this value")
+    lr_schedule: str = config_field("constant", "learning rate over training: constant, or cosine decay to 0",
                             choices=("constant", "cosine"))
-    dtype: str = _opt("float64", "float type of training and evaluation: float64 gives the same numbers on every "
+    dtype: str = config_field("float64", "float type of training and evaluation: float64 gives the same numbers on every "
                                  "x86-64 machine; float32 is faster but its numbers depend on the BLAS kernel",
                       choices=("float64", "float32"))
-    jobs: int = _opt(0, "worker processes: the two models of a run, or the seeds of a sweep (0 = all cores)")
+    jobs: int = config_field(0, "worker processes: the two models of a run, or the seeds of a sweep (0 = all cores)")
     # output
-    n_samples: int = _opt(3, "K_train evaluation sequences stored whole in run.json for the figures")
-    n_attention: int = _opt(10, "with --agg attention: evaluation sequences (at most --n-eval; "
+    n_samples: int = config_field(3, "K_train evaluation sequences stored whole in run.json for the figures")
+    n_attention: int = config_field(10, "with --agg attention: evaluation sequences (at most --n-eval; "
                                  "the default is lowered to --n-eval) whose teacher-forced gates are stored")
-    log_every: int = _opt(10, "print one log line every this many epochs")
-    out: str = _opt("run.json", "output JSON path; the default is run.json for the stub recipe's run, "
+    log_every: int = config_field(10, "print one log line every this many epochs")
+    out: str = config_field("run.json", "output JSON path; the default is run.json for the stub recipe's run, "
                                 "results/run_simulator.json (results/run_simulator_masses.json with --masses) for "
                                 "the simulator recipe's, results/sweep.json, results/sweep_simulator.json, ... with "
                                 "--seeds or --aggregate; --quick adds _quick")
-    no_save: bool = _opt(False, "do not write the output JSON")
-    save_model: str = _opt("", "also write both trained models to this .npz file (numpy arrays, no pickle)")
-    load_model: str = _opt("", "evaluate the models of this .npz file (from --save-model) instead of training; "
+    no_save: bool = config_field(False, "do not write the output JSON")
+    save_model: str = config_field("", "also write both trained models to this .npz file (numpy arrays, no pickle)")
+    load_model: str = config_field("", "evaluate the models of this .npz file (from --save-model) instead of training; "
                                "the file's config applies except for the evaluation and output options given")
     # many seeds
-    seeds: str = _opt("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
-    seed_dir: str = _opt("results/sweep_runs", "folder for the per-seed JSON files of --seeds; the default "
+    seeds: str = config_field("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
+    seed_dir: str = config_field("results/sweep_runs", "folder for the per-seed JSON files of --seeds; the default "
                                                "follows --out's: results/sweep_runs_simulator, ...; --quick "
                                                "adds _quick")
-    curriculum: str = _opt("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
-    aggregate: tuple = _opt((), "rebuild the sweep summary from these per-seed JSON files (no training)")
+    curriculum: str = config_field("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
+    aggregate: tuple = config_field((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 
     @property
     def steps_per_epoch(self) -> int:

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 import relational_nem_bouncing_balls as R  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
-from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_seeds  # noqa: E402
+from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_seeds  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import ball_pixels, curtain_mask, pixel_centres, render_binary, squared_distances  # noqa: E402
@@ -65,58 +65,32 @@ DUPLICATE_DISTANCE = 1.0  # of two present components closer than this many radi
 @dataclasses.dataclass
 class PixelConfig:
     # data
-    seed: int = 0
-    seeds: str = ""
-    k_balls: str = "4"
-    masses: bool = False
-    curtain: float = 0.0
-    n_seq: int = 50
-    t_frames: int = 30
-    size: int = 48
+    seed: int = config_field(0, "the seed of the data, the curtains and the renderer's training")
+    seeds: str = config_field("", 'e.g. 0-9: every seed, then means over seeds and wins of the relational simulator')
+    k_balls: str = config_field("4", 'balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)')
+    masses: bool = config_field(False, "the paper's two ball types (6x mass, 1.25x radius) instead of equal masses")
+    curtain: float = config_field(0.0, 'width of an unobserved vertical band at a random place per sequence (0: none)')
+    n_seq: int = config_field(50, 'sequences evaluated')
+    t_frames: int = config_field(30, 'frames per sequence')
+    size: int = config_field(48, 'frame side in pixels (the paper: 64; at 48 a ball is 5.3 px in radius and a '
+                                 'frame has 0.56x the pixels)')
     # EM
-    components: int = 5
-    em_iters: int = 3
-    softness: float = 0.5
-    dynamics: str = "all"
-    models: str = ""
-    sim_steps: int = 10
+    components: int = config_field(5, 'K, components per sequence (the paper: 5 for 4 balls, 8 for 6-8)')
+    em_iters: int = config_field(3, 'EM iterations per frame')
+    softness: float = config_field(0.5, "known renderer: pixels over which a disk's edge goes from 1 to 0")
+    dynamics: str = config_field("all", 'constant_velocity, simulator.non_relational, simulator.relational, or all three')
+    models: str = config_field("", "the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)")
+    sim_steps: int = config_field(10, 'the last sim_steps frames are also predicted without seeing frames')
     # the learned renderer
-    renderer: str = "known"
-    train_k_balls: int = 4
-    hidden: int = 16
-    train_seq: int = 200
-    train_iters: int = 100
-    batch: int = 8
-    lr: float = 0.01
-    bitflip: float = 0.05
-    out: str = "results/pixels.json"
-
-
-HELP = {
-    'seeds': 'e.g. 0-9: every seed, then means over seeds and wins of the relational simulator',
-    'k_balls': 'balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)',
-    'masses': "the paper's two ball types (6x mass, 1.25x radius) instead of equal masses",
-    'curtain': 'width of an unobserved vertical band at a random place per sequence (0: none)',
-    'softness': "known renderer: pixels over which a disk's edge goes from 1 to 0",
-    'dynamics': 'constant_velocity, simulator.non_relational, simulator.relational, or all three',
-    'models': "the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)",
-    'sim_steps': 'the last sim_steps frames are also predicted without seeing frames',
-    'renderer': 'known (soft disk) or learned (trained here from frames)',
-    'train_k_balls': 'the learned renderer is trained on frames of this many balls',
-    'bitflip': 'fraction of the pixels flipped in the frames the EM sees while training',
-    'seed': "the seed of the data, the curtains and the renderer's training",
-    'n_seq': 'sequences evaluated',
-    't_frames': 'frames per sequence',
-    'size': 'frame side in pixels (the paper: 64; at 48 a ball is 5.3 px in radius and a frame has 0.56x the pixels)',
-    'components': 'K, components per sequence (the paper: 5 for 4 balls, 8 for 6-8)',
-    'em_iters': 'EM iterations per frame',
-    'hidden': 'learned renderer: hidden units per layer',
-    'train_seq': 'learned renderer: training sequences',
-    'train_iters': 'learned renderer: Adam steps (one batch of sequences each, cosine-decayed rate)',
-    'batch': 'learned renderer: sequences per step',
-    'lr': "learned renderer: Adam's learning rate",
-    'out': 'the result JSON (written atomically)',
-}
+    renderer: str = config_field("known", 'known (soft disk) or learned (trained here from frames)')
+    train_k_balls: int = config_field(4, 'the learned renderer is trained on frames of this many balls')
+    hidden: int = config_field(16, 'learned renderer: hidden units per layer')
+    train_seq: int = config_field(200, 'learned renderer: training sequences')
+    train_iters: int = config_field(100, 'learned renderer: Adam steps (one batch of sequences each, cosine-decayed rate)')
+    batch: int = config_field(8, 'learned renderer: sequences per step')
+    lr: float = config_field(0.01, "learned renderer: Adam's learning rate")
+    bitflip: float = config_field(0.05, 'fraction of the pixels flipped in the frames the EM sees while training')
+    out: str = config_field("results/pixels.json", 'the result JSON (written atomically)')
 
 
 DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
@@ -767,11 +741,11 @@ def main(argv=None) -> int:
     for f in dataclasses.fields(PixelConfig):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", help=HELP.get(f.name, ""))
+            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
         else:
             choices = {"dynamics": DYNAMICS + ("all",), "renderer": RENDERERS}.get(f.name)
             parser.add_argument(flag, type=type(f.default), default=f.default, choices=choices,
-                                help=f"{HELP.get(f.name, '')} (default: {f.default!r})")
+                                help=f"{f.metadata['help']} (default: {f.default!r})")
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)

@@ -7,7 +7,14 @@ errors (an unknown flag, a value of the wrong type) the same one line.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+
+
+def config_field(default, help: str, **kw):
+    """A field of a config dataclass with its help text (and argparse keywords such as choices):
+    each script builds its command line from its config's fields."""
+    return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
 class ConfigError(ValueError):
