@@ -569,8 +569,6 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     return renderer, history
 
 
-
-
 def component_map(maps: np.ndarray, floor: float) -> tuple:
     """maps (K, S, S) in [0, 1] -> (rows of the index of the largest map per pixel, "." where it is
     below floor; rows of its level, floor(10 value) clipped to 0..9)."""

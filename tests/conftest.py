@@ -1,8 +1,12 @@
 """Shared helpers of the tests: the repository root on sys.path, the scripts, running them."""
+import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -73,3 +77,53 @@ def processes():
             except (OSError, IndexError):
                 continue
             yield int(entry), int(fields[1]), int(fields[3]), cmd
+
+
+# ---------------------------------------------------------------- slow checks on the second core
+SLOW_TESTS = ("test_pixel_run_tracked_whole_gives_the_committed_measures", "test_renderer_training_starts_as_committed")
+_background = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that wait for the background process run last, when it has had the most time."""
+    items.sort(key=lambda item: item.originalname in SLOW_TESTS)
+
+
+def pytest_collection_finish(session):
+    """Starts test_committed_results.slow_slices in its own process when a test that needs it is
+    collected, so that it runs beside the other tests."""
+    if any(item.originalname in SLOW_TESTS for item in session.items):
+        folder = tempfile.mkdtemp(prefix="rnem-tests-")
+        out = os.path.join(folder, "slow_slices.json")
+        code = f"import test_committed_results as T; T.slow_slices({out!r})"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), ROOT])}
+        _background.update(folder=folder, out=out, process=subprocess.Popen(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=lambda: os.nice(10)))                   # the tests in the foreground come first
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Nothing outlives the session: the background process is stopped and its folder removed."""
+    process = _background.pop("process", None)
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+    if "folder" in _background:
+        import shutil
+        shutil.rmtree(_background.pop("folder"), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slow_slices_result():
+    """The background process's answer (waits at most two minutes for it)."""
+    process = _background.get("process")
+    assert process is not None, "the background check was not started"
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise AssertionError("the slow slices took more than two minutes")
+    assert process.returncode == 0, err.decode(errors="replace")
+    with open(_background["out"]) as f:
+        return json.load(f)
