@@ -44,10 +44,10 @@ def environment(dtype: str, script: str) -> dict:
     on every x86-64 machine but for the chaotic closed-loop measures (CHAOTIC_METRICS), which move
     with the BLAS kernel's rounding; in float32 all depend on the kernel, so `numbers_depend_on`
     says which one was used. script: the file of the script that runs (its sha256 is recorded,
-with package_sha256 for the modules it imports)."""
+    with package_sha256 for the modules it imports)."""
     blas = blas_info()
     return {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
             "cpu": cpu_model(), "blas": blas, "dtype": dtype,
-            "numbers_depend_on": ("source_sha256, config" if dtype == "float64" else
-                                  f"source_sha256, config and the BLAS kernel ({blas['kernel']})"),
+            "numbers_depend_on": ("source_sha256, package_sha256, config" if dtype == "float64" else
+                                  f"source_sha256, package_sha256, config and the BLAS kernel ({blas['kernel']})"),
             "source_sha256": source_sha256(script), "package_sha256": package_sha256()}

@@ -60,7 +60,7 @@ def test_float64_gives_the_same_numbers_under_two_blas_kernels(tmp_path):
     # float64 products differ between kernels only in their last bits; training amplifies that
     # to far below 1e-9 relative over this run (float32 would differ by percents)
     np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-12)
-    assert a["env"]["numbers_depend_on"] == "source_sha256, config"
+    assert a["env"]["numbers_depend_on"] == "source_sha256, package_sha256, config"
 
 
 def test_workers_run_one_blas_thread_whatever_the_parent_loaded(tmp_path):
