@@ -78,7 +78,7 @@ from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
 from rnem.blas import blas_info, with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
-from rnem.files import (RESULTS_DIR, TEMP_PREFIX, check_folder_writable, check_output_path, seed_dir_lock, write_atomic,
+from rnem.files import (RESULTS_DIR, check_folder_writable, check_output_path, write_atomic,
                         write_json_atomic)
 from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
 from rnem.optim import Adam, clip_grad_norm
@@ -86,7 +86,7 @@ from rnem.rollout_measures import (long_horizon_metrics, masked_vel_mse, one_ste
                                    post_collision_mask, rollout_metrics)
 from rnem.simulator_model import SimulatorModel
 from rnem.processes import Interrupted, exit_if_worker_startup, raise_interrupted, run_workers
-from rnem.sweeps import OUTPUT_FIELDS, aggregate_files, seed_file, shared_config, sweep_table
+from rnem.sweeps import OUTPUT_FIELDS, aggregate_files, run_jobs_in_folders, seed_file, shared_config, sweep_table
 
 MODEL_KINDS = ("non_relational", "relational")
 
@@ -1620,51 +1620,20 @@ def check_sweep_inputs(cfg: Config, jobs: list) -> None:
 def run_sweep(cfg: Config, log=print, job_fn=None) -> dict:
     """Runs every seed of cfg.seeds, for every variant (--agg, --curriculum), in worker processes
     (one seed and training regime per process at a time, its models trained one after the
-    other), then summarises the per-seed files. A seed whose worker fails or dies is a failed
-    seed of the summary. Interrupted, it stops every worker and removes what is incomplete
-    (temporary files, folders it created that stay empty); finished per-seed files are kept.
-    job_fn replaces _sweep_job (a test hook; it must be importable by a new process)."""
+    other; rnem.sweeps.run_jobs_in_folders), then summarises the per-seed files. A seed whose
+    worker fails or dies is a failed seed of the summary. job_fn replaces _sweep_job (a test
+    hook; it must be importable by a new process)."""
     exit_if_worker_startup()
-    job_fn = job_fn or _sweep_job
     jobs = sweep_jobs(cfg)
-    n_variants = len(sweep_variants(cfg))
     check_sweep_inputs(cfg, jobs)
-    folders = [cfg.seed_dir] + ([] if n_variants == 1 else [os.path.join(cfg.seed_dir, name)
-                                                            for name, _, _ in sweep_variants(cfg)])
-    created = [folder for folder in folders if not os.path.isdir(folder)]
-    os.makedirs(cfg.seed_dir, exist_ok=True)
+    variants = sweep_variants(cfg)
+    folders = [cfg.seed_dir] + ([] if len(variants) == 1 else [os.path.join(cfg.seed_dir, name)
+                                                               for name, _, _ in variants])
+    failed_payloads = [[(path, {"seed": job[0].seed, "variant": name}) for name, _, path in job_paths(job)]
+                       for job in jobs]
+    workers = min(n_workers(cfg), len(jobs))
     t0 = time.perf_counter()
-    results = []
-    try:
-        with seed_dir_lock(cfg.seed_dir):
-            for folder in folders:
-                os.makedirs(folder, exist_ok=True)
-
-            def done(index, outcome, error):
-                if error is not None:                                # the worker itself failed or died
-                    outcome = []
-                    for name, _, path in job_paths(jobs[index]):
-                        write_json_atomic(path, {"seed": jobs[index][0].seed, "variant": name, "error": error})
-                        outcome.append((name, jobs[index][0].seed, path, error))
-                results.extend(outcome)
-                for name, seed, path, err in outcome:
-                    log(f"{name} seed {seed}: " + (f"FAILED {err}" if err else f"done ({path})") +
-                        f"  [{len(results)}/{len(jobs) * len(jobs[0][1])}, {time.perf_counter() - t0:.0f} s]")
-
-            workers = min(n_workers(cfg), len(jobs))
-            if workers >= 2:
-                run_workers(job_fn, jobs, workers, on_done=done)
-            else:
-                for index, job in enumerate(jobs):
-                    done(index, job_fn(job), None)
-    except BaseException:
-        for folder in reversed(folders):
-            for entry in os.listdir(folder) if os.path.isdir(folder) else []:
-                if entry.startswith(TEMP_PREFIX):
-                    os.remove(os.path.join(folder, entry))
-            if folder in created and os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
-        raise
+    results = run_jobs_in_folders(job_fn or _sweep_job, jobs, folders, failed_payloads, workers, log)
     summary = aggregate_files([path for _, _, path, _ in sorted(results)])
     summary["timing"] = {"wall_s": time.perf_counter() - t0, "workers": workers}
     return summary

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import numpy as np
 
 from rnem.cli import ConfigError
+from rnem.files import TEMP_PREFIX, seed_dir_lock, write_json_atomic
+from rnem.processes import run_workers
 
 # Config fields that only say where output goes or how fast: not part of what a result means,
 # so seeds run in different folders or jobs merge into one summary.
@@ -144,6 +147,50 @@ def summarise(runs: dict, failed: dict) -> dict:
 
 def seed_file(seed_dir: str, seed: int, variant: str | None = None) -> str:
     return os.path.join(seed_dir, *([variant] if variant else []), f"seed_{seed}.json")
+
+
+def run_jobs_in_folders(job_fn, jobs: list, folders: list, failed_payloads: list, workers: int, log=print) -> list:
+    """job_fn(job) for every job, in `workers` worker processes (in this process for one), while
+    holding the lock of folders[0] (the seed folder; a second sweep there is refused). Each job
+    writes its per-seed files itself and returns [(variant, seed, path, error or None)]; a job
+    whose worker fails or dies gets, instead, failed_payloads[index] ([(path, payload)]) written
+    with its error, so that no seed is lost. Interrupted, it stops every worker and removes what
+    is incomplete (temporary files, folders it created that stay empty); finished files stay.
+    Returns every job's list, concatenated in the order the jobs ended."""
+    created = [folder for folder in folders if not os.path.isdir(folder)]
+    os.makedirs(folders[0], exist_ok=True)
+    t0, results = time.perf_counter(), []
+    total = sum(len(paths) for paths in failed_payloads)
+    try:
+        with seed_dir_lock(folders[0]):
+            for folder in folders:
+                os.makedirs(folder, exist_ok=True)
+
+            def done(index, outcome, error):
+                if error is not None:                                # the worker itself failed or died
+                    outcome = []
+                    for path, payload in failed_payloads[index]:
+                        write_json_atomic(path, {**payload, "error": error})
+                        outcome.append((payload["variant"], payload["seed"], path, error))
+                results.extend(outcome)
+                for name, seed, path, err in outcome:
+                    log(f"{name} seed {seed}: " + (f"FAILED {err}" if err else f"done ({path})") +
+                        f"  [{len(results)}/{total}, {time.perf_counter() - t0:.0f} s]")
+
+            if workers >= 2:
+                run_workers(job_fn, jobs, workers, on_done=done)
+            else:
+                for index, job in enumerate(jobs):
+                    done(index, job_fn(job), None)
+    except BaseException:
+        for folder in reversed(folders):
+            for entry in os.listdir(folder) if os.path.isdir(folder) else []:
+                if entry.startswith(TEMP_PREFIX):
+                    os.remove(os.path.join(folder, entry))
+            if folder in created and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise
+    return results
 
 
 def aggregate_files(paths) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import rollout_measures, sweeps
+from rnem import files, rollout_measures, sweeps
 from conftest import ROOT, assert_one_line_error, call_main, draw_figures
 
 R_, DT = 0.11, 0.05
@@ -197,7 +197,7 @@ def test_aggregate_rejects_mixed_configs(tmp_path):
     a = R.run(dataclasses.replace(TINY, seed=0, jobs=1), log=None)
     b = R.run(dataclasses.replace(TINY, seed=1, jobs=1, lr=1e-3), log=None)
     for seed, payload in ((0, a), (1, b)):
-        R.write_json_atomic(str(tmp_path / f"seed_{seed}.json"), payload)
+        files.write_json_atomic(str(tmp_path / f"seed_{seed}.json"), payload)
     with pytest.raises(R.ConfigError, match=r"seed 1 was run with a different config \(lr\)"):
         R.aggregate_files([str(tmp_path / "seed_0.json"), str(tmp_path / "seed_1.json")])
 
@@ -253,7 +253,7 @@ def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
     assert summary["ratio"]["4"]["one_step_vel_mse_wall"] is None          # non-relational 0 in seed 0: undefined
     assert summary["ratio"]["4"]["vel_err"]["mean"] == 1.0
     assert "vel_err" not in summary["wins"]["4"] and summary["wins"]["4"]["one_step_vel_mse_wall"] == 1
-    R.write_json_atomic(str(tmp_path / "s.json"), {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -math.inf}})
+    files.write_json_atomic(str(tmp_path / "s.json"), {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": -math.inf}})
     assert json.loads((tmp_path / "s.json").read_text(), parse_constant=lambda c: 1 / 0) == \
         {"a": None, "b": [1.0, None], "c": {"d": None}}
 

@@ -13,6 +13,7 @@ import pytest
 
 import relational_nem_bouncing_balls as R
 from rnem import blas
+from rnem.processes import run_workers
 from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, processes
 from test_robustness import TINY, TINY_CFG, companion_main
 
@@ -122,7 +123,7 @@ def test_a_worker_that_dies_before_its_job_starts_is_seen_at_once(capfd):
     previous = signal.signal(signal.SIGALRM, raise_hung)          # a hang fails this test, not the suite
     signal.alarm(HANG)
     try:
-        outcomes = R.run_workers(DiesOnArrival(), [4, 5, 6], 2)
+        outcomes = run_workers(DiesOnArrival(), [4, 5, 6], 2)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)

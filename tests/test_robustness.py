@@ -285,7 +285,7 @@ def quick_payload():
 def test_aggregate_checks_types(tmp_path, change, message, quick_payload, capsys, monkeypatch):
     payload = json.loads(json.dumps(quick_payload))
     change(payload)
-    R.write_json_atomic(str(tmp_path / "seed_0.json"), payload)
+    files.write_json_atomic(str(tmp_path / "seed_0.json"), payload)
     assert_one_line_error(call_main(R.main, ["--aggregate", "seed_0.json"], tmp_path, capsys, monkeypatch),
                           "--aggregate seed_0.json: malformed per-seed JSON (" + message.split("(", 1)[-1])
 
