@@ -78,8 +78,9 @@ from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
 from rnem.blas import blas_info, with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
-from rnem.files import (RESULTS_DIR, check_folder_writable, check_output_path, write_atomic,
+from rnem.files import (RESULTS_DIR, check_folder_writable, check_output_path,
                         write_json_atomic)
+from rnem.model_files import read_model_file, write_model_file
 from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
 from rnem.optim import Adam, clip_grad_norm
 from rnem.rollout_measures import (long_horizon_metrics, masked_vel_mse, one_step_by_event, overlap_fraction,
@@ -1343,39 +1344,18 @@ def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: 
                        for kind, model in models.items()},
             "history": histories, "timing": timings}
     arrays = {model_name(kind, cfg.recipe): model.flat for kind, model in models.items()}
-    write_atomic(path, lambda tmp: np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays), ".npz")
-
-
-def _read_npz(path: str, option: str):
-    """(meta dict, {name: array}) of a model file (ConfigError when it is not one)."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"{option} {path}: file not found; write one with --save-model")
-    bad = f"{option} {path}: not a model file written by --save-model"
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as err:  # zipfile, pickle refusal, truncation: all mean "not our file"
-        raise ConfigError(f"{bad} ({type(err).__name__})")
-    try:
-        meta = json.loads(str(arrays.pop("meta")))
-        ok = (isinstance(meta, dict) and meta.get("format") == MODEL_FILE_FORMAT
-              and isinstance(meta.get("config"), dict) and isinstance(meta.get("models"), dict))
-    except (KeyError, ValueError):
-        ok = False
-    if not ok:
-        raise ConfigError(f"{bad} (no valid metadata)")
-    return meta, arrays
+    write_model_file(path, meta, arrays)
 
 
 def read_model_meta(path: str) -> dict:
-    return _read_npz(path, "--load-model")[0]
+    return read_model_file(path, "--load-model", MODEL_FILE_FORMAT)[0]
 
 
 def load_models(path: str) -> dict:
     """{name: model} of a file written by --save-model, e.g. {"stub.non_relational": ...,
     "stub.relational": ...}; each is ready for rollout(model, init, n_steps). Raises
     ConfigError (a ValueError) for a malformed file or one that does not match its config."""
-    meta, arrays = _read_npz(path, "--load-model")
+    meta, arrays = read_model_file(path, "--load-model", MODEL_FILE_FORMAT)
     config = meta["config"]
     try:
         cfg = Config(**{f.name: (tuple(config[f.name]) if isinstance(config[f.name], list) else config[f.name])

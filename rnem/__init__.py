@@ -7,9 +7,14 @@
     measures     adjusted Rand index, binary cross-entropy
     cli          the one-line error (ConfigError, OneLineParser), lists of integers and seeds
     files        output checks before any work, atomic writes, strict JSON, a folder's lock
+    model_files  trained parameters in an .npz with JSON metadata (no pickle)
     blas         the BLAS library and kernel, one BLAS thread for a call
     environment  what a result records of the machine and the code (sha256)
     processes    worker processes that never hang and leave no orphans
     sweeps       the measures a sweep summarises, statistics over seeds, --aggregate
     result_files reading and checking result JSON for the figure and GIF scripts
+    pictures     anti-aliased disks and the colours of the models, for figures and GIFs
+    balls        the paper's two ball types: radii and masses
+    simulator_model  the simulator recipe's model (free flight plus learned, gated impulses)
+    rollout_measures errors, horizon, energy and distribution distances of a rollout
 """
