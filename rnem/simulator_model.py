@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from rnem.balls import HEAVY_RADIUS
-from rnem.layers import ParamBuffer, affine_backward, affine_forward
+from rnem.layers import ParamBuffer, affine_backward, affine_forward, sigmoid
 
 # A learned simulator built on free flight. Each step starts from x~ = x + dt v and adds
 # corrections whose form is physics and whose timing is learned:
@@ -37,7 +37,7 @@ def gate_mlp_forward(P: dict, name: str, x: np.ndarray, n_layers: int):
         h = np.maximum(z, 0.0) if l < n_layers - 1 else z          # (N, H) ... (N, 1)
         if l < n_layers - 1:
             caches.append(z > 0)
-    gate = 1.0 / (1.0 + np.exp(-h[:, 0]))                          # (N,)
+    gate = sigmoid(h[:, 0])                                        # (N,)
     return gate, (caches, gate)
 
 
