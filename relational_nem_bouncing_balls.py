@@ -14,7 +14,7 @@ Both are trained with 4-step backprop-through-time on K=4 sequences (or on a lis
 evaluated as closed-loop predictors from frame 0 on K = 4, 3, 5, 6 (--eval-k), with errors
 split by collision events, long rollouts, and two baselines (constant velocity, uninformed).
 
---recipe simulator is a second pair of models of one design (see its section): free flight
+--recipe simulator is a second pair of models of one design (rnem/simulator_model.py): free flight
 plus learned, gated wall reflections and (relational) elastic pair impulses along the line of
 centres, trained on one-step loss; --masses gives the paper's two ball types (6x the mass,
 1.25x the radius), the radius then being a fifth state component.
@@ -24,9 +24,9 @@ so one seed gives the same numbers to 1e-8 on every x86-64 machine, except what 
 (CHAOTIC_METRICS: long rollouts, the simulator recipe's rollouts, and the stub's training, which
 is itself chaotic for some seeds and aggregators), whose last-bit differences between BLAS
 kernels grow until they show; those are published as means over seeds with intervals
-(docs/reproducibility.md). run.json's `env` records
-numpy, the BLAS library and kernel, the CPU and this file's sha256; --dtype float32 is faster,
-but all its numbers depend on the BLAS kernel.
+(docs/reproducibility.md). run.json's `env` records numpy, the BLAS library and kernel, the
+CPU, this file's sha256 and the rnem package's; --dtype float32 is faster, but all its numbers
+depend on the BLAS kernel.
 
 Python API: load_models(path) -> {name: model} for a file written by --save-model;
 rollout(model, init (n, K, 4), n_steps) -> (n_steps, n, K, 4); rollout_metrics(pred, truth).

@@ -57,7 +57,7 @@ def gate_mlp_backward(dgate: np.ndarray, cache, name: str, n_layers: int, G: dic
 class SimulatorModel:
     """The simulator recipe's non-relational (kind "non_relational") or relational model: one step
     S (B, K, D) -> S' with D = 4 (x, y, vx, vy; radius `radius` for every ball) or D = 5 (the
-    radius as fifth component, copied). See the section comment for the maths.
+    radius as fifth component, copied). The comment at the top of this module has the maths.
 
     forward(S) -> (S' - S, cache) and rollout() work as for the stub's models;
     loss_and_grads(S, target) gives the one-step loss and its gradient (plain forward/backward).
