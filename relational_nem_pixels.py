@@ -31,8 +31,9 @@ import os
 import sys
 import time
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # before numpy loads: one BLAS
-    os.environ.setdefault(_var, "1")                                           # thread, as the main script's workers
+from rnem.blas import BLAS_THREAD_VARS  # noqa: E402  (imports no numpy)
+for _var in BLAS_THREAD_VARS:                     # before numpy loads: one BLAS thread, as the main script's workers
+    os.environ.setdefault(_var, "1")
 import numpy as np  # noqa: E402
 
 import relational_nem_bouncing_balls as R  # noqa: E402

@@ -216,3 +216,10 @@ def test_pixels_refuse_fewer_components_than_balls(tmp_path, capsys, monkeypatch
                      tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "--train-k-balls must be at most --components (3)")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_blas_module_imports_no_numpy():
+    # the scripts read BLAS_THREAD_VARS from it before numpy loads (numpy reads them once, at import)
+    done = subprocess.run([sys.executable, "-c", "import sys, rnem.blas; assert 'numpy' not in sys.modules"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
