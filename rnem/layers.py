@@ -1,6 +1,10 @@
 """Parameters and layers shared by the models: one flat parameter vector with named views
-(parameters, gradients and Adam's moments share the names), affine layers as forward/backward
-pairs, in-place ReLU, per-step workspaces and the ReLU MLP of the stub's models."""
+(parameters, gradients and Adam's moments share the names), plain forward/backward pairs
+(affine, layer norm, ReLU, ELU, tanh, sigmoid) and the Bernoulli losses from logits, in-place
+ReLU, per-step workspaces and the ReLU MLP of the stub's models, and the pair layer.
+
+A pair is `x_forward(...) -> (out, cache)` and `x_backward(dout, cache) -> (dx, parameter
+gradients...)`, on arrays of any leading shape (..., D); tests check each by finite differences."""
 from __future__ import annotations
 
 import functools
@@ -167,6 +171,85 @@ def affine_backward(dout, cache):
     """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
     x, W = cache
     return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+
+
+def layernorm_forward(x, g, b, eps: float = 1e-5):
+    """Layer norm over the last axis: x (..., D) -> g (x - mean) / sqrt(var + eps) + b; g, b (D,)."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu                                                          # (..., D) centred
+    inv = 1.0 / np.sqrt((xc * xc).mean(axis=-1, keepdims=True) + eps)   # (..., 1)
+    xhat = xc * inv
+    return g * xhat + b, (xhat, inv, g)
+
+
+def layernorm_backward(dout, cache):
+    """dout (..., D) -> (dx (..., D), dg (D,), db (D,)); dx = inv (dxhat - mean(dxhat)
+    - xhat mean(dxhat xhat)), the means over the last axis."""
+    xhat, inv, g = cache
+    lead = tuple(range(dout.ndim - 1))
+    dg, db = (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
+    dxhat = dout * g
+    dx = inv * (dxhat - dxhat.mean(axis=-1, keepdims=True) - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+    return dx, dg, db
+
+
+def relu_forward(x):
+    """max(x, 0); cache: the mask x > 0."""
+    on = x > 0
+    return x * on, on
+
+
+def relu_backward(dout, on):
+    return dout * on
+
+
+def elu_forward(x):
+    """x where x > 0, exp(x) - 1 elsewhere (ELU with alpha 1); cache (x > 0, exp(min(x, 0)))."""
+    on, e = x > 0, np.exp(np.minimum(x, 0.0))
+    return np.where(on, x, e - 1.0), (on, e)
+
+
+def elu_backward(dout, cache):
+    on, e = cache
+    return dout * np.where(on, 1.0, e)
+
+
+def tanh_forward(x):
+    y = np.tanh(x)
+    return y, y
+
+
+def tanh_backward(dout, y):
+    return dout * (1.0 - y * y)
+
+
+def sigmoid_forward(x):
+    y = sigmoid(x)
+    return y, y
+
+
+def sigmoid_backward(dout, y):
+    return dout * y * (1.0 - y)
+
+
+def softplus(z):
+    """log(1 + exp(z)) without overflow."""
+    return np.logaddexp(0.0, z)
+
+
+def bernoulli_losses_forward(logits, x, gamma):
+    """N-EM's per-pixel loss from the decoder's logits l (psi = sigmoid(l)), elementwise:
+    gamma BCE(x, psi) + (1 - gamma) KL(Bernoulli(0) || psi) = gamma (softplus(l) - x l)
+    + (1 - gamma) softplus(l); from logits, so no clipping is needed. gamma is held fixed
+    (no gradient). logits, x, gamma broadcast to one shape; returns (loss, cache)."""
+    sp = softplus(logits)
+    return gamma * (sp - x * logits) + (1.0 - gamma) * sp, (logits, x, gamma)
+
+
+def bernoulli_losses_backward(dout, cache):
+    """dout (the loss's shape) -> dlogits = dout (sigmoid(l) - gamma x)."""
+    logits, x, gamma = cache
+    return dout * (sigmoid(logits) - gamma * x)
 
 
 # The pair layer of message passing: one affine map of every ordered pair (focus k, context j != k).
