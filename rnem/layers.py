@@ -163,14 +163,15 @@ class MLP:
 
 
 def affine_forward(x, W, b):
-    """x (N, D) -> x W + b (N, M); cache (x, W)."""
+    """x (..., D) -> x W + b (..., M); cache (x, W)."""
     return x @ W + b, (x, W)
 
 
 def affine_backward(dout, cache):
-    """dout (N, M) -> (dx (N, D), dW (D, M), db (M,))."""
+    """dout (..., M) -> (dx (..., D), dW (D, M), db (M,)); the leading axes are summed over."""
     x, W = cache
-    return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])    # (N, D), (N, M): views
+    return dout @ W.T, x2.T @ d2, d2.sum(axis=0)
 
 
 def layernorm_forward(x, g, b, eps: float = 1e-5):

@@ -1,0 +1,173 @@
+"""The paper's network (van Steenkiste et al. 2018, Appendix A), scaled down as in
+../shared/reference/rnem-network-prototype.md: K copies of a recurrent encoder-decoder whose
+hidden states theta_k become the objects, trained by back-propagating through unrolled
+generalised EM on binary frames. Plain forward/backward pairs with caches; every backward pass
+is checked by finite differences in float64 (tests/test_network.py).
+
+One EM step for component k (B sequences, K components, D pixels, M hidden units):
+    x~_k   = gamma_k (x_noisy - psi_k)                      the input: what k explains badly   (B, K, D)
+    h_k    = enc(x~_k)                                      D -> 256 -> 64, ELU after layer norm
+    U_k    = Upsilon_k(theta)                               RNN-EM: theta_k; R-NEM: below
+    theta_k' = sigmoid(LN(h_k W + U_k R + b))               the recurrence                     (B, K, M)
+    psi_k' = sigmoid(dec(theta_k'))                         M -> 256 (ReLU) -> D logits
+R-NEM's Upsilon_k = [th_k ; sum_{i != k} a_ki e_ki] with th = MLP_enc(theta) (ReLU), the pair
+embedding emb_ki = ReLU(LN(th_k W_f + th_i W_c + b)) (= MLP_emb([th_k; th_i]) without building
+the K (K - 1) concatenations), e_ki = MLP_eff(emb_ki) (ReLU, width M) and the attention
+a_ki = sigmoid(MLP_att(emb_ki) w + c) (tanh, width M / 2); without attention a_ki = 1.
+A layer `block` is act(LN(x W + b)); its parameters are name.W, name.b, name.g, name.s.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rnem.layers import (ParamBuffer, affine_backward, affine_forward, elu_backward, elu_forward,
+                         layernorm_backward, layernorm_forward, relu_backward, relu_forward, sigmoid,
+                         sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+
+ACTIVATIONS = {"relu": (relu_forward, relu_backward), "elu": (elu_forward, elu_backward),
+               "tanh": (tanh_forward, tanh_backward), "sigmoid": (sigmoid_forward, sigmoid_backward)}
+KINDS = ("rnn_em", "r_nem", "r_nem_sum")        # Upsilon: theta_k; with attention; plain sum over i != k
+ENCODER, DECODER = (256, 64), 256
+
+
+# ----------------------------------------------------------------------------- blocks
+def block_shapes(name: str, n_in: int, n_out: int) -> dict:
+    return {f"{name}.W": (n_in, n_out), f"{name}.b": (n_out,), f"{name}.g": (n_out,), f"{name}.s": (n_out,)}
+
+
+def block_forward(x, P: dict, name: str, act: str):
+    """act(LN(x W + b)): x (..., n_in) -> (..., n_out)."""
+    z, c_aff = affine_forward(x, P[f"{name}.W"], P[f"{name}.b"])
+    n, c_ln = layernorm_forward(z, P[f"{name}.g"], P[f"{name}.s"])
+    y, c_act = ACTIVATIONS[act][0](n)
+    return y, (c_aff, c_ln, c_act, act)
+
+
+def block_backward(dy, cache, name: str, G: dict):
+    """Accumulates name's parameter gradients into G; returns dx (..., n_in)."""
+    c_aff, c_ln, c_act, act = cache
+    dz, dg, ds = layernorm_backward(ACTIVATIONS[act][1](dy, c_act), c_ln)
+    dx, dW, db = affine_backward(dz, c_aff)
+    G[f"{name}.W"] += dW
+    G[f"{name}.b"] += db
+    G[f"{name}.g"] += dg
+    G[f"{name}.s"] += ds
+    return dx
+
+
+# ----------------------------------------------------------------------------- the network
+class Network:
+    """The parameters of one network (one flat vector, named views) and its step pairs.
+    kind: one of KINDS; pixels: D; hidden: M; encoder, decoder: the layer widths (small in tests)."""
+
+    def __init__(self, kind: str, pixels: int, hidden: int = 100, rng=None, encoder=ENCODER, decoder=DECODER):
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.kind, self.D, self.M = kind, pixels, hidden
+        M = hidden
+        shapes = {**block_shapes("enc0", pixels, encoder[0]), **block_shapes("enc1", encoder[0], encoder[1])}
+        u_dim = M if kind == "rnn_em" else 2 * M
+        shapes |= {"cell.W": (encoder[1], M), "cell.R": (u_dim, M), "cell.b": (M,), "cell.g": (M,), "cell.s": (M,)}
+        if kind != "rnn_em":
+            shapes |= block_shapes("renc", M, M)
+            shapes |= {"emb.Wf": (M, M), "emb.Wc": (M, M), "emb.b": (M,), "emb.g": (M,), "emb.s": (M,)}
+            shapes |= block_shapes("eff", M, M)
+            if kind == "r_nem":
+                shapes |= block_shapes("att", M, M // 2) | {"att.w": (M // 2, 1), "att.c": (1,)}
+        shapes |= block_shapes("dec0", M, decoder) | {"dec1.W": (decoder, pixels), "dec1.b": (pixels,)}
+        self.layout = ParamBuffer(shapes)
+        self.flat = np.zeros(self.layout.size)
+        self.params = self.layout.views(self.flat)
+        for name, value in self.params.items():
+            if value.ndim == 2:                                            # Glorot-normal weights
+                value[...] = rng.standard_normal(value.shape) * math.sqrt(2.0 / sum(value.shape))
+            elif name.endswith(".g"):
+                value[...] = 1.0                                           # layer-norm gains; biases 0
+
+    def zero_grads(self):
+        """(flat gradient vector, its named views)."""
+        grad = np.zeros_like(self.flat)
+        return grad, self.layout.views(grad)
+
+    # --------------------------------------------------------------- Upsilon
+    def upsilon_forward(self, theta):
+        """theta (B, K, M) -> (U (B, K, M) for RNN-EM or (B, K, 2M), cache)."""
+        if self.kind == "rnn_em":
+            return theta, None
+        P, K = self.params, theta.shape[1]
+        th, c_enc = block_forward(theta, P, "renc", "relu")                        # (B, K, M)
+        focus, context = th @ P["emb.Wf"], th @ P["emb.Wc"]                         # (B, K, M) each
+        z = focus[:, :, None, :] + context[:, None, :, :] + P["emb.b"]              # (B, K, K, M): pair (k, i)
+        n, c_ln = layernorm_forward(z, P["emb.g"], P["emb.s"])
+        emb, c_relu = relu_forward(n)
+        e, c_eff = block_forward(emb, P, "eff", "relu")                             # (B, K, K, M) effects
+        others = (1.0 - np.eye(K))[:, :, None]                                      # (K, K, 1): i != k
+        if self.kind == "r_nem":
+            a1, c_att = block_forward(emb, P, "att", "tanh")                        # (B, K, K, M/2)
+            a = sigmoid(a1 @ P["att.w"] + P["att.c"])                               # (B, K, K, 1) attention
+        else:
+            a1 = c_att = None
+            a = np.ones(e.shape[:-1] + (1,))
+        agg = (others * a * e).sum(axis=2)                                          # (B, K, M) sum over i != k
+        U = np.concatenate([th, agg], axis=-1)                                      # (B, K, 2M)
+        return U, (th, c_enc, c_ln, c_relu, e, c_eff, a1, c_att, a, others)
+
+    def upsilon_backward(self, dU, cache, G):
+        """dU like U -> dtheta (B, K, M); parameter gradients into G."""
+        if self.kind == "rnn_em":
+            return dU
+        P, M = self.params, self.M
+        th, c_enc, c_ln, c_relu, e, c_eff, a1, c_att, a, others = cache
+        dth, dagg = dU[..., :M], dU[..., M:]
+        dpair = dagg[:, :, None, :]                                                 # (B, K, 1, M)
+        demb = block_backward(others * a * dpair, c_eff, "eff", G)                  # through e
+        if self.kind == "r_nem":
+            dl = (others * e * dpair).sum(axis=-1, keepdims=True) * a * (1.0 - a)    # (B, K, K, 1) through a
+            G["att.w"] += a1.reshape(-1, a1.shape[-1]).T @ dl.reshape(-1, 1)
+            G["att.c"] += dl.sum()
+            demb = demb + block_backward(dl @ P["att.w"].T, c_att, "att", G)
+        dz, dg, ds = layernorm_backward(relu_backward(demb, c_relu), c_ln)          # (B, K, K, M)
+        G["emb.g"] += dg
+        G["emb.s"] += ds
+        G["emb.b"] += dz.sum(axis=(0, 1, 2))
+        dfocus, dcontext = dz.sum(axis=2), dz.sum(axis=1)                           # (B, K, M): over i, over k
+        th2 = th.reshape(-1, M)
+        G["emb.Wf"] += th2.T @ dfocus.reshape(-1, M)
+        G["emb.Wc"] += th2.T @ dcontext.reshape(-1, M)
+        dth = dth + dfocus @ P["emb.Wf"].T + dcontext @ P["emb.Wc"].T
+        return block_backward(dth, c_enc, "renc", G)
+
+    # --------------------------------------------------------------- one step
+    def step_forward(self, x_in, theta_prev):
+        """x_in (B, K, D), theta_prev (B, K, M) -> (theta (B, K, M), logits (B, K, D), cache)."""
+        P = self.params
+        h0, c0 = block_forward(x_in, P, "enc0", "elu")                             # (B, K, 256)
+        h, c1 = block_forward(h0, P, "enc1", "elu")                                # (B, K, 64)
+        U, c_u = self.upsilon_forward(theta_prev)
+        z = h @ P["cell.W"] + U @ P["cell.R"] + P["cell.b"]                         # (B, K, M)
+        n, c_ln = layernorm_forward(z, P["cell.g"], P["cell.s"])
+        theta = sigmoid(n)
+        d0, c_d = block_forward(theta, P, "dec0", "relu")                          # (B, K, 256)
+        logits, c_out = affine_forward(d0, P["dec1.W"], P["dec1.b"])               # (B, K, D)
+        return theta, logits, (c0, c1, h, U, c_u, c_ln, theta, c_d, c_out)
+
+    def step_backward(self, dtheta, dlogits, cache, G):
+        """dtheta (B, K, M) from later steps, dlogits (B, K, D) -> (dx_in, dtheta_prev); parameter
+        gradients into G."""
+        P, (c0, c1, h, U, c_u, c_ln, theta, c_d, c_out) = self.params, cache
+        dd0, dW, db = affine_backward(dlogits, c_out)
+        G["dec1.W"] += dW
+        G["dec1.b"] += db
+        dtheta = dtheta + block_backward(dd0, c_d, "dec0", G)
+        dz, dg, ds = layernorm_backward(sigmoid_backward(dtheta, theta), c_ln)     # (B, K, M)
+        G["cell.g"] += dg
+        G["cell.s"] += ds
+        G["cell.b"] += dz.sum(axis=(0, 1))
+        G["cell.W"] += h.reshape(-1, h.shape[-1]).T @ dz.reshape(-1, self.M)
+        G["cell.R"] += U.reshape(-1, U.shape[-1]).T @ dz.reshape(-1, self.M)
+        dtheta_prev = self.upsilon_backward(dz @ P["cell.R"].T, c_u, G)
+        dh0 = block_backward(dz @ P["cell.W"].T, c1, "enc1", G)
+        return block_backward(dh0, c0, "enc0", G), dtheta_prev

@@ -1,0 +1,78 @@
+"""The paper's network (rnem.network): every backward pass against float64 finite differences,
+Upsilon's symmetry over components, and RNN-EM as R-NEM with the interaction switched off."""
+import numpy as np
+import pytest
+
+from rnem import network
+from rnem.gradcheck import numerical_grad, rel_error
+
+TOL = 1e-6          # float64 centred differences through layer norms and sigmoids: ~1e-8 expected
+SMALL = dict(pixels=10, hidden=6, encoder=(7, 5), decoder=8)
+
+
+def make(kind, seed=0):
+    net = network.Network(kind, rng=np.random.default_rng(seed), **SMALL)
+    rng = np.random.default_rng(seed + 1)
+    net.flat[...] += 0.1 * rng.standard_normal(net.flat.shape)           # biases and gains off their start
+    return net
+
+
+def check_params(net, loss, grad, names=None):
+    """Every parameter's analytic gradient (views of grad) against centred differences of loss()."""
+    views = net.layout.views(grad)
+    for name in names or views:
+        numeric = numerical_grad(loss, net.params[name])
+        assert rel_error(views[name], numeric) < TOL, name
+
+
+@pytest.mark.parametrize("kind", network.KINDS)
+def test_upsilon_gradients(kind):
+    net = make(kind)
+    rng = np.random.default_rng(2)
+    theta = rng.random((2, 3, SMALL["hidden"]))
+    U, _ = net.upsilon_forward(theta)
+    dU = rng.standard_normal(U.shape)
+
+    def loss():
+        return float((net.upsilon_forward(theta)[0] * dU).sum())
+    grad, G = net.zero_grads()
+    dtheta = net.upsilon_backward(dU, net.upsilon_forward(theta)[1], G)
+    assert rel_error(dtheta, numerical_grad(loss, theta)) < TOL
+    upsilon_params = [n for n in net.params if n.split(".")[0] in ("renc", "emb", "eff", "att")]
+    check_params(net, loss, grad, upsilon_params)
+
+
+@pytest.mark.parametrize("kind", network.KINDS)
+def test_step_gradients(kind):
+    net = make(kind, seed=3)
+    rng = np.random.default_rng(4)
+    x_in, theta_prev = rng.standard_normal((2, 3, SMALL["pixels"])), rng.random((2, 3, SMALL["hidden"]))
+    theta, logits, _ = net.step_forward(x_in, theta_prev)
+    dtheta, dlogits = rng.standard_normal(theta.shape), rng.standard_normal(logits.shape)
+
+    def loss():
+        t, l, _ = net.step_forward(x_in, theta_prev)
+        return float((t * dtheta).sum() + (l * dlogits).sum())
+    grad, G = net.zero_grads()
+    dx, dprev = net.step_backward(dtheta, dlogits, net.step_forward(x_in, theta_prev)[2], G)
+    assert rel_error(dx, numerical_grad(loss, x_in)) < TOL
+    assert rel_error(dprev, numerical_grad(loss, theta_prev)) < TOL
+    check_params(net, loss, grad)
+
+
+@pytest.mark.parametrize("kind", ["r_nem", "r_nem_sum"])
+def test_upsilon_is_equivariant_over_components(kind):
+    net = make(kind)
+    theta = np.random.default_rng(5).random((2, 4, SMALL["hidden"]))
+    order = np.array([2, 0, 3, 1])
+    np.testing.assert_allclose(net.upsilon_forward(theta[:, order])[0], net.upsilon_forward(theta)[0][:, order],
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_upsilon_without_others_is_the_component_alone():
+    # one component: no pair, the interaction part is 0 and R-NEM's Upsilon is [MLP_enc(theta); 0]
+    net = make("r_nem")
+    U, _ = net.upsilon_forward(np.random.default_rng(6).random((2, 1, SMALL["hidden"])))
+    assert np.all(U[..., SMALL["hidden"]:] == 0)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        network.Network("lstm", 4)
