@@ -22,9 +22,10 @@ import math
 
 import numpy as np
 
-from rnem.layers import (ParamBuffer, affine_backward, affine_forward, elu_backward, elu_forward,
-                         layernorm_backward, layernorm_forward, relu_backward, relu_forward, sigmoid,
-                         sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+from rnem.layers import (ParamBuffer, affine_backward, affine_forward, bernoulli_losses_backward,
+                         bernoulli_losses_forward, elu_backward, elu_forward, layernorm_backward, layernorm_forward,
+                         relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward, tanh_backward,
+                         tanh_forward)
 
 ACTIVATIONS = {"relu": (relu_forward, relu_backward), "elu": (elu_forward, elu_backward),
                "tanh": (tanh_forward, tanh_backward), "sigmoid": (sigmoid_forward, sigmoid_backward)}
@@ -171,3 +172,61 @@ class Network:
         dtheta_prev = self.upsilon_backward(dz @ P["cell.R"].T, c_u, G)
         dh0 = block_backward(dz @ P["cell.W"].T, c1, "enc1", G)
         return block_backward(dh0, c0, "enc0", G), dtheta_prev
+
+
+# ----------------------------------------------------------------------------- unrolled EM
+GAMMA_FLOOR = 1e-6       # added to every component's likelihood in the E-step (the paper's)
+
+
+def e_step(psi, x):
+    """gamma (B, K, D): the posterior of each component for each pixel of the binary frame x
+    (B, D) under Bernoulli likelihoods psi (B, K, D), x psi + (1 - x)(1 - psi) + floor, normalised over K."""
+    like = np.where(x[:, None, :] > 0, psi, 1.0 - psi) + GAMMA_FLOOR
+    return like / like.sum(axis=1, keepdims=True)
+
+
+def initial_gamma(rng, batch: int, k: int, pixels: int):
+    """gamma(0) (B, K, D): |N(0, 1)| normalised over K (the paper's start; psi(0) = 0, theta(0) = 0)."""
+    g = np.abs(rng.standard_normal((batch, k, pixels)))
+    return g / g.sum(axis=1, keepdims=True)
+
+
+def em_forward(net: Network, noisy, clean, gamma0, gammas=None):
+    """The unrolled EM over T frames: noisy, clean (T, B, D) binary frames (the input sees the
+    noisy ones, the E-step and the loss the clean next frame), gamma0 (B, K, D).
+    Step t (0 .. T-2): x~ = gamma_t (noisy_t - psi_t), (theta, logits) = step(x~, theta),
+    psi_{t+1} = sigmoid(logits), gamma_{t+1} = e_step(psi_{t+1}, clean_{t+1}) (held fixed, no
+    gradient); loss_t = sum over k and pixels of bernoulli_losses(logits, clean_{t+1}, gamma_{t+1}).
+    gammas, if given, replaces every E-step's gamma (what the gradient holds fixed: the test of
+    em_backward differentiates this). Returns (loss: mean over sequences and steps, per-step
+    caches, whose [t][4] is gamma_{t+1} and [t][3] psi_{t+1})."""
+    T, B, D = clean.shape
+    K = gamma0.shape[1]
+    theta, psi, gamma = np.zeros((B, K, net.M)), np.zeros((B, K, D)), gamma0
+    steps, total = [], 0.0
+    for t in range(T - 1):
+        x_in = gamma * (noisy[t][:, None, :] - psi)                                  # (B, K, D)
+        theta, logits, cache = net.step_forward(x_in, theta)
+        psi = sigmoid(logits)
+        target = clean[t + 1][:, None, :].astype(float)                              # (B, 1, D)
+        gamma_in, gamma = gamma, (e_step(psi, clean[t + 1]) if gammas is None else gammas[t])
+        loss, c_loss = bernoulli_losses_forward(logits, target, gamma)
+        total += float(loss.sum())
+        steps.append((cache, c_loss, gamma_in, psi, gamma))
+    return total / (B * (T - 1)), steps
+
+
+def em_backward(net: Network, steps):
+    """The gradient of em_forward's loss, as a flat vector laid out as net.flat: BPTT through every
+    step, through theta and through psi in the next step's input (not through gamma)."""
+    grad, G = net.zero_grads()
+    B = steps[0][3].shape[0]
+    scale = 1.0 / (B * len(steps))
+    dtheta, dx_next, gamma_next = 0.0, None, None
+    for cache, c_loss, gamma_in, psi, _ in reversed(steps):
+        dlogits = bernoulli_losses_backward(scale, c_loss)                           # (B, K, D)
+        if dx_next is not None:                                                      # x~_{t+1} = gamma (x - psi)
+            dlogits = dlogits - gamma_next * dx_next * psi * (1.0 - psi)
+        dx_in, dtheta = net.step_backward(dtheta, dlogits, cache, G)
+        dx_next, gamma_next = dx_in, gamma_in
+    return grad

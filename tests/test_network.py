@@ -76,3 +76,22 @@ def test_upsilon_without_others_is_the_component_alone():
     assert np.all(U[..., SMALL["hidden"]:] == 0)
     with pytest.raises(ValueError, match="kind must be one of"):
         network.Network("lstm", 4)
+
+
+@pytest.mark.parametrize("kind", network.KINDS)
+def test_unrolled_em_gradient(kind):
+    """The whole unrolled loss (T = 4 frames, through theta and through psi in the next input)
+    against finite differences, with the E-step's gammas held fixed as the gradient holds them."""
+    net = make(kind, seed=7)
+    rng = np.random.default_rng(8)
+    clean = rng.random((4, 2, SMALL["pixels"])) < 0.3                       # (T, B, D)
+    noisy = clean ^ (rng.random(clean.shape) < 0.2)
+    gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
+    _, steps = network.em_forward(net, noisy, clean, gamma0)
+    gammas = [step[4] for step in steps]
+    np.testing.assert_allclose(sum(g.sum(axis=1) for g in gammas), len(gammas), rtol=1e-12)   # gamma sums to 1
+
+    def loss():
+        return network.em_forward(net, noisy, clean, gamma0, gammas)[0]
+    grad = network.em_backward(net, steps)
+    check_params(net, loss, grad)
