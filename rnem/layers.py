@@ -163,15 +163,16 @@ class MLP:
 
 
 def affine_forward(x, W, b):
-    """x (..., D) -> x W + b (..., M); cache (x, W)."""
-    return x @ W + b, (x, W)
+    """x (..., D) -> x W + b (..., M); cache (x, W). Leading axes are flattened into one product
+    (numpy's stacked matmul would run one small product per leading index)."""
+    return (x.reshape(-1, x.shape[-1]) @ W + b).reshape(x.shape[:-1] + (W.shape[1],)), (x, W)
 
 
 def affine_backward(dout, cache):
     """dout (..., M) -> (dx (..., D), dW (D, M), db (M,)); the leading axes are summed over."""
     x, W = cache
-    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])    # (N, D), (N, M): views
-    return dout @ W.T, x2.T @ d2, d2.sum(axis=0)
+    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])    # (N, D), (N, M)
+    return (d2 @ W.T).reshape(x.shape), x2.T @ d2, d2.sum(axis=0)
 
 
 def layernorm_forward(x, g, b, eps: float = 1e-5):
