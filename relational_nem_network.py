@@ -36,6 +36,7 @@ from rnem.optim import Adam  # noqa: E402
 
 DT, RADIUS = 0.05, 0.11     # the simulator's time step and ball radius (the default experiment's)
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
+PAPER_CLIP = 1e-6           # the paper's clip of predicted probabilities in its BCE
 
 
 @dataclasses.dataclass
@@ -93,14 +94,35 @@ def grouping_ari(steps, labels, size: int) -> np.ndarray:
     return np.array(out)
 
 
+def frame_bce(frames, prob) -> float:
+    """Mean over frames of the BCE (nats per frame) of binary frames (..., D) under prob (..., D),
+    clipped to [PAPER_CLIP, 1 - PAPER_CLIP]."""
+    p = np.clip(prob, PAPER_CLIP, 1.0 - PAPER_CLIP)
+    return float(-np.where(frames, np.log(p), np.log(1.0 - p)).sum(axis=-1).mean())
+
+
+def copy_bces(frames) -> dict:
+    """Copying the current frame as the prediction of the next, frames (T, n, D) bool: with the
+    paper's clip (a changed pixel costs -log 1e-6 = 13.8 nats), and with the best flip rate
+    (each pixel predicted to change with the data's own rate of change q: the fair bar)."""
+    now, nxt = frames[1:-1], frames[2:]                                                 # as the prediction's steps
+    changed = float((now != nxt).mean())
+    best = -(changed * np.log(changed) + (1 - changed) * np.log(1 - changed)) * frames.shape[-1] if 0 < changed < 1 else 0.0
+    return {"copy_clipped": frame_bce(nxt, now.astype(float)), "copy_best_flip": float(best), "changed_fraction": changed}
+
+
 def evaluate(net, cfg: NetworkConfig, frames, labels) -> dict:
-    """Loss, and ARI per step (mean over sequences) and over the last LAST_STEPS steps, of the
-    validation sequences (no noise on the input)."""
+    """On the validation sequences (no noise on the input): the loss; ARI per step (mean over
+    sequences) and over the last LAST_STEPS steps; the BCE of the real prediction of each next
+    frame, sum_k gamma_k(t) psi_k(t+1) (gamma before the frame is seen), in nats per frame over
+    steps 1..T-2 (step 0's gamma is the random start), beside copying the current frame."""
     rng = R.rng_for(cfg.seed, "network/val-gamma0")
     loss, steps = network.em_forward(net, frames, frames, network.initial_gamma(rng, frames.shape[1],
                                                                                   cfg.components, frames.shape[2]))
     ari = grouping_ari(steps, labels, cfg.size).mean(axis=1)                          # (T - 1,)
-    return {"loss": loss, "ari_per_step": ari.tolist(), "ari_last": float(ari[-LAST_STEPS:].mean())}
+    prediction = np.stack([(step[2] * step[3]).sum(axis=1) for step in steps[1:]])    # (T - 2, n, D)
+    return {"loss": loss, "ari_per_step": ari.tolist(), "ari_last": float(ari[-LAST_STEPS:].mean()),
+            "bce_prediction": frame_bce(frames[2:], prediction), **copy_bces(frames)}
 
 
 @with_one_blas_thread
@@ -132,7 +154,8 @@ def train(cfg: NetworkConfig, log=print) -> dict:
             history["val_ari_last"].append(val["ari_last"])
             losses = []
             log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {val['loss']:9.3f}  "
-                f"val ARI (last {LAST_STEPS} steps) {val['ari_last']:.3f}  "
+                f"val ARI (last {LAST_STEPS} steps) {val['ari_last']:.3f}  BCE of the prediction "
+                f"{val['bce_prediction']:.1f} (copy {val['copy_best_flip']:.1f})  "
                 f"{(time.perf_counter() - t_train) / it:.3f} s/step")
     final = evaluate(net, cfg, val_frames, val_labels)
     return {"config": dataclasses.asdict(cfg), "env": environment("float64", __file__), "history": history,
@@ -160,7 +183,10 @@ def main(argv=None) -> int:
         print("error: stopped by SIGINT: nothing written", file=sys.stderr)
         return 130
     write_json_atomic(cfg.out, result)
-    print(f"final val ARI (last {LAST_STEPS} steps) {result['final']['ari_last']:.3f}; wrote {cfg.out}")
+    final = result["final"]
+    print(f"final val ARI (last {LAST_STEPS} steps) {final['ari_last']:.3f}; BCE of the prediction "
+          f"{final['bce_prediction']:.1f} nats per frame, copying the frame {final['copy_best_flip']:.1f} (best flip "
+          f"rate) or {final['copy_clipped']:.1f} (the paper's clip); wrote {cfg.out}")
     return 0
 
 

@@ -45,3 +45,13 @@ def test_grouping_ari_of_a_perfect_and_a_merged_grouping():
     step = lambda gamma: (None, None, None, None, gamma)                                 # noqa: E731 (em_forward's step)
     assert N.grouping_ari([step(perfect)], labels, 4)[0, 0] == 1.0
     assert N.grouping_ari([step(merged)], labels, 4)[0, 0] == 0.0
+
+
+def test_copy_bces_by_hand():
+    frames = np.zeros((4, 1, 10), bool)
+    frames[3, 0, :2] = True                                          # steps 1 -> 2 same, 2 -> 3: 2 of 10 change
+    out = N.copy_bces(frames)
+    assert out["changed_fraction"] == pytest.approx(0.1)
+    assert out["copy_best_flip"] == pytest.approx(-(0.1 * np.log(0.1) + 0.9 * np.log(0.9)) * 10)
+    # clipped copy: per frame, a changed pixel costs -log 1e-6, an unchanged one -log(1 - 1e-6)
+    assert out["copy_clipped"] == pytest.approx((2 * -np.log(1e-6) + 18 * -np.log(1 - 1e-6)) / 2)
