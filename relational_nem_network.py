@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import relational_nem_bouncing_balls as R  # noqa: E402
 from rnem import network  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
-from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field  # noqa: E402
+from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
@@ -164,11 +164,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
-                           epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
-    for f in dataclasses.fields(NetworkConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
-                            choices=f.metadata.get("choices"), help=f"{f.metadata['help']} (default: {f.default!r})")
+    parser = parser_from_config(NetworkConfig, __doc__)
     cfg = NetworkConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)

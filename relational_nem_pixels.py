@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 import relational_nem_bouncing_balls as R  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
-from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_seeds  # noqa: E402
+from rnem.cli import ConfigError, config_field, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import ball_pixels, curtain_mask, pixel_centres, render_binary, squared_distances  # noqa: E402
@@ -63,6 +63,10 @@ DISCOVERY_FILL = 0.5     # a component is placed where unexplained pixels fill t
 DUPLICATE_DISTANCE = 1.0  # of two present components closer than this many radii (balls: >= 2), the weaker is emptied
 
 
+DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
+RENDERERS = ("known", "learned")
+
+
 @dataclasses.dataclass
 class PixelConfig:
     # data
@@ -79,11 +83,12 @@ class PixelConfig:
     components: int = config_field(5, 'K, components per sequence (the paper: 5 for 4 balls, 8 for 6-8)')
     em_iters: int = config_field(3, 'EM iterations per frame')
     softness: float = config_field(0.5, "known renderer: pixels over which a disk's edge goes from 1 to 0")
-    dynamics: str = config_field("all", 'constant_velocity, simulator.non_relational, simulator.relational, or all three')
+    dynamics: str = config_field("all", 'constant_velocity, simulator.non_relational, simulator.relational, or all '
+                                        'three', choices=DYNAMICS + ("all",))
     models: str = config_field("", "the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)")
     sim_steps: int = config_field(10, 'the last sim_steps frames are also predicted without seeing frames')
     # the learned renderer
-    renderer: str = config_field("known", 'known (soft disk) or learned (trained here from frames)')
+    renderer: str = config_field("known", 'known (soft disk) or learned (trained here from frames)', choices=RENDERERS)
     train_k_balls: int = config_field(4, 'the learned renderer is trained on frames of this many balls')
     hidden: int = config_field(16, 'learned renderer: hidden units per layer')
     train_seq: int = config_field(200, 'learned renderer: training sequences')
@@ -94,8 +99,6 @@ class PixelConfig:
     out: str = config_field("results/pixels.json", 'the result JSON (written atomically)')
 
 
-DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
-RENDERERS = ("known", "learned")
 
 
 # ----------------------------------------------------------------------------- renderers
@@ -735,16 +738,7 @@ def check_config(cfg: PixelConfig) -> None:
 
 
 def main(argv=None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
-                       epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
-    for f in dataclasses.fields(PixelConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
-        else:
-            choices = {"dynamics": DYNAMICS + ("all",), "renderer": RENDERERS}.get(f.name)
-            parser.add_argument(flag, type=type(f.default), default=f.default, choices=choices,
-                                help=f"{f.metadata['help']} (default: {f.default!r})")
+    parser = parser_from_config(PixelConfig, __doc__)
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)

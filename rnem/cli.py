@@ -17,6 +17,22 @@ def config_field(default, help: str, **kw):
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
+def parser_from_config(config_class, doc: str) -> "OneLineParser":
+    """The command line of a config dataclass whose fields come from config_field: one --flag per
+    field (a bool is a switch), its help with the default, choices from the field's metadata;
+    the description is doc's first line and the epilog its last paragraph (the examples)."""
+    parser = OneLineParser(description=doc.split("\n")[0], formatter_class=HelpFormatter,
+                           epilog="examples:\n" + doc.split("\n\n")[-1].rstrip('"\n'))
+    for f in dataclasses.fields(config_class):
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=type(f.default), default=f.default, choices=f.metadata.get("choices"),
+                                help=f"{f.metadata['help']} (default: {f.default!r})")
+    return parser
+
+
 class ConfigError(ValueError):
     """A configuration or input that cannot be run; main() prints it on one line, exit code 2."""
 
