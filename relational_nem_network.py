@@ -32,6 +32,7 @@ from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
 from rnem.measures import ari_batch  # noqa: E402
+from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 
 DT, RADIUS = 0.05, 0.11     # the simulator's time step and ball radius (the default experiment's)
@@ -57,6 +58,8 @@ class NetworkConfig:
     bitflip: float = config_field(0.2, "fraction of the input pixels flipped (the paper's noise)")
     eval_every: int = config_field(100, "validate every this many steps")
     out: str = config_field("results/network.json", "the result JSON (written atomically)")
+    save_model: str = config_field("", "also write the trained network to this .npz (numpy arrays and JSON "
+                                       "metadata, no pickle)")
 
 
 def check_config(cfg: NetworkConfig) -> None:
@@ -74,6 +77,35 @@ def check_config(cfg: NetworkConfig) -> None:
     if cfg.batch > cfg.n_train:
         raise ConfigError(f"--batch must be at most --n-train = {cfg.n_train} (got {cfg.batch})")
     check_output_path(cfg.out, "--out")
+    if cfg.save_model:
+        check_output_path(cfg.save_model, "--save-model", suffix=".npz")
+
+
+MODEL_FILE_FORMAT = "relational-nem-network 1"
+NETWORK_SHAPE = ("kind", "size", "hidden")        # the config fields that decide a network's parameters
+
+
+def save_network(path: str, net, cfg: NetworkConfig, history: dict) -> None:
+    """The network's parameter vector with its config and training curves (rnem.model_files)."""
+    meta = {"format": MODEL_FILE_FORMAT, "config": dataclasses.asdict(cfg), "history": history,
+            "models": {cfg.kind: {"n_params": int(net.flat.size)}}, "env": environment("float64", __file__)}
+    write_model_file(path, meta, {cfg.kind: net.flat})
+
+
+def load_network(path: str, option: str = "--load-model"):
+    """(network, its config dict) of a file written by save_network (ConfigError if it is not one)."""
+    meta, arrays = read_model_file(path, option, MODEL_FILE_FORMAT)
+    config = meta["config"]
+    try:
+        kind, size, hidden = (config[name] for name in NETWORK_SHAPE)
+        net = network.Network(kind, size * size, hidden)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"{option} {path}: its config does not describe a network ({type(err).__name__}: {err})")
+    flat = arrays.get(kind)
+    if flat is None or flat.shape != net.flat.shape or not np.isfinite(flat).all():
+        raise ConfigError(f"{option} {path}: parameters missing, of the wrong length or not finite")
+    net.flat[...] = flat
+    return net, config
 
 
 def make_frames(cfg: NetworkConfig, n: int, purpose: str):
@@ -158,6 +190,8 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                 f"{val['bce_prediction']:.1f} (copy {val['copy_best_flip']:.1f})  "
                 f"{(time.perf_counter() - t_train) / it:.3f} s/step")
     final = evaluate(net, cfg, val_frames, val_labels)
+    if cfg.save_model:
+        save_network(cfg.save_model, net, cfg, history)
     return {"config": dataclasses.asdict(cfg), "env": environment("float64", __file__), "history": history,
             "final": final, "timing": {"total_s": time.perf_counter() - t0,
                                        "s_per_step": (time.perf_counter() - t_train) / cfg.iterations}}

@@ -55,3 +55,18 @@ def test_copy_bces_by_hand():
     assert out["copy_best_flip"] == pytest.approx(-(0.1 * np.log(0.1) + 0.9 * np.log(0.9)) * 10)
     # clipped copy: per frame, a changed pixel costs -log 1e-6, an unchanged one -log(1 - 1e-6)
     assert out["copy_clipped"] == pytest.approx((2 * -np.log(1e-6) + 18 * -np.log(1 - 1e-6)) / 2)
+
+
+def test_save_then_load_gives_the_same_network_and_measures(tmp_path, capsys, monkeypatch):
+    done = call_main(N.main, TINY + ["--iterations", "2", "--eval-every", "2", "--out", "n.json", "--save-model",
+                                     "n.npz"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    net, config = N.load_network(str(tmp_path / "n.npz"))
+    cfg = N.NetworkConfig(**config)
+    frames, labels = N.make_frames(cfg, cfg.n_val, "network/val")
+    again = N.evaluate(net, cfg, frames, labels)
+    final = json.loads((tmp_path / "n.json").read_text())["final"]
+    assert again["ari_per_step"] == final["ari_per_step"] and again["bce_prediction"] == final["bce_prediction"]
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(N.ConfigError, match="not a model file"):
+        N.load_network(str(tmp_path / "bad.npz"))
