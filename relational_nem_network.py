@@ -31,7 +31,7 @@ from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
-from rnem.measures import ari_batch  # noqa: E402
+from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 
@@ -128,9 +128,9 @@ def grouping_ari(steps, labels, size: int) -> np.ndarray:
 
 def frame_bce(frames, prob) -> float:
     """Mean over frames of the BCE (nats per frame) of binary frames (..., D) under prob (..., D),
-    clipped to [PAPER_CLIP, 1 - PAPER_CLIP]."""
-    p = np.clip(prob, PAPER_CLIP, 1.0 - PAPER_CLIP)
-    return float(-np.where(frames, np.log(p), np.log(1.0 - p)).sum(axis=-1).mean())
+    clipped to [PAPER_CLIP, 1 - PAPER_CLIP] (rnem.measures.bce on frames of one row)."""
+    D = frames.shape[-1]
+    return float(bce(frames.reshape(-1, 1, D), prob.reshape(-1, 1, D), 1.0, PAPER_CLIP).mean())
 
 
 def copy_bces(frames) -> dict:

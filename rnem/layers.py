@@ -239,19 +239,20 @@ def softplus(z):
     return np.logaddexp(0.0, z)
 
 
-def bernoulli_losses_forward(logits, x, gamma):
+def bernoulli_losses_forward(logits, x, gamma, psi=None):
     """N-EM's per-pixel loss from the decoder's logits l (psi = sigmoid(l)), elementwise:
     gamma BCE(x, psi) + (1 - gamma) KL(Bernoulli(0) || psi) = gamma (softplus(l) - x l)
     + (1 - gamma) softplus(l); from logits, so no clipping is needed. gamma is held fixed
-    (no gradient). logits, x, gamma broadcast to one shape; returns (loss, cache)."""
+    (no gradient). logits, x, gamma broadcast to one shape; psi: sigmoid(l) if the caller has it
+    already (it is kept for the backward pass). Returns (loss, cache)."""
     sp = softplus(logits)
-    return gamma * (sp - x * logits) + (1.0 - gamma) * sp, (logits, x, gamma)
+    return gamma * (sp - x * logits) + (1.0 - gamma) * sp, (sigmoid(logits) if psi is None else psi, x, gamma)
 
 
 def bernoulli_losses_backward(dout, cache):
     """dout (the loss's shape) -> dlogits = dout (sigmoid(l) - gamma x)."""
-    logits, x, gamma = cache
-    return dout * (sigmoid(logits) - gamma * x)
+    psi, x, gamma = cache
+    return dout * (psi - gamma * x)
 
 
 # The pair layer of message passing: one affine map of every ordered pair (focus k, context j != k).

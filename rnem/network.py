@@ -210,7 +210,7 @@ def em_forward(net: Network, noisy, clean, gamma0, gammas=None):
         psi = sigmoid(logits)
         target = clean[t + 1][:, None, :].astype(float)                              # (B, 1, D)
         gamma_in, gamma = gamma, (e_step(psi, clean[t + 1]) if gammas is None else gammas[t])
-        loss, c_loss = bernoulli_losses_forward(logits, target, gamma)
+        loss, c_loss = bernoulli_losses_forward(logits, target, gamma, psi)
         total += float(loss.sum())
         steps.append((cache, c_loss, gamma_in, psi, gamma))
     return total / (B * (T - 1)), steps
