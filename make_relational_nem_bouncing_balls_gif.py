@@ -1,5 +1,6 @@
 """Side-by-side GIF of one stored rollout: ground truth | non-relational | relational; or, with
---pixels, of relational_nem_pixels.py's sample sequence: truth | prediction | gamma by component.
+--pixels, of relational_nem_pixels.py's sample sequence: truth | prediction | gamma by component;
+with --network, of relational_nem_network.py's: truth | prediction | psi | gamma by component.
 
 Reads the `samples` of run.json (written by relational_nem_bouncing_balls.py); one GIF
 frame per rollout step, rendered with numpy, titled with PIL's default font (imageio's own
@@ -9,6 +10,7 @@ dependency) and written with imageio to a temporary file that is renamed into pl
     python3 make_relational_nem_bouncing_balls_gif.py --run results/run_simulator.json --out viz/simulator/rollout.gif
     python3 make_relational_nem_bouncing_balls_gif.py --sample 2 --fps 6 --frame-size 160 --out my.gif
     python3 make_relational_nem_bouncing_balls_gif.py --pixels results/pixels_curtain.json --out viz/pixels/curtain.gif
+    python3 make_relational_nem_bouncing_balls_gif.py --network results/network/r_nem_seed0.json --out viz/network/r_nem.gif
 """
 import math
 import sys
@@ -19,7 +21,7 @@ from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import check_output_path, write_atomic
 from rnem.pictures import (LEVELS, PANEL_COLOURS, component_rgb, gamma_rgb, panel_palette, panel_titles, radii_of,
                            render_levels, truth_rgb)
-from rnem.result_files import PANELS, check_samples, load_run, pixel_sample
+from rnem.result_files import PANELS, check_samples, load_run, network_sample, pixel_sample
 
 DEFAULT_RUN = "run.json"                # the design card's run -> the headline GIF
 DEFAULT_OUT = "relational_nem_bouncing_balls.gif"
@@ -84,14 +86,11 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
     return image.repeat(factor, axis=-3).repeat(factor, axis=-2)
 
 
-def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
-    """RGB GIF frames (T - 1, H, W, 3) uint8: per frame t >= 1 the truth (curtain pale red), the
-    prediction max_k psi_k made before frame t, and gamma after frame t's EM, coloured by component."""
-    factor = max(1, frame_size // px["size"])
-    S = px["size"] * factor
-    panels = [truth_rgb(px)[1:], component_rgb(px["prediction_component"], px["prediction_level"]),
-              gamma_rgb(px)[1:]]
-    titles = ["truth (frame t)", "prediction of t", "gamma after EM"]
+def panel_frames(panels: list, titles: list, footers: list, frame_size: int) -> np.ndarray:
+    """RGB GIF frames (T, H, W, 3) uint8 of square panels side by side, each (T, S, S, 3) floats in
+    [0, 1] upscaled to about frame_size, titled, with a progress bar and a footer line per frame."""
+    factor = max(1, frame_size // panels[0].shape[1])
+    S = panels[0].shape[1] * factor
     T = len(panels[0])
     width = len(panels) * S + (len(panels) - 1) * GAP
     frames = np.full((T, TITLE + S + PROGRESS + TITLE, width, 3), 255, np.uint8)
@@ -102,9 +101,33 @@ def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
         frames[:, TITLE:TITLE + S, [x0, x0 + S - 1]] = frames[:, [TITLE, TITLE + S - 1], x0:x0 + S] = 120   # outline
     for t in range(T):
         frames[t, TITLE + S:TITLE + S + PROGRESS, :int(round(width * (t + 1) / T))] = 90
-        footer = f"frame {t + 1}/{T}  {px['renderer']} renderer, {px['dynamics']}"
-        frames[t, TITLE + S + PROGRESS:][text_mask(footer, width)] = 0
+        frames[t, TITLE + S + PROGRESS:][text_mask(footers[t], width)] = 0
     return frames
+
+
+def build_pixel_frames(px: dict, frame_size: int) -> np.ndarray:
+    """RGB GIF frames (T - 1, H, W, 3) uint8: per frame t >= 1 the truth (curtain pale red), the
+    prediction max_k psi_k made before frame t, and gamma after frame t's EM, coloured by component."""
+    panels = [truth_rgb(px)[1:], component_rgb(px["prediction_component"], px["prediction_level"]),
+              gamma_rgb(px)[1:]]
+    T = len(panels[0])
+    footers = [f"frame {t + 1}/{T}  {px['renderer']} renderer, {px['dynamics']}" for t in range(T)]
+    return panel_frames(panels, ["truth (frame t)", "prediction of t", "gamma after EM"], footers, frame_size)
+
+
+def build_network_frames(ns: dict, kind: str, frame_size: int) -> np.ndarray:
+    """RGB GIF frames (T - 1, H, W, 3) uint8 of relational_nem_network.py's sample: per frame t >= 1
+    the truth, the real prediction sum_k gamma psi_k made before frame t, each pixel of psi in the
+    colour of the component that predicts it most, and gamma on the frame's lit pixels."""
+    frames = ns["frames"][1:]                                                           # (T-1, S, S)
+    psi_max, psi_arg = ns["psi"].max(axis=1), ns["psi"].argmax(axis=1)                  # (T-1, S, S)
+    panels = [truth_rgb(ns)[1:], np.repeat(1.0 - ns["prediction"][..., None], 3, axis=-1),
+              component_rgb(psi_arg, 9 * psi_max),
+              component_rgb(np.where(frames, ns["gamma"].argmax(axis=1), -1), 9 * ns["gamma"].max(axis=1))]
+    T = len(frames)
+    footers = [f"frame {t + 1}/{T}  {kind}" + ("  (collision)" if ns["collisions"][t].any() else "") for t in range(T)]
+    return panel_frames(panels, ["truth (frame t)", "prediction of t", "psi by component", "gamma"], footers,
+                        frame_size)
 
 
 def main(argv=None) -> int:
@@ -113,6 +136,8 @@ def main(argv=None) -> int:
     parser.add_argument("--run", default=None, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
     parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: its sample "
                                                      "sequence as truth | prediction | gamma (--sample does not apply)")
+    parser.add_argument("--network", default="", help="a result JSON of relational_nem_network.py (run with --sample) "
+                                                      "instead: truth | prediction | psi | gamma")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output GIF path (default: {DEFAULT_OUT})")
     parser.add_argument("--sample", type=int, default=0, help="which stored sample sequence to animate (default: 0)")
     parser.add_argument("--fps", type=float, default=8.0,
@@ -121,8 +146,9 @@ def main(argv=None) -> int:
                         help="pixel size of each square panel, in [64, 1024] (default: 160)")
     args = parser.parse_args(argv)
     try:
-        if args.pixels and args.run is not None:
-            raise ConfigError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
+        if sum(map(bool, (args.pixels, args.network, args.run is not None))) > 1:
+            raise ConfigError("--run, --pixels and --network: give one of them (--pixels draws a pixel result, "
+                              "--network a network result, --run a run.json)")
         args.run = args.run or DEFAULT_RUN
         if not args.out.lower().endswith(".gif"):
             raise ConfigError(f"--out must be a file path ending in .gif (got {args.out!r})")
@@ -134,6 +160,11 @@ def main(argv=None) -> int:
         if args.pixels:
             frames = build_pixel_frames(pixel_sample(load_run(args.pixels, ("sample",), "--pixels"), args.pixels),
                                         args.frame_size)
+            palette = None
+        elif args.network:
+            run = load_run(args.network, ("config", "test"), "--network")
+            frames = build_network_frames(network_sample(run, args.network), str(run["config"].get("kind")),
+                                          args.frame_size)
             palette = None
         else:
             run = load_run(args.run)
@@ -151,7 +182,8 @@ def main(argv=None) -> int:
         write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / args.fps,
                                                        loop=0), ".gif")
         print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px (truth, the "
-              f"prediction before each frame, gamma after its EM; colour = component, pale red = the curtain)")
+              f"prediction before each frame, {'psi and ' if args.network else ''}gamma"
+              f"{'' if args.network else ' after its EM'}; colour = component, pale red = the curtain)")
         return 0
     # palette-indexed frames with their palette: the GIF writer has nothing to quantise
     write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", mode="P",

@@ -6,6 +6,9 @@
 #   bash regenerate.sh states           the state experiments (results/, run.json, models/)
 #   bash regenerate.sh pixels_known     the pixel results with the known renderer (about 25 min, one core)
 #   bash regenerate.sh pixels_learned   the pixel results with the learned renderer (about 90 min, one core)
+#   bash regenerate.sh network          the paper's network: 5 seeds of 5 models, the curtain and masses
+#                                       (29 trainings of 1-8 min, two at a time: about 65 min on 2 cores)
+#   bash regenerate.sh network_retest   the saved networks measured again (after a change of a measure: minutes)
 #   bash regenerate.sh figures          figures, GIFs, the kernel check and the tables, from the results
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +16,7 @@ M=relational_nem_bouncing_balls.py
 P=relational_nem_pixels.py
 V=visualize_relational_nem_bouncing_balls.py
 G=make_relational_nem_bouncing_balls_gif.py
+N=relational_nem_network.py
 
 states() {
   python3 $M --recipe simulator --save-model models/simulator_seed0.npz                  # results/run_simulator.json
@@ -44,6 +48,30 @@ pixels_learned() {
   python3 $P --renderer learned --k-balls 6-8 --components 8 --seeds 0-9 --out results/pixels_learned_k6-8_seeds.json
 }
 
+network_jobs() {    # one line per training: its arguments (seed 0 first: it keeps the sample the figures draw)
+  local seed name args
+  for seed in 0 1 2 3 4; do
+    for name in r_nem rnn_em r_nem_sum rnn r_nem_k8 r_nem_curtain rnn_em_curtain r_nem_masses rnn_em_masses; do
+      case $name in
+        r_nem|rnn_em|r_nem_sum) args="--kind $name" ;;
+        rnn) args="--kind rnn_em --components 1" ;;                                # the paper's RNN: K = 1
+        r_nem_k8) args="--kind r_nem --components 8" ;;
+        *_curtain) args="--kind ${name%_curtain} --k-balls 3 --curtain 0.25" ;;   # 3 balls, as the paper
+        *_masses) args="--kind ${name%_masses} --masses" ;;
+      esac
+      case $name in *_curtain|*_masses) [ $seed = 0 ] || continue ;; esac        # one seed each: qualitative
+      [ $seed = 0 ] && args="$args --sample"
+      echo "$args --seed $seed --save-model models/network/${name}_seed$seed.npz --out results/network/${name}_seed$seed.json"
+    done
+  done
+}
+
+network() {
+  mkdir -p results/network models/network
+  network_jobs | xargs -P 2 -L 1 python3 $N                                        # two trainings at a time
+  python3 $N --summarise results/network --out results/network_summary.json
+}
+
 figures() {
   python3 $V                                                                        # viz/ (run.json)
   python3 $V --run results/sweep.json
@@ -70,7 +98,15 @@ case "${1:-all}" in
     known=$!
     pixels_learned
     wait $known
+    network
     figures ;;
-  states|pixels_known|pixels_learned|figures) "$1" ;;
-  *) echo "usage: bash regenerate.sh [all|states|pixels_known|pixels_learned|figures]" >&2; exit 2 ;;
+  states|pixels_known|pixels_learned|network|figures) "$1" ;;
+  network_retest)     # measure the saved networks again with this code (minutes): after a change of a measure
+    for m in models/network/*.npz; do
+      name=$(basename "$m" .npz)
+      case $name in *_seed0) sample=--sample ;; *) sample= ;; esac
+      python3 $N --retest "$m" $sample --out "results/network/$name.json"
+    done
+    python3 $N --summarise results/network --out results/network_summary.json ;;
+  *) echo "usage: bash regenerate.sh [all|states|pixels_known|pixels_learned|network|network_retest|figures]" >&2; exit 2 ;;
 esac

@@ -15,6 +15,9 @@ balls ignored), per step and the mean of the last 10 steps.
 from __future__ import annotations
 
 import dataclasses
+import glob
+import json
+import math
 import os
 import sys
 import time
@@ -30,42 +33,60 @@ from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
-from rnem.frames import render_binary  # noqa: E402
+from rnem.frames import ball_pixels  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
+from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
+from rnem.sweeps import mean_interval  # noqa: E402
 
-DT, RADIUS = 0.05, 0.11     # the simulator's time step and ball radius (the default experiment's)
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
 PAPER_CLIP = 1e-6           # the paper's clip of predicted probabilities in its BCE
+EVAL_CHUNK = 64             # sequences per forward pass when measuring (bounds the memory of the caches)
+EXTRAPOLATE_BALLS = (6, 7, 8)   # the paper's harder test: more balls than in training, the same weights
+EXTRAPOLATE_K = 8           # ... with this many components (a network trained with K = 1 keeps K = 1)
 
 
 @dataclasses.dataclass
 class NetworkConfig:
     seed: int = config_field(0, "the seed of the data, the initial weights and the batches")
-    kind: str = config_field("r_nem", "r_nem (attention), r_nem_sum (no attention), rnn_em (Upsilon = theta_k)",
-                             choices=network.KINDS)
+    kind: str = config_field("r_nem", "r_nem (attention), r_nem_sum (no attention), rnn_em (Upsilon = theta_k; "
+                             "with --components 1 it is the paper's RNN)", choices=network.KINDS)
     size: int = config_field(24, "frame side in pixels")
-    k_balls: int = config_field(4, "balls per training and validation sequence")
+    k_balls: int = config_field(4, "balls per training, validation and test sequence")
     components: int = config_field(5, "K, components per sequence")
     hidden: int = config_field(100, "M, the recurrent state of a component")
+    masses: bool = config_field(False, "the paper's two ball types (1.25x the radius and 6x the mass)")
+    curtain: float = config_field(0.0, "width of an unseen vertical band at a random place per sequence, in box "
+                                       "units (0: none); the network is not told where it is")
     t_frames: int = config_field(20, "frames per sequence")
-    n_train: int = config_field(2000, "training sequences")
-    n_val: int = config_field(64, "validation sequences")
+    n_train: int = config_field(5000, "training sequences")
+    n_val: int = config_field(64, "validation sequences (model selection)")
+    n_test: int = config_field(256, "test sequences of --k-balls balls, and as many of 6-8 balls")
+    observed: int = config_field(10, "simulation: frames seen before the model runs on its own predictions")
     batch: int = config_field(16, "sequences per Adam step")
-    iterations: int = config_field(600, "Adam steps")
+    iterations: int = config_field(1500, "Adam steps")
     lr: float = config_field(1e-3, "Adam's learning rate")
     bitflip: float = config_field(0.2, "fraction of the input pixels flipped (the paper's noise)")
-    eval_every: int = config_field(100, "validate every this many steps")
+    eval_every: int = config_field(100, "validate (and maybe select) every this many steps")
+    dtype: str = config_field("float32", "of parameters and activations (the gradient checks use float64)",
+                              choices=("float32", "float64"))
+    sample: bool = config_field(False, "keep one test sequence's frames, psi_k, gamma and attention in the result "
+                                       "(for the figures)")
+    retest: str = config_field("", "instead of training: measure the network saved in this .npz again (its "
+                                   "config and curves come from the file; --out, --sample from here)")
+    summarise: str = config_field("", "instead of training: summarise the result files <name>_seed<N>.json of this "
+                                      "folder over seeds into --out (docs/network.md)")
     out: str = config_field("results/network.json", "the result JSON (written atomically)")
-    save_model: str = config_field("", "also write the trained network to this .npz (numpy arrays and JSON "
+    save_model: str = config_field("", "also write the selected network to this .npz (numpy arrays and JSON "
                                        "metadata, no pickle)")
 
 
 def check_config(cfg: NetworkConfig) -> None:
     """ConfigError naming the option and its valid range, before any work."""
     ranges = {"size": (8, 128), "k_balls": (1, R.max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
-              "t_frames": (LAST_STEPS + 2, 200), "n_train": (1, 100_000), "n_val": (1, 10_000), "batch": (1, 1024),
+              "t_frames": (LAST_STEPS + 2, 200), "n_train": (1, 100_000), "n_val": (1, 10_000),
+              "n_test": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
               "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "seed": (0, 2**32 - 1)}
     for name, (lo, hi) in ranges.items():
         if not lo <= getattr(cfg, name) <= hi:
@@ -74,99 +95,246 @@ def check_config(cfg: NetworkConfig) -> None:
         raise ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
     if not 0 <= cfg.bitflip < 0.5:
         raise ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
+    if not 0 <= cfg.curtain <= 0.5:
+        raise ConfigError(f"--curtain must be in [0, 0.5] (the band's width in box units; got {cfg.curtain})")
     if cfg.batch > cfg.n_train:
         raise ConfigError(f"--batch must be at most --n-train = {cfg.n_train} (got {cfg.batch})")
+    if cfg.masses and cfg.k_balls > R.max_balls(RADIUS * R.HEAVY_RADIUS):
+        raise ConfigError(f"--k-balls must be in 1..{R.max_balls(RADIUS * R.HEAVY_RADIUS)} with --masses "
+                          f"(got {cfg.k_balls})")
+    if cfg.retest and not os.path.isfile(cfg.retest):
+        raise ConfigError(f"--retest must be a network file written by --save-model (got {cfg.retest!r})")
+    if cfg.summarise and not os.path.isdir(cfg.summarise):
+        raise ConfigError(f"--summarise must be a folder of result files (got {cfg.summarise!r})")
     check_output_path(cfg.out, "--out")
     if cfg.save_model:
         check_output_path(cfg.save_model, "--save-model", suffix=".npz")
 
 
 MODEL_FILE_FORMAT = "relational-nem-network 1"
-NETWORK_SHAPE = ("kind", "size", "hidden")        # the config fields that decide a network's parameters
+NETWORK_SHAPE = ("kind", "size", "hidden", "dtype")       # the config fields that decide a network's parameters
 
 
-def save_network(path: str, net, cfg: NetworkConfig, history: dict) -> None:
-    """The network's parameter vector with its config and training curves (rnem.model_files)."""
-    meta = {"format": MODEL_FILE_FORMAT, "config": dataclasses.asdict(cfg), "history": history,
-            "models": {cfg.kind: {"n_params": int(net.flat.size)}}, "env": environment("float64", __file__)}
+def new_network(cfg) -> network.Network:
+    """The network cfg (a NetworkConfig or its dict) describes, with its seeded initial weights."""
+    get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
+    return network.Network(get("kind"), get("size") ** 2, get("hidden"), rng=R.rng_for(get("seed"), "network/init"),
+                           dtype=np.dtype(get("dtype")))
+
+
+def save_network(path: str, net, cfg: NetworkConfig, training: dict) -> None:
+    """The network's parameter vector with its config and `training` (history, selected, timing:
+    what --retest copies into its result) (rnem.model_files)."""
+    meta = {"format": MODEL_FILE_FORMAT, "config": dataclasses.asdict(cfg), **training,
+            "models": {cfg.kind: {"n_params": int(net.flat.size)}}, "env": environment(cfg.dtype, __file__)}
     write_model_file(path, meta, {cfg.kind: net.flat})
 
 
-def load_network(path: str, option: str = "--load-model"):
-    """(network, its config dict) of a file written by save_network (ConfigError if it is not one)."""
+def load_network(path: str, option: str = "--retest"):
+    """(network, the file's metadata: config, history, ...) of a file written by save_network
+    (ConfigError if it is not one)."""
     meta, arrays = read_model_file(path, option, MODEL_FILE_FORMAT)
-    config = meta["config"]
+    config = meta.get("config")
     try:
-        kind, size, hidden = (config[name] for name in NETWORK_SHAPE)
-        net = network.Network(kind, size * size, hidden)
+        net = new_network({name: config[name] for name in NETWORK_SHAPE + ("seed",)})
+        NetworkConfig(**config)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{option} {path}: its config does not describe a network ({type(err).__name__}: {err})")
-    flat = arrays.get(kind)
+    flat = arrays.get(config["kind"])
     if flat is None or flat.shape != net.flat.shape or not np.isfinite(flat).all():
         raise ConfigError(f"{option} {path}: parameters missing, of the wrong length or not finite")
     net.flat[...] = flat
-    return net, config
+    return net, meta
 
 
-def make_frames(cfg: NetworkConfig, n: int, purpose: str):
-    """n sequences of cfg.k_balls balls: frames (T, n, D) bool and pixel labels (T, n, S, S)."""
-    states, _ = R.simulate_sequences(n, cfg.t_frames, cfg.k_balls, DT, RADIUS, R.rng_for(cfg.seed, purpose))
-    frames, labels = render_binary(states[..., :2], RADIUS, cfg.size)                  # (T, n, S, S)
-    return frames.reshape(cfg.t_frames, n, -1), labels
+def make_scenes(cfg: NetworkConfig, n: int, purpose: str, k_balls: int | None = None) -> dict:
+    """n sequences of k_balls (default cfg.k_balls) balls as cfg describes them (rnem.scenes.ball_scenes)."""
+    return ball_scenes(n, cfg.t_frames, k_balls or cfg.k_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain)
 
 
-def grouping_ari(steps, labels, size: int) -> np.ndarray:
-    """(T - 1, n) ARI per step and sequence of argmax_k gamma_{t+1} against the labels of frame t+1."""
+def flat_frames(scenes: dict) -> np.ndarray:
+    """(T, n, D) bool: the frames with the pixels of a frame in one row."""
+    T, n = scenes["frames"].shape[:2]
+    return scenes["frames"].reshape(T, n, -1)
+
+
+def grouping_ari(gammas, labels, visible, size: int) -> np.ndarray:
+    """(len(gammas), n) ARI of argmax_k gamma (each (n, K, D)) against the labels (n, S, S) of the
+    same frame, on the visible pixels of one ball (background and overlaps ignored)."""
     out = []
-    for t, step in enumerate(steps):
-        gamma = step[4]                                                                # (n, K, D)
-        n, K, _ = gamma.shape
-        with_bg = np.concatenate([gamma, np.zeros((n, 1, gamma.shape[2]))], axis=1)   # ari_batch's background slot
-        out.append(ari_batch(labels[t + 1], with_bg.reshape(n, K + 1, size, size), np.ones((n, size, size), bool)))
+    for gamma, lab in zip(gammas, labels):
+        n, K, D = gamma.shape
+        with_bg = np.concatenate([gamma, np.zeros((n, 1, D), gamma.dtype)], axis=1)   # ari_batch's background slot
+        out.append(ari_batch(lab, with_bg.reshape(n, K + 1, size, size), visible))
     return np.array(out)
 
 
-def frame_bce(frames, prob) -> float:
-    """Mean over frames of the BCE (nats per frame) of binary frames (..., D) under prob (..., D),
-    clipped to [PAPER_CLIP, 1 - PAPER_CLIP] (rnem.measures.bce on frames of one row)."""
+def frame_bces(frames, prob, weight=None, clip: float = PAPER_CLIP) -> np.ndarray:
+    """(...) the BCE in nats of each binary frame (..., D) under prob (..., D), summed over the
+    pixels (weighted by weight (..., D) if given), prob clipped to [clip, 1 - clip] (rnem.measures.bce)."""
     D = frames.shape[-1]
-    return float(bce(frames.reshape(-1, 1, D), prob.reshape(-1, 1, D), 1.0, PAPER_CLIP).mean())
+    lead = frames.shape[:-1]
+    w = 1.0 if weight is None else np.broadcast_to(weight, frames.shape).reshape(-1, 1, D)
+    return bce(frames.reshape(-1, 1, D), np.broadcast_to(prob, frames.shape).reshape(-1, 1, D), w, clip).reshape(lead)
 
 
-def copy_bces(frames) -> dict:
-    """Copying the current frame as the prediction of the next, frames (T, n, D) bool: with the
-    paper's clip (a changed pixel costs -log 1e-6 = 13.8 nats), and with the best flip rate
-    (each pixel predicted to change with the data's own rate of change q: the fair bar)."""
-    now, nxt = frames[1:-1], frames[2:]                                                 # as the prediction's steps
-    changed = float((now != nxt).mean())
-    best = -(changed * np.log(changed) + (1 - changed) * np.log(1 - changed)) * frames.shape[-1] if 0 < changed < 1 else 0.0
-    return {"copy_clipped": frame_bce(nxt, now.astype(float)), "copy_best_flip": float(best), "changed_fraction": changed}
+def best_flip_rate(frames) -> float:
+    """The fraction of pixels that change from one frame to the next, frames (T, n, D): copying the
+    current frame with this flip rate (BCE clipped to [q, 1 - q]) is the best copy of its kind."""
+    return float((frames[1:] != frames[:-1]).mean())
 
 
-def evaluate(net, cfg: NetworkConfig, frames, labels) -> dict:
-    """On the validation sequences (no noise on the input): the loss; ARI per step (mean over
-    sequences) and over the last LAST_STEPS steps; the BCE of the real prediction of each next
-    frame, sum_k gamma_k(t) psi_k(t+1) (gamma before the frame is seen), in nats per frame over
-    steps 1..T-2 (step 0's gamma is the random start), beside copying the current frame."""
-    rng = R.rng_for(cfg.seed, "network/val-gamma0")
-    loss, steps = network.em_forward(net, frames, frames, network.initial_gamma(rng, frames.shape[1],
-                                                                                  cfg.components, frames.shape[2]))
-    ari = grouping_ari(steps, labels, cfg.size).mean(axis=1)                          # (T - 1,)
-    prediction = np.stack([(step[2] * step[3]).sum(axis=1) for step in steps[1:]])    # (T - 2, n, D)
-    return {"loss": loss, "ari_per_step": ari.tolist(), "ari_last": float(ari[-LAST_STEPS:].mean()),
-            "bce_prediction": frame_bce(frames[2:], prediction), **copy_bces(frames)}
+def run_network(net, scenes: dict, components: int, seed: int, purpose: str, keep: int | None = None) -> dict:
+    """The unrolled EM over the scenes (no noise on the input), EVAL_CHUNK sequences at a time.
+    Returns per step t = 0 .. T-2 (predicting frame t + 1) and sequence: gamma (the E-step on frame
+    t + 1) is reduced at once to the ARI; the prediction of frame t + 1 before it is seen,
+    sum_k gamma_t psi_{t+1} ("real"), and the paper's max_k psi_{t+1} ("max"); the mean loss.
+    With keep (a sequence index), also that sequence's psi, gamma and attention per step."""
+    frames = flat_frames(scenes)                                                         # (T, n, D)
+    T, n, D = frames.shape
+    gamma0 = network.initial_gamma(R.rng_for(seed, f"{purpose}/gamma0"), n, components, D)
+    out = {"ari": [], "real": [], "max": [], "loss": 0.0}
+    for lo in range(0, n, EVAL_CHUNK):
+        rows = slice(lo, min(n, lo + EVAL_CHUNK))
+        loss, steps = network.em_forward(net, frames[:, rows], frames[:, rows], gamma0[rows])
+        out["loss"] += loss * (rows.stop - rows.start) / n
+        out["ari"].append(grouping_ari([s[4] for s in steps], scenes["labels"][1:, rows], scenes["visible"][rows],
+                                       int(math.isqrt(D))))
+        out["real"].append(np.stack([(s[2] * s[3]).sum(axis=1) for s in steps]))         # (T-1, chunk, D)
+        out["max"].append(np.stack([s[3].max(axis=1) for s in steps]))
+        if keep is not None and rows.start <= keep < rows.stop:
+            i = keep - lo
+            out["keep"] = {"psi": np.stack([s[3][i] for s in steps]), "gamma": np.stack([s[4][i] for s in steps]),
+                           "attention": (np.stack([s[0][4][-2][i, :, :, 0] for s in steps])
+                                         if net.kind == "r_nem" else None)}
+    for key in ("ari", "real", "max"):
+        out[key] = np.concatenate(out[key], axis=1)                                      # (T-1, n, ...)
+    return out
+
+
+def measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, keep=None) -> dict:
+    """The paper's measures on the scenes (docs/network.md defines them):
+    ari_last (mean over the last LAST_STEPS steps) and ari_per_step; next-frame BCE in nats per
+    frame over frames 2 .. T-1 (frame 1's prediction rests on the random gamma(0)) of the real
+    prediction (bce_real) and of max_k psi (bce_max), beside copying the current frame with the
+    paper's clip (bce_copy_clipped) and with the best flip rate (bce_copy_best, the fair bar);
+    relational BCE: the same summed over the pixels of colliding balls (rnem.scenes.collision_region),
+    mean over the frames that show a collision; with a curtain, the BCE on the pixels of a ball that
+    comes out from behind it (reemerging_*)."""
+    run = run_network(net, scenes, components, cfg.seed, purpose, keep)
+    frames = flat_frames(scenes)                                                         # (T, n, D)
+    q = best_flip_rate(frames)
+    target, now = frames[2:], frames[1:-1]                                               # frames 2 .. T-1, their previous
+    preds = {"real": run["real"][1:], "max": run["max"][1:], "copy_clipped": now, "copy_best": now}
+    clips = {"copy_best": q}
+    out = {"loss": float(run["loss"]), "ari_per_step": run["ari"].mean(axis=1).tolist(),
+           "ari_last": float(run["ari"][-LAST_STEPS:].mean()), "changed_fraction": q}
+    for name, prob in preds.items():
+        out[f"bce_{name}"] = float(frame_bces(target, prob, clip=clips.get(name, PAPER_CLIP)).mean())
+    regions = [collision_region(scenes, t, cfg.size) for t in range(2, frames.shape[0])]
+    region = np.stack([r.reshape(r.shape[0], -1) for r, _ in regions])                  # (T-2, n, D)
+    shows = np.stack([rows for _, rows in regions])                                      # (T-2, n)
+    out["collision_frames"] = int(shows.sum())
+    for name, prob in preds.items():
+        per = frame_bces(target, prob, region, clip=clips.get(name, PAPER_CLIP))
+        out[f"relational_bce_{name}"] = float(per[shows].mean()) if shows.any() else None
+    if cfg.curtain > 0:
+        out |= reemerging(cfg, scenes, target, preds, clips)
+    if keep is not None:
+        out["sample"] = sample_payload(scenes, keep, run, cfg.size)
+    return out
+
+
+def reemerging(cfg: NetworkConfig, scenes: dict, target, preds: dict, clips: dict) -> dict:
+    """Object permanence behind the curtain: at each frame t where a ball that was hidden at t - 1
+    (mostly behind the curtain, seen before) is mostly out again, the BCE of each prediction on that
+    ball's disk (one pixel wider), summed over the disk's visible pixels; mean over such events."""
+    _, hidden = hidden_balls(scenes, cfg.size)                                           # (T, n, B)
+    behind, _ = hidden_balls(scenes, cfg.size)
+    back = hidden[1:-1] & ~behind[2:]                                                    # (T-2, n, B): out at frame t
+    disks = ball_pixels(scenes["states"][2:, :, :, :2], scenes["radii"] + 1.0 / cfg.size, cfg.size)  # (T-2, n, B, S, S)
+    disks &= scenes["visible"][None, :, None]
+    region = disks.reshape(disks.shape[:3] + (-1,))                                      # (T-2, n, B, D)
+    out = {"reemerging_events": int(back.sum())}
+    for name, prob in preds.items():
+        per = frame_bces(np.broadcast_to(target[:, :, None], region.shape),
+                         np.broadcast_to(prob[:, :, None], region.shape), region, clip=clips.get(name, PAPER_CLIP))
+        out[f"reemerging_bce_{name}"] = float(per[back].mean()) if back.any() else None
+    return out
+
+
+def sample_payload(scenes: dict, s: int, run: dict, size: int) -> dict:
+    """One test sequence for the figures (Figure 2 of the paper): its frames, labels, true
+    positions and radii, and per step psi_k, gamma_k, the attention a_ki (R-NEM) and the real
+    prediction, rounded to 3 decimals."""
+    keep, rnd = run["keep"], (lambda a: np.round(np.asarray(a, float), 3).tolist())
+    img = (lambda a: rnd(np.asarray(a).reshape(a.shape[:-1] + (size, size))))
+    return {"index": s, "frames": scenes["frames"][:, s].astype(int).tolist(), "labels": scenes["labels"][:, s].tolist(),
+            "visible": scenes["visible"][s].astype(int).tolist(), "truth": rnd(scenes["states"][:, s, :, :2]),
+            "radii": rnd(scenes["radii"][s]), "psi": img(keep["psi"]), "gamma": img(keep["gamma"]),
+            "prediction": img(run["real"][:, s]), "attention": None if keep["attention"] is None else rnd(keep["attention"]),
+            "collisions": scenes["pair"][:, s].any(axis=2).tolist()}
+
+
+def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, keep=None) -> dict:
+    """Simulation: after cfg.observed frames the network runs on its own predictions
+    (rnem.network.em_simulate); the BCE in nats per frame of each simulated frame's prediction
+    against the true frame (mean over sequences), and their mean; with keep (a sequence index),
+    that sequence's simulated predictions."""
+    frames = flat_frames(scenes)
+    T, n, D = frames.shape
+    gamma0 = network.initial_gamma(R.rng_for(cfg.seed, f"{purpose}/gamma0"), n, components, D)
+    sims = [network.em_simulate(net, frames[:, lo:lo + EVAL_CHUNK], gamma0[lo:lo + EVAL_CHUNK], cfg.observed)
+            for lo in range(0, n, EVAL_CHUNK)]                                          # each (T - observed, chunk, D)
+    per = np.concatenate([frame_bces(frames[cfg.observed:, lo:lo + EVAL_CHUNK], sim)
+                          for lo, sim in zip(range(0, n, EVAL_CHUNK), sims)], axis=1)   # (T - observed, n)
+    out = {"sim_bce_per_step": per.mean(axis=1).tolist(), "sim_bce": float(per.mean())}
+    if keep is not None:
+        sim = sims[keep // EVAL_CHUNK][:, keep % EVAL_CHUNK]
+        out["sim_sample"] = np.round(sim.reshape(-1, cfg.size, cfg.size).astype(float), 3).tolist()
+    return out
+
+
+def test(net, cfg: NetworkConfig) -> dict:
+    """Every measure on fresh test sequences: cfg.k_balls balls with K = cfg.components (and the
+    simulation), and EXTRAPOLATE_BALLS balls (n_test / 3 of each) with K = EXTRAPOLATE_K."""
+    scenes = make_scenes(cfg, cfg.n_test, "network/test")
+    keep = int(scenes["pair"].sum(axis=(0, 2, 3)).argmax()) if cfg.sample else None     # the most collisions
+    out = {"balls": measure(net, cfg, scenes, cfg.components, "network/test", keep)}
+    out["balls"] |= simulate_measure(net, cfg, scenes, cfg.components, "network/test-sim", keep)
+    k_more = EXTRAPOLATE_K if cfg.components > 1 else 1
+    parts = [measure(net, cfg, make_scenes(cfg, cfg.n_test // len(EXTRAPOLATE_BALLS), "network/test-more", k),
+                     k_more, f"network/test-more/k{k}") for k in EXTRAPOLATE_BALLS]
+    out["more_balls"] = {"balls": list(EXTRAPOLATE_BALLS), "components": k_more,
+                         **{key: (sum if key in COUNTS else mean_of)([p[key] for p in parts])
+                            for key in parts[0] if key != "ari_per_step"},
+                         "ari_per_step": np.mean([p["ari_per_step"] for p in parts], axis=0).tolist()}
+    return out
+
+
+COUNTS = ("collision_frames", "reemerging_events")      # summed over the groups of 6, 7 and 8 balls, not averaged
+
+
+def mean_of(values):
+    """The mean of numbers, ignoring None (None if all are)."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
 
 
 @with_one_blas_thread
 def train(cfg: NetworkConfig, log=print) -> dict:
-    """Trains one network; returns the result payload (config, env, curves, final measures)."""
+    """Trains one network and selects, among the checks every eval_every steps, the one with the
+    lowest validation loss (the paper's loss: no labels); measures it on the test sequences.
+    Returns the result payload (config, env, curves, selection, test measures, timing)."""
     t0 = time.perf_counter()
-    train_frames, _ = make_frames(cfg, cfg.n_train, "network/train")
-    val_frames, val_labels = make_frames(cfg, cfg.n_val, "network/val")
-    net = network.Network(cfg.kind, cfg.size * cfg.size, cfg.hidden, rng=R.rng_for(cfg.seed, "network/init"))
+    train_frames = flat_frames(make_scenes(cfg, cfg.n_train, "network/train"))         # (T, N, D)
+    val = make_scenes(cfg, cfg.n_val, "network/val")
+    net = new_network(cfg)
     adam = Adam(net.flat, cfg.lr)
     rng = R.rng_for(cfg.seed, "network/batches")
-    history = {"iteration": [], "train_loss": [], "val_loss": [], "val_ari_last": []}
+    history = {"iteration": [], "train_loss": [], "val_loss": [], "val_ari_last": [], "val_bce_real": [],
+               "first_losses": []}
+    best = {"val_loss": math.inf}
     t_train, losses = time.perf_counter(), []
     for it in range(1, cfg.iterations + 1):
         seqs = rng.choice(cfg.n_train, size=cfg.batch, replace=False)
@@ -178,23 +346,113 @@ def train(cfg: NetworkConfig, log=print) -> dict:
             raise FloatingPointError(f"training diverged (loss {loss}) at step {it}; try a smaller --lr (got {cfg.lr})")
         adam.step(network.em_backward(net, steps))
         losses.append(loss)
+        if it <= 2:
+            history["first_losses"].append(float(loss))
         if it % cfg.eval_every == 0 or it == cfg.iterations:
-            val = evaluate(net, cfg, val_frames, val_labels)
-            history["iteration"].append(it)
-            history["train_loss"].append(float(np.mean(losses)))
-            history["val_loss"].append(val["loss"])
-            history["val_ari_last"].append(val["ari_last"])
+            v = measure(net, cfg, val, cfg.components, "network/val")
+            for key, value in (("iteration", it), ("train_loss", float(np.mean(losses))), ("val_loss", v["loss"]),
+                               ("val_ari_last", v["ari_last"]), ("val_bce_real", v["bce_real"])):
+                history[key].append(value)
             losses = []
-            log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {val['loss']:9.3f}  "
-                f"val ARI (last {LAST_STEPS} steps) {val['ari_last']:.3f}  BCE of the prediction "
-                f"{val['bce_prediction']:.1f} (copy {val['copy_best_flip']:.1f})  "
-                f"{(time.perf_counter() - t_train) / it:.3f} s/step")
-    final = evaluate(net, cfg, val_frames, val_labels)
+            if v["loss"] < best["val_loss"]:
+                best = {"val_loss": v["loss"], "iteration": it, "flat": net.flat.copy()}
+            log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {v['loss']:9.3f}  "
+                f"val ARI (last {LAST_STEPS} steps) {v['ari_last']:.3f}  BCE of the prediction "
+                f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  {(time.perf_counter() - t_train) / it:.3f} s/step")
+    s_per_step = (time.perf_counter() - t_train) / cfg.iterations
+    net.flat[...] = best.pop("flat")
+    training = {"history": history, "selected": {"rule": "the lowest validation loss among the checks", **best},
+                "timing": {"train_s": time.perf_counter() - t0, "s_per_step": s_per_step,
+                           "to_selected_s": s_per_step * best["iteration"]}}
     if cfg.save_model:
-        save_network(cfg.save_model, net, cfg, history)
-    return {"config": dataclasses.asdict(cfg), "env": environment("float64", __file__), "history": history,
-            "final": final, "timing": {"total_s": time.perf_counter() - t0,
-                                       "s_per_step": (time.perf_counter() - t_train) / cfg.iterations}}
+        save_network(cfg.save_model, net, cfg, training)
+    return measured(net, cfg, training)
+
+
+@with_one_blas_thread
+def measured(net, cfg: NetworkConfig, training: dict) -> dict:
+    """The result payload of a trained network: config, env, `training` (history, selected,
+    timing) and every test measure."""
+    t0 = time.perf_counter()
+    result = test(net, cfg)
+    return {"config": dataclasses.asdict(cfg), "env": environment(cfg.dtype, __file__), **training, "test": result,
+            "timing": {**training["timing"], "test_s": time.perf_counter() - t0}}
+
+
+def retest(cfg: NetworkConfig) -> dict:
+    """Measures the network saved in cfg.retest again with this code (its training, config and
+    curves come from the file; --out and --sample from the command line)."""
+    net, meta = load_network(cfg.retest)
+    model_cfg = dataclasses.replace(NetworkConfig(**meta["config"]), out=cfg.out, sample=cfg.sample,
+                                    save_model=cfg.retest)
+    return measured(net, model_cfg, {key: meta[key] for key in ("history", "selected", "timing")})
+
+
+# ----------------------------------------------------------------------------- summary over seeds
+SUMMARY_MEASURES = ("balls/ari_last", "balls/bce_real", "balls/bce_max", "balls/bce_copy_best", "balls/bce_copy_clipped",
+                    "balls/relational_bce_real", "balls/relational_bce_max", "balls/relational_bce_copy_best",
+                    "balls/sim_bce", "balls/reemerging_bce_real", "balls/reemerging_bce_copy_best",
+                    "more_balls/ari_last", "more_balls/bce_real", "more_balls/bce_max", "more_balls/bce_copy_best",
+                    "more_balls/relational_bce_real")
+# the paper's claims, per seed (paired: the same seed draws the same data): (measure, models from best to worst)
+ORDERINGS = (("balls/bce_real", ("r_nem", "rnn_em", "rnn")), ("balls/bce_max", ("r_nem", "rnn_em", "rnn")),
+             ("balls/relational_bce_real", ("r_nem", "rnn_em", "rnn")),
+             ("balls/relational_bce_max", ("r_nem", "rnn_em", "rnn")), ("balls/sim_bce", ("r_nem", "rnn_em", "rnn")),
+             ("more_balls/bce_real", ("r_nem", "r_nem_sum")), ("more_balls/bce_max", ("r_nem", "r_nem_sum")),
+             ("more_balls/ari_last", ("r_nem", "r_nem_sum")), ("balls/ari_last", ("r_nem_k8", "r_nem")))
+HIGHER_IS_BETTER = ("ari_last",)
+
+
+def derived_measures(result: dict) -> dict:
+    """The summary's measures of one result file: SUMMARY_MEASURES (None where not measured), the
+    real prediction's BCE relative to copying with the best flip rate, the selection and the time."""
+    t = result["test"]
+    out = {m: t[m.split("/")[0]].get(m.split("/")[1]) for m in SUMMARY_MEASURES}
+    for part in ("balls", "more_balls"):
+        for name in ("real", "max"):
+            out[f"{part}/bce_{name}_over_copy"] = t[part][f"bce_{name}"] / t[part]["bce_copy_best"]
+    out["selected_iteration"] = result["selected"]["iteration"]
+    out["val_ari_best"] = max(result["history"]["val_ari_last"])
+    out["to_selected_s"] = result["timing"]["to_selected_s"]
+    out["s_per_step"] = result["timing"]["s_per_step"]
+    return out
+
+
+def summarise(folder: str) -> dict:
+    """Every result file <name>_seed<N>.json of folder, grouped by name: per-seed values with mean and
+    95 % interval of each measure, and each of the paper's orderings checked seed by seed."""
+    groups = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*_seed*.json"))):
+        name, seed = os.path.basename(path)[:-5].rsplit("_seed", 1)
+        with open(path) as f:
+            groups.setdefault(name, {})[int(seed)] = json.load(f)
+    if not groups:
+        raise ConfigError(f"--summarise {folder}: no result files <name>_seed<N>.json there")
+    models = {}
+    for name, runs in groups.items():
+        seeds = sorted(runs)
+        values = [derived_measures(runs[s]) for s in seeds]
+        config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
+        models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": np.mean(
+                            [runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0).tolist(), "code_sha256": sorted({runs[s]["env"]["source_sha256"]
+                                                                                   for s in seeds}),
+                        "measures": {m: {"per_seed": [v[m] for v in values],
+                                         **(mean_interval([v[m] for v in values]) if values[0][m] is not None else {})}
+                                     for m in values[0]}}
+    orderings = {}
+    for measure_name, order in ORDERINGS:
+        if not all(name in models for name in order):
+            continue
+        seeds = sorted(set.intersection(*(set(models[name]["seeds"]) for name in order)))
+        per = {name: dict(zip(models[name]["seeds"], models[name]["measures"][measure_name]["per_seed"])) for name in order}
+        sign = -1.0 if measure_name.endswith(HIGHER_IS_BETTER) else 1.0
+        holds = [all(sign * per[a][s] < sign * per[b][s] for a, b in zip(order, order[1:])) for s in seeds]
+        first, second = order[0], order[1]
+        change = [per[first][s] / per[second][s] - 1.0 for s in seeds]
+        orderings[f"{measure_name}: {' < '.join(order) if sign > 0 else ' > '.join(order)}"] = {
+            "seeds": seeds, "holds_per_seed": holds, "holds_in_every_seed": all(holds),
+            f"{first}_over_{second}_minus_1": {"per_seed": change, **mean_interval(change)}}
+    return {"models": models, "orderings": orderings, "env": environment("float64", __file__)}
 
 
 def main(argv=None) -> int:
@@ -202,7 +460,11 @@ def main(argv=None) -> int:
     cfg = NetworkConfig(**vars(parser.parse_args(argv)))
     try:
         check_config(cfg)
-        result = train(cfg)
+        if cfg.summarise:
+            write_json_atomic(cfg.out, summarise(cfg.summarise))
+            print(f"wrote {cfg.out}")
+            return 0
+        result = retest(cfg) if cfg.retest else train(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -213,10 +475,13 @@ def main(argv=None) -> int:
         print("error: stopped by SIGINT: nothing written", file=sys.stderr)
         return 130
     write_json_atomic(cfg.out, result)
-    final = result["final"]
-    print(f"final val ARI (last {LAST_STEPS} steps) {final['ari_last']:.3f}; BCE of the prediction "
-          f"{final['bce_prediction']:.1f} nats per frame, copying the frame {final['copy_best_flip']:.1f} (best flip "
-          f"rate) or {final['copy_clipped']:.1f} (the paper's clip); wrote {cfg.out}")
+    t, sel = result["test"], result["selected"]
+    print(f"selected step {sel['iteration']} (lowest validation loss); test, {cfg.k_balls} balls: ARI (last "
+          f"{LAST_STEPS} steps) {t['balls']['ari_last']:.3f}, BCE of the prediction {t['balls']['bce_real']:.1f} nats "
+          f"per frame (copying the frame: {t['balls']['bce_copy_best']:.1f} with the best flip rate, "
+          f"{t['balls']['bce_copy_clipped']:.1f} with the paper's clip), simulated {t['balls']['sim_bce']:.1f}; "
+          f"{'-'.join(map(str, EXTRAPOLATE_BALLS))} balls: ARI {t['more_balls']['ari_last']:.3f}, BCE "
+          f"{t['more_balls']['bce_real']:.1f}; wrote {cfg.out}")
     return 0
 
 

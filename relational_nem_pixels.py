@@ -41,14 +41,14 @@ from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
-from rnem.frames import ball_pixels, curtain_mask, pixel_centres, render_binary, squared_distances  # noqa: E402
+from rnem.frames import pixel_centres, squared_distances  # noqa: E402
 from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 from rnem.result_files import COMPONENT_CHARS  # noqa: E402
+from rnem.scenes import DT, RADIUS, ball_scenes, collision_region, hidden_balls, hidden_fractions  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
 
-DT, RADIUS = 0.05, 0.11  # the simulator's time step and (light) ball radius, the default experiment's
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # ----------------------------------------------------------------------------- EM constants
@@ -398,29 +398,8 @@ def parse_balls(text: str) -> list:
 
 
 def make_frames(cfg: PixelConfig, k: int, n: int, purpose: str) -> dict:
-    """n sequences of k balls: states (T, n, k, D), pair events (T, n, k, k), frames and labels
-    (T, n, S, S) (the curtain's pixels dark), visible (n, S, S), radii (n, k)."""
-    states, events = R.simulate_sequences(n, cfg.t_frames, k, DT, RADIUS, R.rng_for(cfg.seed, f"{purpose}/k{k}"),
-                                          cfg.masses)
-    radii = states[0, :, :, 4] if cfg.masses else np.full((n, k), RADIUS)
-    frames, labels = render_binary(states[..., :2], radii, cfg.size)
-    visible = curtain_mask(n, cfg.size, cfg.curtain, R.rng_for(cfg.seed, f"{purpose}/curtain/k{k}"))
-    return {"states": states, "pair": events["pair"], "frames": frames & visible, "labels": labels,
-            "visible": visible, "radii": radii}
-
-
-def hidden_fractions(data: dict, size: int) -> np.ndarray:
-    """(T, n, B) the fraction of each ball's pixels that falls behind the curtain."""
-    inside = ball_pixels(data["states"][..., :2], data["radii"], size)                    # (T, n, B, S, S)
-    return (inside & ~data["visible"][None, :, None]).sum((-2, -1)) / np.maximum(inside.sum((-2, -1)), 1)
-
-
-def hidden_balls(data: dict, size: int):
-    """(behind, hidden), both (T, n, B) bool: the ball is mostly (>= 50 %) behind the curtain;
-    and it is, having been mostly in view in an earlier frame (what is measured: a ball behind
-    the curtain from the first frame on was never seen, and nothing could know of it)."""
-    behind = hidden_fractions(data, size) >= 0.5
-    return behind, behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
+    """n sequences of k balls as cfg describes them (rnem.scenes.ball_scenes)."""
+    return ball_scenes(n, cfg.t_frames, k, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain)
 
 
 MEASURES = ("ari_after_em", "ari_from_prediction", "position_error_px", "lost_fraction", "frames_until_discovery",
@@ -460,11 +439,7 @@ def track(data: dict, cfg: PixelConfig, step, renderer, sample: int | None = Non
             lit_prob = psi_pred.max(axis=1)                                               # (n, S, S) max_k psi
             out["next_frame_bce"].append(bce(frames[t], lit_prob, visible))
             out["next_frame_bce_repeat"].append(bce(frames[t], frames[t - 1], visible))
-            colliding = data["pair"][t - 1].any(axis=2)                                   # (n, B) collided in t-1 -> t
-            region = (ball_pixels(states[t, :, :, :2], truth_r + 1.0 / size, size) & colliding[..., None, None]).any(1)
-            region |= (ball_pixels(states[t - 1, :, :, :2], truth_r + 1.0 / size, size)
-                       & colliding[..., None, None]).any(1)
-            rows = colliding.any(axis=1)
+            region, rows = collision_region(data, t, size)
             out["relational_bce"].append(bce(frames[t], lit_prob, region & visible)[rows])
             out["relational_bce_repeat"].append(bce(frames[t], frames[t - 1], region & visible)[rows])
             comp, psi, gamma = em_after_prediction(frames[t], visible, comp, pred, renderer, cfg.em_iters)

@@ -8,6 +8,9 @@ sample_trajectories.png, rendered_frames.png, collision_metrics.png, long_horizo
 Figures of a sweep summary (--run results/sweep.json): sweep_summary.png, sweep_wins.png.
 Figures of a relational_nem_pixels.py result (--pixels results/pixels.json): pixels_frames.png (the
 paper's Figure 2 analogue; Figure 5's with a curtain) and, for the learned renderer, *_renderer.png.
+Figures of the paper's network (--network results/network/r_nem_seed0.json): *_frames.png (its
+Figure 2, or 5 with a curtain), *_simulation.png (Figure 4, left); of their summary (--network
+results/network_summary.json): network_comparison.png (Figure 3), network_simulation.png (Figure 4).
 """
 import multiprocessing
 import os
@@ -18,7 +21,7 @@ import numpy as np
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
-from rnem.result_files import check_samples, load_run, pixel_sample, require_keys
+from rnem.result_files import check_samples, load_run, network_sample, pixel_sample, require_keys
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -741,6 +744,161 @@ def pixel_figures(path: str, out: str) -> list:
     return list(figures)
 
 
+# ----------------------------------------------------------------------------- the network (relational_nem_network.py)
+NETWORK_MODELS = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM, no attention", "r_nem": "R-NEM",
+                  "r_nem_k8": "R-NEM, trained with K = 8"}           # summary names, worst to best in the paper
+NETWORK_COLUMNS = 8
+
+
+def tinted(k: int, amount) -> np.ndarray:
+    """(..., 3) white tinted towards component k's colour by amount in [0, 1]."""
+    return component_rgb(np.full(np.shape(amount), k), np.clip(np.asarray(amount) * 9.0, 0, 9))
+
+
+def network_frames_figure(ns: dict, plt, title: str):
+    """The paper's Figure 2 (Figure 5 with a curtain): per frame t the truth, each component's
+    psi_k predicted before the frame, gamma on the frame's lit pixels, the real prediction
+    sum_k gamma psi_k and R-NEM's attention a_ki (row: the component k that attends)."""
+    T, K = len(ns["frames"]), ns["psi"].shape[1]
+    px = {"size": ns["size"], "visible": ns["visible"], "truth": ns["truth"], "radii": ns["radii"]}
+    truth = truth_rgb(px)
+    hit = np.flatnonzero(ns["collisions"][3:].any(axis=1)) + 3                          # collisions from frame 3 -> 4 on
+    start = int(np.clip((hit[0] - 2 if len(hit) else 2), 2, T - NETWORK_COLUMNS))      # ... shown from two frames before
+    columns = list(range(start, start + NETWORK_COLUMNS))
+    winner = ns["gamma"].argmax(axis=1)                                                 # (T-1, S, S)
+    rows = [("truth", lambda t: truth[t]), ("frame seen", lambda t: np.where(ns["frames"][t][..., None], 0.15, 1.0)
+                                             * np.ones(3))]
+    rows += [(f"psi_{k}", lambda t, k=k: tinted(k, ns["psi"][t - 1, k])) for k in range(K)]
+    rows += [("gamma\n(lit pixels)", lambda t: component_rgb(np.where(ns["frames"][t], winner[t - 1], -1),
+                                                               9 * ns["gamma"][t - 1].max(axis=0))),
+             ("prediction\nsum_k gamma psi_k", lambda t: np.repeat(1.0 - ns["prediction"][t - 1][..., None], 3, -1))]
+    if ns["attention"] is not None:
+        rows.append(("attention a_ki\n(row k, column i)", None))
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.2 * len(columns) + 1.4, 1.2 * len(rows) + 0.8),
+                             squeeze=False)
+    for i, (label, image) in enumerate(rows):
+        for j, t in enumerate(columns):
+            ax = axes[i, j]
+            if image is None:
+                cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+                ax.imshow(np.where(np.eye(K, dtype=bool), np.nan, ns["attention"][t - 1]), vmin=0, vmax=1, cmap=cmap,
+                          interpolation="nearest")                                    # no a_kk: white
+            else:
+                ax.imshow(image(t), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"t = {t}" + (" *" if ns["collisions"][t - 1].any() else ""), fontsize=9)
+            if j == 0:
+                ax.set_ylabel(label, fontsize=8)
+    curtain = "; pale red: the curtain (never seen), grey: what it hides" if not ns["visible"].all() else ""
+    attention = "; attention 0 dark to 1 yellow" if ns["attention"] is not None else ""
+    fig.suptitle(f"{title}\npsi_k and gamma in component k's colour; * = a collision between t - 1 and t{attention}"
+                 f"{curtain}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def network_simulation_frames_figure(ns: dict, plt, title: str):
+    """The paper's Figure 4 (left): the true frames and the network's simulation after the frames it saw."""
+    obs, T = ns["observed"], len(ns["frames"])
+    shown = list(range(max(0, obs - 2), T))
+    fig, axes = plt.subplots(2, len(shown), figsize=(1.0 * len(shown) + 1.2, 2.9), squeeze=False)
+    for j, t in enumerate(shown):
+        axes[0, j].imshow(np.where(ns["frames"][t], 0.15, 1.0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        sim = ns["frames"][t] if t < obs else ns["sim"][t - obs]
+        axes[1, j].imshow(1.0 - sim, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].set_title(f"t = {t}" if t >= obs else f"t = {t} (seen)", fontsize=8)
+        for ax in axes[:, j]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("truth", fontsize=8)
+    axes[1, 0].set_ylabel("seen, then\nsimulated", fontsize=8)
+    fig.suptitle(f"{title}: frames 0..{obs - 1} seen, then the network runs on its own predictions", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def network_summary_figures(summary: dict, plt) -> dict:
+    """Figure 3 of the paper (BCE relative to copying, relational BCE and ARI per model at the
+    training number of balls and at 6-8 balls; bars: mean over seeds with the 95 % interval, dots:
+    seeds) and Figure 4 (right: the BCE per simulated step)."""
+    models = [m for m in NETWORK_MODELS if m in summary["models"]]
+    colours = plt.get_cmap("tab10")
+    panels = [("bce_real_over_copy", "BCE of the prediction / copying\n(best flip rate); < 1 beats copying"),
+              ("relational_bce_real", "relational BCE (nats on the pixels\nof colliding balls, per frame)"),
+              ("ari_last", "ARI (mean of the last 10 steps)")]
+
+    def comparison():
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+        for ax, (measure, label) in zip(axes, panels):
+            for g, part in enumerate(("balls", "more_balls")):
+                for i, m in enumerate(models):
+                    entry = summary["models"][m]["measures"].get(f"{part}/{measure}")
+                    if not entry or entry.get("mean") is None:
+                        continue
+                    x = g * (len(models) + 1) + i
+                    ci = entry.get("ci95") or [entry["mean"]] * 2
+                    ax.bar(x, entry["mean"], color=colours(i), label=NETWORK_MODELS[m] if g == 0 else None,
+                           yerr=[[entry["mean"] - ci[0]], [ci[1] - entry["mean"]]], capsize=3)
+                    ax.plot([x] * len(entry["per_seed"]), entry["per_seed"], "k.", ms=4)
+            ax.set_xticks([(len(models) - 1) / 2, len(models) + 1 + (len(models) - 1) / 2])
+            ax.set_xticklabels(["4 balls (as trained)", "6-8 balls, K = 8"])
+            ax.set_title(label, fontsize=10)
+            if measure == "bce_real_over_copy":
+                ax.axhline(1.0, color="0.5", lw=0.8)
+                ax.set_ylim(0.5, None)
+        axes[0].legend(fontsize=8, loc="upper left")
+        fig.suptitle("the paper's network, trained on 4 balls: mean over seeds (bars, 95 % interval) and each seed "
+                     "(dots)", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    def simulation():
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for i, m in enumerate(models):
+            if m in ("r_nem_k8",):
+                continue
+            per_step = summary["models"][m]["sim_bce_per_step"]
+            ax.plot(range(1, len(per_step) + 1), per_step, "o-", color=colours(i), label=NETWORK_MODELS[m])
+        ax.set_xlabel("simulated step (after the frames seen)")
+        ax.set_ylabel("BCE of the simulated frame (nats per frame)")
+        ax.set_title("simulation, mean over test sequences and seeds", fontsize=10)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+    return {"network_comparison.png": comparison, "network_simulation.png": simulation}
+
+
+def network_figures(path: str, out: str) -> list:
+    """The figures of a relational_nem_network.py result (with --sample) or of its summary
+    (--summarise) into out; returns the files written."""
+    run = load_run(path, (), "--network")
+    summary = "models" in run and "orderings" in run
+    ns = None if summary else network_sample(run, path)                         # checked before anything is drawn
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update(STYLE)
+    os.makedirs(out, exist_ok=True)
+    if summary:
+        figures = network_summary_figures(run, plt)
+    else:
+        cfg = run.get("config", {})
+        stem = os.path.splitext(os.path.basename(path))[0]
+        title = (f"{NETWORK_MODELS.get(cfg.get('kind'), cfg.get('kind'))}, K = {cfg.get('components')}, "
+                 f"{cfg.get('k_balls')} balls" + (", two ball types" if cfg.get("masses") else "")
+                 + (f", curtain {cfg.get('curtain')}" if cfg.get("curtain") else "") + f", seed {cfg.get('seed')}")
+        figures = {f"{stem}_frames.png": lambda: network_frames_figure(ns, plt, title),
+                   f"{stem}_simulation.png": lambda: network_simulation_frames_figure(ns, plt, title)}
+    for name, draw in figures.items():
+        fig = draw()
+        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+        plt.close(fig)
+    return list(figures)
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
                            epilog="examples:\n" + __doc__.split("\n\n")[1])
@@ -750,10 +908,14 @@ def main(argv=None) -> int:
                                                            "(default: viz)")
     parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: draws "
                                                      "<name>_frames.png (and <name>_renderer.png) into --out")
+    parser.add_argument("--network", default="", help="a result JSON of relational_nem_network.py (run with --sample: "
+                                                      "<name>_frames.png, <name>_simulation.png) or its summary "
+                                                      "(network_comparison.png, network_simulation.png) instead")
     args = parser.parse_args(argv)
     try:
-        if args.pixels and args.run is not None:
-            raise ConfigError("--run and --pixels: give one of them (--pixels draws a pixel result, --run a run.json)")
+        if sum(map(bool, (args.pixels, args.network, args.run is not None))) > 1:
+            raise ConfigError("--run, --pixels and --network: give one of them (--pixels draws a pixel result, "
+                              "--network a network result, --run a run.json)")
         args.run = args.run or DEFAULT_RUN
         parent = os.path.dirname(os.path.abspath(args.out))
         if args.out.strip() == "":
@@ -764,8 +926,8 @@ def main(argv=None) -> int:
             raise ConfigError(f"--out {args.out}: parent folder {parent} does not exist")
         if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
             raise ConfigError(f"--out {args.out}: not writable")
-        if args.pixels:
-            written = pixel_figures(args.pixels, args.out)
+        if args.pixels or args.network:
+            written = pixel_figures(args.pixels, args.out) if args.pixels else network_figures(args.network, args.out)
             print(f"wrote {len(written)} figures to {args.out}/: {', '.join(written)}")
             return 0
         run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)

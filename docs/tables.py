@@ -333,8 +333,57 @@ def make_reproducibility() -> str:
     return "\n\n".join(parts) + "\n"
 
 
+NETWORK_SUMMARY = "results/network_summary.json"
+NETWORK_NAMES = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM without attention", "r_nem": "R-NEM",
+                 "r_nem_k8": "R-NEM trained with K = 8", "r_nem_curtain": "R-NEM, curtain (3 balls)",
+                 "rnn_em_curtain": "RNN-EM, curtain (3 balls)", "r_nem_masses": "R-NEM, two ball types",
+                 "rnn_em_masses": "RNN-EM, two ball types"}
+
+
+def interval_cell(entry, fmt="{:.3f}") -> str:
+    """'mean [lo, hi]' over seeds (the mean alone for one seed); '-' where not measured."""
+    if not entry or entry.get("mean") is None:
+        return "-"
+    ci = entry.get("ci95")
+    return fmt.format(entry["mean"]) + (f" [{fmt.format(ci[0])}, {fmt.format(ci[1])}]" if ci else "")
+
+
+def network_table(summary: dict) -> str:
+    """The paper's Figure 3 as a table: per model, at the training number of balls and at 6-8."""
+    rows = []
+    for name, label in NETWORK_NAMES.items():
+        if name not in summary["models"]:
+            continue
+        m = summary["models"][name]["measures"]
+        rows.append([f"{label} ({len(summary['models'][name]['seeds'])})", interval_cell(m["balls/ari_last"]),
+                     interval_cell(m["balls/bce_real_over_copy"]), interval_cell(m["balls/bce_max_over_copy"]),
+                     interval_cell(m["balls/relational_bce_real"], "{:.1f}"),
+                     interval_cell(m["balls/relational_bce_max"], "{:.1f}"), interval_cell(m["balls/sim_bce"], "{:.0f}"),
+                     interval_cell(m["more_balls/ari_last"]), interval_cell(m["more_balls/bce_real_over_copy"]),
+                     interval_cell(m["more_balls/bce_max_over_copy"])])
+    return table(["model (seeds)", "ARI", "BCE / copy: mixture", "BCE / copy: max_k psi", "relational BCE: mixture",
+                  "relational BCE: max_k psi", "simulated BCE", "ARI, 6-8 balls", "BCE / copy, 6-8: mixture",
+                  "BCE / copy, 6-8: max_k psi"], rows)
+
+
+def orderings_table(summary: dict) -> str:
+    rows = [[f"`{claim}`", f"{sum(o['holds_per_seed'])} of {len(o['seeds'])}",
+             interval_cell(next(v for k, v in o.items() if k.endswith("_minus_1")), "{:+.3f}")]
+            for claim, o in summary["orderings"].items()]
+    return table(["the paper's claim", "seeds where it holds", "first / second - 1, mean [95 %]"], rows)
+
+
+def make_network() -> str:
+    summary = load(NETWORK_SUMMARY)
+    return ("Mean over seeds [95 % t-interval]; ARI: mean of the last 10 steps; BCE / copy: the real prediction's "
+            "next-frame BCE over copying the current frame with the best flip rate; the 6-8 ball columns use the "
+            "same weights with K = 8 (`" + NETWORK_SUMMARY + "`).\n\n" + network_table(summary) + "\n\n"
+            + orderings_table(summary) + "\n")
+
+
 DOCUMENTS = {os.path.join(ROOT, "README.md"): make_readme, RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels,
-             os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility}
+             os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility,
+             os.path.join(ROOT, "docs", "network.md"): make_network}
 
 
 def current(path: str = RESULTS_MD) -> str:

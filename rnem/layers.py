@@ -235,8 +235,9 @@ def sigmoid_backward(dout, y):
 
 
 def softplus(z):
-    """log(1 + exp(z)) without overflow."""
-    return np.logaddexp(0.0, z)
+    """log(1 + exp(z)) = max(z, 0) + log(1 + exp(-|z|)), without overflow (equal to
+    np.logaddexp(0, z), which takes twice as long)."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def bernoulli_losses_forward(logits, x, gamma, psi=None):

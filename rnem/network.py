@@ -61,9 +61,11 @@ def block_backward(dy, cache, name: str, G: dict):
 # ----------------------------------------------------------------------------- the network
 class Network:
     """The parameters of one network (one flat vector, named views) and its step pairs.
-    kind: one of KINDS; pixels: D; hidden: M; encoder, decoder: the layer widths (small in tests)."""
+    kind: one of KINDS; pixels: D; hidden: M; encoder, decoder: the layer widths (small in tests);
+    dtype: of the parameters and of every activation (float32 to train, float64 for the gradient checks)."""
 
-    def __init__(self, kind: str, pixels: int, hidden: int = 100, rng=None, encoder=ENCODER, decoder=DECODER):
+    def __init__(self, kind: str, pixels: int, hidden: int = 100, rng=None, encoder=ENCODER, decoder=DECODER,
+                 dtype=np.float64):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -80,9 +82,9 @@ class Network:
                 shapes |= block_shapes("att", M, M // 2) | {"att.w": (M // 2, 1), "att.c": (1,)}
         shapes |= block_shapes("dec0", M, decoder) | {"dec1.W": (decoder, pixels), "dec1.b": (pixels,)}
         self.layout = ParamBuffer(shapes)
-        self.flat = np.zeros(self.layout.size)
+        self.flat = np.zeros(self.layout.size, dtype)
         self.params = self.layout.views(self.flat)
-        for name, value in self.params.items():
+        for name, value in self.params.items():                            # drawn in float64, then cast
             if value.ndim == 2:                                            # Glorot-normal weights
                 value[...] = rng.standard_normal(value.shape) * math.sqrt(2.0 / sum(value.shape))
             elif name.endswith(".g"):
@@ -105,13 +107,13 @@ class Network:
         n, c_ln = layernorm_forward(z, P["emb.g"], P["emb.s"])
         emb, c_relu = relu_forward(n)
         e, c_eff = block_forward(emb, P, "eff", "relu")                             # (B, K, K, M) effects
-        others = (1.0 - np.eye(K))[:, :, None]                                      # (K, K, 1): i != k
+        others = (1.0 - np.eye(K, dtype=theta.dtype))[:, :, None]                   # (K, K, 1): i != k
         if self.kind == "r_nem":
             a1, c_att = block_forward(emb, P, "att", "tanh")                        # (B, K, K, M/2)
             a = sigmoid(a1 @ P["att.w"] + P["att.c"])                               # (B, K, K, 1) attention
         else:
             a1 = c_att = None
-            a = np.ones(e.shape[:-1] + (1,))
+            a = np.ones(e.shape[:-1] + (1,), e.dtype)
         agg = (others * a * e).sum(axis=2)                                          # (B, K, M) sum over i != k
         U = np.concatenate([th, agg], axis=-1)                                      # (B, K, 2M)
         return U, (th, c_enc, c_ln, c_relu, e, c_eff, a1, c_att, a, others)
@@ -181,7 +183,7 @@ GAMMA_FLOOR = 1e-6       # added to every component's likelihood in the E-step (
 def e_step(psi, x):
     """gamma (B, K, D): the posterior of each component for each pixel of the binary frame x
     (B, D) under Bernoulli likelihoods psi (B, K, D), x psi + (1 - x)(1 - psi) + floor, normalised over K."""
-    like = np.where(x[:, None, :] > 0, psi, 1.0 - psi) + GAMMA_FLOOR
+    like = np.where(x[:, None, :], psi, 1.0 - psi) + GAMMA_FLOOR
     return like / like.sum(axis=1, keepdims=True)
 
 
@@ -202,13 +204,14 @@ def em_forward(net: Network, noisy, clean, gamma0, gammas=None):
     caches, whose [t][4] is gamma_{t+1} and [t][3] psi_{t+1})."""
     T, B, D = clean.shape
     K = gamma0.shape[1]
-    theta, psi, gamma = np.zeros((B, K, net.M)), np.zeros((B, K, D)), gamma0
+    dtype = net.flat.dtype
+    theta, psi, gamma = np.zeros((B, K, net.M), dtype), np.zeros((B, K, D), dtype), gamma0.astype(dtype)
     steps, total = [], 0.0
     for t in range(T - 1):
-        x_in = gamma * (noisy[t][:, None, :] - psi)                                  # (B, K, D)
+        x_in = gamma * (noisy[t][:, None, :].astype(dtype) - psi)                    # (B, K, D)
         theta, logits, cache = net.step_forward(x_in, theta)
         psi = sigmoid(logits)
-        target = clean[t + 1][:, None, :].astype(float)                              # (B, 1, D)
+        target = clean[t + 1][:, None, :].astype(dtype)                              # (B, 1, D)
         gamma_in, gamma = gamma, (e_step(psi, clean[t + 1]) if gammas is None else gammas[t])
         loss, c_loss = bernoulli_losses_forward(logits, target, gamma, psi)
         total += float(loss.sum())
@@ -230,3 +233,29 @@ def em_backward(net: Network, steps):
         dx_in, dtheta = net.step_backward(dtheta, dlogits, cache, G)
         dx_next, gamma_next = dx_in, gamma_in
     return grad
+
+
+SIM_THRESHOLD = 0.1      # simulation: the frame the model did not see is max_k psi > 0.1 (the paper's Appendix)
+
+
+def em_simulate(net: Network, frames, gamma0, observed: int):
+    """The model alone after `observed` frames, forward only: frames (T, B, D) bool, gamma0 (B, K, D).
+    Frames 0 .. observed-1 are seen as in em_forward (input and E-step). From then on, as the
+    paper does, the frame the model did not see is replaced by its own max_k psi_{t+1} thresholded
+    at SIM_THRESHOLD, both as the next input and in the E-step. Returns the real predictions
+    p_{t+1} = sum_k gamma_{t,k} psi_{t+1,k} (made before frame t + 1) of frames observed .. T-1,
+    (T - observed, B, D)."""
+    T, B, D = frames.shape
+    dtype = net.flat.dtype
+    theta, psi, gamma = np.zeros((B, gamma0.shape[1], net.M), dtype), np.zeros(gamma0.shape, dtype), gamma0.astype(dtype)
+    x, out = frames[0], []
+    for t in range(T - 1):
+        theta, logits, _ = net.step_forward(gamma * (x[:, None, :].astype(dtype) - psi), theta)
+        psi = sigmoid(logits)                                                        # psi_{t+1} (B, K, D)
+        if t + 1 < observed:
+            x = frames[t + 1]
+        else:
+            out.append((gamma * psi).sum(axis=1))                                    # p_{t+1} (B, D)
+            x = psi.max(axis=1) > SIM_THRESHOLD                                      # the frame it imagines
+        gamma = e_step(psi, x)
+    return np.stack(out)

@@ -10,6 +10,8 @@ import numpy as np
 
 from rnem.cli import ConfigError
 
+SCRIPT_OF = {"--run": "relational_nem_bouncing_balls.py", "--pixels": "relational_nem_pixels.py",
+             "--network": "relational_nem_network.py"}      # the option that reads a file -> the script that writes it
 PANELS = ("truth", "non_relational", "relational")      # the sample rollouts of a run: the truth and the two models
 COMPONENT_CHARS = "0123456789abcdef"   # component k of a pixel run's map; "." background (at most 16 components)
 PIXEL_KEYS = ("size", "truth", "radii", "hidden_fraction", "collisions", "visible", "frames", "prediction_component",
@@ -19,8 +21,7 @@ PIXEL_KEYS = ("size", "truth", "radii", "hidden_fraction", "collisions", "visibl
 def load_run(path: str, need=("samples",), option: str = "--run") -> dict:
     """Reads run.json and checks the keys this script needs (ConfigError otherwise)."""
     if not os.path.isfile(path):
-        script = "relational_nem_pixels.py" if option == "--pixels" else "relational_nem_bouncing_balls.py"
-        raise ConfigError(f"{option} {path}: file not found; produce it with python3 {script}")
+        raise ConfigError(f"{option} {path}: file not found; produce it with python3 {SCRIPT_OF.get(option, SCRIPT_OF['--run'])}")
     try:
         with open(path) as f:
             run = json.load(f)
@@ -40,8 +41,8 @@ def require_keys(run: dict, need, path: str, option: str = "--run") -> dict:
     """run itself when it has every key in `need` (ConfigError naming the missing ones otherwise)."""
     missing = [key for key in need if key not in run]
     if missing:
-        script = "relational_nem_pixels.py" if option == "--pixels" else "relational_nem_bouncing_balls.py"
-        raise ConfigError(f"{option} {path}: missing key(s) {', '.join(missing)}; regenerate it with python3 {script}")
+        raise ConfigError(f"{option} {path}: missing key(s) {', '.join(missing)}; regenerate it with python3 "
+                          f"{SCRIPT_OF.get(option, SCRIPT_OF['--run'])}")
     return run
 
 
@@ -123,3 +124,38 @@ def pixel_sample(run: dict, path: str) -> dict:
             "gamma_component": rows("gamma_component", COMPONENT_CHARS),
             "gamma_level": rows("gamma_level", "0123456789"),
             "renderer": str(sample.get("renderer", "?")), "dynamics": str(sample.get("dynamics", "?"))}
+
+
+NETWORK_SAMPLE_KEYS = ("frames", "visible", "truth", "radii", "psi", "gamma", "prediction", "attention", "collisions")
+
+
+def network_sample(run: dict, path: str) -> dict:
+    """The sample test sequence of a relational_nem_network.py result (run with --sample), decoded
+    into arrays: frames (T, S, S), visible (S, S), truth (T, B, 2), radii (B,), psi and gamma
+    (T-1, K, S, S), prediction (T-1, S, S), attention (T-1, K, K) or None, collisions (T, B),
+    sim (T - observed, S, S), observed, size (ConfigError when anything is missing or malformed)."""
+    def bad(what):
+        raise ConfigError(f"--network {path}: {what}; produce it with python3 relational_nem_network.py --sample")
+    balls = run.get("test", {}).get("balls") if isinstance(run.get("test"), dict) else None
+    if not isinstance(balls, dict) or not isinstance(balls.get("sample"), dict):
+        bad("no sample sequence (test.balls.sample)")
+    sample = balls["sample"]
+    if any(key not in sample for key in NETWORK_SAMPLE_KEYS) or "sim_sample" not in balls:
+        bad(f"the sample must hold {', '.join(NETWORK_SAMPLE_KEYS)} and test.balls.sim_sample")
+    try:
+        out = {key: np.asarray(sample[key], float) for key in NETWORK_SAMPLE_KEYS if key != "attention"}
+        out["attention"] = None if sample["attention"] is None else np.asarray(sample["attention"], float)
+        out["sim"] = np.asarray(balls["sim_sample"], float)
+        T, S = out["frames"].shape[:2]
+        K = out["psi"].shape[1]
+        shapes_ok = (out["frames"].shape == (T, S, S) and out["visible"].shape == (S, S) and out["psi"].shape ==
+                     (T - 1, K, S, S) == out["gamma"].shape and out["prediction"].shape == (T - 1, S, S)
+                     and out["truth"].shape[0] == T and out["sim"].shape[1:] == (S, S) and len(out["sim"]) < T
+                     and (out["attention"] is None or out["attention"].shape == (T - 1, K, K)))
+    except (ValueError, TypeError, IndexError):
+        shapes_ok = False
+    if not shapes_ok or not all(np.isfinite(a).all() for a in out.values() if a is not None):
+        bad("malformed sample (arrays of the wrong shape or not finite)")
+    out["frames"], out["visible"], out["collisions"] = out["frames"] > 0, out["visible"] > 0, out["collisions"] > 0
+    out["size"], out["observed"] = S, T - len(out["sim"])
+    return out

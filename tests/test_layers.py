@@ -60,3 +60,8 @@ def test_bernoulli_losses_against_plain_formula_and_gradient():
     def forward(logits):
         return layers.bernoulli_losses_forward(logits, x, gamma)
     check(forward, layers.bernoulli_losses_backward, {"logits": logits})
+
+
+def test_softplus_is_logaddexp():
+    z = np.concatenate([np.linspace(-50, 50, 2001), [-800.0, 800.0, 0.0]])
+    np.testing.assert_allclose(layers.softplus(z), np.logaddexp(0.0, z), rtol=1e-15, atol=0)

@@ -95,3 +95,34 @@ def test_unrolled_em_gradient(kind):
         return network.em_forward(net, noisy, clean, gamma0, gammas)[0]
     grad = network.em_backward(net, steps)
     check_params(net, loss, grad)
+
+
+def test_simulation_predicts_the_first_unseen_frame_as_the_unrolled_em_does():
+    # until frame `observed` is due, the model has seen exactly what em_forward shows it: the first
+    # simulated prediction is em_forward's real prediction sum_k gamma psi of that frame
+    net = make("r_nem", seed=10)
+    rng = np.random.default_rng(11)
+    frames = rng.random((6, 2, SMALL["pixels"])) < 0.3
+    gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
+    _, steps = network.em_forward(net, frames, frames, gamma0)
+    for observed in (2, 4):
+        p = network.em_simulate(net, frames, gamma0, observed)
+        assert p.shape == (6 - observed, 2, SMALL["pixels"]) and ((0 <= p) & (p <= 1)).all()
+        real = (steps[observed - 1][2] * steps[observed - 1][3]).sum(axis=1)
+        np.testing.assert_allclose(p[0], real, rtol=1e-12)
+
+
+def test_float32_network_follows_the_float64_one():
+    # the training dtype: the same weights in float32 give the loss and gradient of float64 to
+    # float32 rounding (every activation stays float32: no silent upcast)
+    net64 = make("r_nem", seed=12)
+    net32 = network.Network("r_nem", dtype=np.float32, **SMALL)
+    net32.flat[...] = net64.flat
+    rng = np.random.default_rng(13)
+    frames = rng.random((4, 2, SMALL["pixels"])) < 0.3
+    gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
+    (l64, s64), (l32, s32) = (network.em_forward(n, frames, frames, gamma0) for n in (net64, net32))
+    g64, g32 = network.em_backward(net64, s64), network.em_backward(net32, s32)
+    assert g32.dtype == np.float32 and s32[-1][3].dtype == np.float32
+    assert abs(l32 - l64) < 1e-5 * abs(l64)
+    assert np.abs(g32 - g64).max() < 1e-4 * np.abs(g64).max()

@@ -17,6 +17,9 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--bitflip", "0.5"], "--bitflip must be in [0, 0.5)"), (["--t-frames", "5"], "--t-frames must be in 12..200"),
     (["--batch", "9", "--n-train", "8"], "--batch must be at most --n-train = 8"),
     (["--kind", "lstm"], "argument --kind: invalid choice"), (["--out", "nowhere/x.json"], "does not exist"),
+    (["--curtain", "0.6"], "--curtain must be in [0, 0.5]"), (["--observed", "1"], "--observed must be in 2..19"),
+    (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
+    (["--summarise", "nowhere"], "--summarise must be a folder"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
     done = call_main(N.main, args, tmp_path, capsys, monkeypatch)
@@ -24,49 +27,107 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch,
     assert os.listdir(tmp_path) == []
 
 
-def test_tiny_training_writes_its_curves(tmp_path, capsys, monkeypatch):
-    done = call_main(N.main, TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--out", "n.json"],
-                     tmp_path, capsys, monkeypatch)
+def test_tiny_training_writes_its_curves_and_test_measures(tmp_path, capsys, monkeypatch):
+    done = call_main(N.main, TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--out", "n.json",
+                                     "--curtain", "0.25", "--sample"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "n.json").read_text())
     h = result["history"]
     assert h["iteration"] == [3, 6] and h["train_loss"][1] < h["train_loss"][0]          # the loss falls
-    assert len(result["final"]["ari_per_step"]) == 11 and -1 <= result["final"]["ari_last"] <= 1
+    assert result["selected"]["iteration"] == h["iteration"][int(np.argmin(h["val_loss"]))]
+    balls, more = result["test"]["balls"], result["test"]["more_balls"]
+    assert len(balls["ari_per_step"]) == 11 and -1 <= balls["ari_last"] <= 1
+    assert len(balls["sim_bce_per_step"]) == 12 - 10 and more["components"] == N.EXTRAPOLATE_K
+    assert balls["reemerging_events"] >= 0 and balls["bce_copy_best"] <= balls["bce_copy_clipped"]
+    sample = balls["sample"]
+    assert np.array(sample["psi"]).shape == (11, 3, 12, 12) and np.array(sample["attention"]).shape == (11, 3, 3)
 
 
 def test_grouping_ari_of_a_perfect_and_a_merged_grouping():
-    labels = np.full((2, 1, 4, 4), -1)
-    labels[:, 0, :2, :2], labels[:, 0, 2:, 2:] = 0, 1                                     # two balls, frame 1
+    labels = np.full((1, 4, 4), -1)
+    labels[0, :2, :2], labels[0, 2:, 2:] = 0, 1                                           # two balls
     perfect = np.zeros((1, 2, 16))
-    perfect[0, 0] = (labels[1, 0] == 0).ravel()
-    perfect[0, 1] = (labels[1, 0] == 1).ravel()
+    perfect[0, 0] = (labels[0] == 0).ravel()
+    perfect[0, 1] = (labels[0] == 1).ravel()
     merged = np.zeros((1, 2, 16))
     merged[0, 0] = 1.0
-    step = lambda gamma: (None, None, None, None, gamma)                                 # noqa: E731 (em_forward's step)
-    assert N.grouping_ari([step(perfect)], labels, 4)[0, 0] == 1.0
-    assert N.grouping_ari([step(merged)], labels, 4)[0, 0] == 0.0
+    visible = np.ones((1, 4, 4), bool)
+    assert N.grouping_ari([perfect], labels[None], visible, 4)[0, 0] == 1.0
+    assert N.grouping_ari([merged], labels[None], visible, 4)[0, 0] == 0.0
 
 
 def test_copy_bces_by_hand():
     frames = np.zeros((4, 1, 10), bool)
     frames[3, 0, :2] = True                                          # steps 1 -> 2 same, 2 -> 3: 2 of 10 change
-    out = N.copy_bces(frames)
-    assert out["changed_fraction"] == pytest.approx(0.1)
-    assert out["copy_best_flip"] == pytest.approx(-(0.1 * np.log(0.1) + 0.9 * np.log(0.9)) * 10)
-    # clipped copy: per frame, a changed pixel costs -log 1e-6, an unchanged one -log(1 - 1e-6)
-    assert out["copy_clipped"] == pytest.approx((2 * -np.log(1e-6) + 18 * -np.log(1 - 1e-6)) / 2)
+    q = N.best_flip_rate(frames)
+    assert q == pytest.approx(2 / 30)
+    best = N.frame_bces(frames[1:], frames[:-1], clip=q).sum() / 3
+    assert best == pytest.approx(-(q * np.log(q) + (1 - q) * np.log(1 - q)) * 10)     # the entropy of a flip
+    # the paper's clip: a changed pixel costs -log 1e-6, an unchanged one -log(1 - 1e-6)
+    assert N.frame_bces(frames[3], frames[2])[0] == pytest.approx(2 * -np.log(1e-6) + 8 * -np.log(1 - 1e-6))
 
 
-def test_save_then_load_gives_the_same_network_and_measures(tmp_path, capsys, monkeypatch):
+def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
+    def result(bce, ari):
+        part = {m.split("/")[1]: 1.0 for m in N.SUMMARY_MEASURES} | {"bce_real": bce, "ari_last": ari,
+                                                                    "bce_copy_best": 100.0, "sim_bce_per_step": [bce, bce]}
+        return {"test": {"balls": part, "more_balls": part}, "selected": {"iteration": 3},
+                "history": {"val_ari_last": [0.1, ari]}, "timing": {"to_selected_s": 1.0, "s_per_step": 0.1},
+                "config": {"seed": 0}, "env": {"source_sha256": "x"}}
+    for name, seed, bce in (("r_nem", 0, 50.0), ("rnn_em", 0, 60.0), ("rnn", 0, 70.0),
+                            ("r_nem", 1, 65.0), ("rnn_em", 1, 60.0), ("rnn", 1, 70.0)):
+        (tmp_path / f"{name}_seed{seed}.json").write_text(json.dumps(result(bce, 0.9)))
+    summary = N.summarise(str(tmp_path))
+    check = summary["orderings"]["balls/bce_real: r_nem < rnn_em < rnn"]
+    assert check["holds_per_seed"] == [True, False] and not check["holds_in_every_seed"]
+    assert summary["models"]["r_nem"]["measures"]["balls/bce_real"]["mean"] == 57.5
+    assert summary["models"]["rnn"]["measures"]["balls/bce_real_over_copy"]["per_seed"] == [0.7, 0.7]
+
+
+def test_save_then_retest_gives_the_same_measures(tmp_path, capsys, monkeypatch):
     done = call_main(N.main, TINY + ["--iterations", "2", "--eval-every", "2", "--out", "n.json", "--save-model",
                                      "n.npz"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
-    net, config = N.load_network(str(tmp_path / "n.npz"))
-    cfg = N.NetworkConfig(**config)
-    frames, labels = N.make_frames(cfg, cfg.n_val, "network/val")
-    again = N.evaluate(net, cfg, frames, labels)
-    final = json.loads((tmp_path / "n.json").read_text())["final"]
-    assert again["ari_per_step"] == final["ari_per_step"] and again["bce_prediction"] == final["bce_prediction"]
+    net, meta = N.load_network(str(tmp_path / "n.npz"))
+    first = json.loads((tmp_path / "n.json").read_text())
+    assert meta["history"] == first["history"] and meta["selected"] == first["selected"]
+    done = call_main(N.main, ["--retest", "n.npz", "--out", "again.json"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["test"] == first["test"] and again["history"] == first["history"]
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(N.ConfigError, match="not a model file"):
-        N.load_network(str(tmp_path / "bad.npz"))
+    done = call_main(N.main, ["--retest", "bad.npz", "--out", "x.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "not a model file")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_figures_and_gif_of_a_network_result_and_summary(tmp_path, capsys, monkeypatch):
+    import imageio.v3 as iio
+
+    import make_relational_nem_bouncing_balls_gif as G
+    import visualize_relational_nem_bouncing_balls as V
+    for name, extra in (("r_nem_seed0", ["--curtain", "0.2"]), ("rnn_em_seed0", ["--kind", "rnn_em"])):
+        (tmp_path / "net").mkdir(exist_ok=True)
+        done = call_main(N.main, TINY + ["--iterations", "2", "--eval-every", "2", "--sample", "--out", f"net/{name}.json"]
+                         + extra, tmp_path, capsys, monkeypatch)
+        assert done.returncode == 0, done.stderr
+    done = call_main(V.main, ["--network", "net/r_nem_seed0.json", "--out", "viz"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path / "viz")) == ["r_nem_seed0_frames.png", "r_nem_seed0_simulation.png"]
+    assert call_main(N.main, ["--summarise", "net", "--out", "s.json"], tmp_path, capsys, monkeypatch).returncode == 0
+    done = call_main(V.main, ["--network", "s.json", "--out", "viz2"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path / "viz2")) == ["network_comparison.png", "network_simulation.png"]
+    done = call_main(G.main, ["--network", "net/r_nem_seed0.json", "--out", "n.gif", "--frame-size", "64"], tmp_path,
+                     capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    assert iio.imread(tmp_path / "n.gif").shape[0] == 11                                 # frames 1..11
+    result = json.loads((tmp_path / "net/r_nem_seed0.json").read_text())
+    result["test"]["balls"]["sample"]["psi"][0] = [[0.5]]                                 # a malformed array
+    (tmp_path / "bad.json").write_text(json.dumps(result))
+    for main in (V.main, G.main):
+        assert_one_line_error(call_main(main, ["--network", "bad.json", "--out", "bad.gif" if main is G.main else "v3"],
+                                        tmp_path, capsys, monkeypatch), "malformed sample")
+    assert not (tmp_path / "bad.gif").exists() and not (tmp_path / "v3").exists()
+    assert_one_line_error(call_main(G.main, ["--network", "none.json"], tmp_path, capsys, monkeypatch),
+                          "--network none.json: file not found; produce it with python3 relational_nem_network.py")

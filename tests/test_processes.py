@@ -194,9 +194,9 @@ def test_companions_refuse_a_failed_seed(tmp_path, script, capsys, monkeypatch):
 @pytest.mark.parametrize("script", [VIZ, GIF])
 def test_companions_take_run_or_pixels_not_both(tmp_path, script, capsys, monkeypatch):
     out = "x.gif" if script == GIF else "figs"
-    done = call_main(companion_main(script), ["--run", "run.json", "--pixels", "p.json", "--out", out], tmp_path,
-                     capsys, monkeypatch)
-    assert_one_line_error(done, "--run and --pixels: give one of them")
+    for two in (["--run", "run.json", "--pixels", "p.json"], ["--pixels", "p.json", "--network", "n.json"]):
+        done = call_main(companion_main(script), two + ["--out", out], tmp_path, capsys, monkeypatch)
+        assert_one_line_error(done, "--run, --pixels and --network: give one of them")
     assert os.listdir(tmp_path) == []
 
 
