@@ -87,6 +87,12 @@ figures() {
   python3 $V --pixels results/pixels_curtain.json --out viz/pixels                  # Figure 5 analogue
   python3 $V --pixels results/pixels_learned.json --out viz/pixels
   python3 $G --pixels results/pixels_curtain.json --out viz/pixels/curtain.gif --fps 4
+  python3 $V --network results/network_summary.json --out viz/network              # Figures 3 and 4 (right)
+  for n in r_nem rnn_em r_nem_k8 r_nem_curtain rnn_em_curtain r_nem_masses; do        # Figures 2, 4 (left), 5
+    python3 $V --network results/network/${n}_seed0.json --out viz/network
+  done
+  python3 $G --network results/network/r_nem_seed0.json --out viz/network/r_nem.gif --fps 4
+  python3 $G --network results/network/r_nem_curtain_seed0.json --out viz/network/r_nem_curtain.gif --fps 4
   python3 benchmarks/kernel_check.py     # the same runs under a second BLAS kernel: which numbers are exact (10 min)
   python3 docs/tables.py --write         # the tables of README.md and docs/
 }

@@ -19,7 +19,9 @@ import glob
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 
 from rnem.blas import BLAS_THREAD_VARS  # noqa: E402  (imports no numpy)
@@ -37,6 +39,7 @@ from rnem.frames import ball_pixels  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
+from rnem.processes import Interrupted, raise_interrupted  # noqa: E402
 from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
 
@@ -184,17 +187,19 @@ def best_flip_rate(frames) -> float:
     return float((frames[1:] != frames[:-1]).mean())
 
 
-def run_network(net, scenes: dict, components: int, seed: int, purpose: str, keep: int | None = None) -> dict:
+def run_network(net, scenes: dict, components: int, seed: int, purpose: str, keep: int | None = None,
+                limit: int | None = None) -> dict:
     """The unrolled EM over the scenes (no noise on the input), EVAL_CHUNK sequences at a time.
     Returns per step t = 0 .. T-2 (predicting frame t + 1) and sequence: gamma (the E-step on frame
     t + 1) is reduced at once to the ARI; the prediction of frame t + 1 before it is seen,
     sum_k gamma_t psi_{t+1} ("real"), and the paper's max_k psi_{t+1} ("max"); the mean loss.
-    With keep (a sequence index), also that sequence's psi, gamma and attention per step."""
+    With keep (a sequence index), also that sequence's psi, gamma and attention per step; with limit,
+    only the chunks of the first `limit` sequences (the same numbers as theirs in a whole run)."""
     frames = flat_frames(scenes)                                                         # (T, n, D)
     T, n, D = frames.shape
     gamma0 = network.initial_gamma(R.rng_for(seed, f"{purpose}/gamma0"), n, components, D)
     out = {"ari": [], "real": [], "max": [], "loss": 0.0}
-    for lo in range(0, n, EVAL_CHUNK):
+    for lo in range(0, min(n, limit or n), EVAL_CHUNK):
         rows = slice(lo, min(n, lo + EVAL_CHUNK))
         loss, steps = network.em_forward(net, frames[:, rows], frames[:, rows], gamma0[rows])
         out["loss"] += loss * (rows.stop - rows.start) / n
@@ -266,8 +271,8 @@ def reemerging(cfg: NetworkConfig, scenes: dict, target, preds: dict, clips: dic
 def sample_payload(scenes: dict, s: int, run: dict, size: int) -> dict:
     """One test sequence for the figures (Figure 2 of the paper): its frames, labels, true
     positions and radii, and per step psi_k, gamma_k, the attention a_ki (R-NEM) and the real
-    prediction, rounded to 3 decimals."""
-    keep, rnd = run["keep"], (lambda a: np.round(np.asarray(a, float), 3).tolist())
+    prediction, rounded to 2 decimals (what the figures need)."""
+    keep, rnd = run["keep"], (lambda a: np.round(np.asarray(a, float), 2).tolist())
     img = (lambda a: rnd(np.asarray(a).reshape(a.shape[:-1] + (size, size))))
     return {"index": s, "frames": scenes["frames"][:, s].astype(int).tolist(), "labels": scenes["labels"][:, s].tolist(),
             "visible": scenes["visible"][s].astype(int).tolist(), "truth": rnd(scenes["states"][:, s, :, :2]),
@@ -291,7 +296,7 @@ def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, pur
     out = {"sim_bce_per_step": per.mean(axis=1).tolist(), "sim_bce": float(per.mean())}
     if keep is not None:
         sim = sims[keep // EVAL_CHUNK][:, keep % EVAL_CHUNK]
-        out["sim_sample"] = np.round(sim.reshape(-1, cfg.size, cfg.size).astype(float), 3).tolist()
+        out["sim_sample"] = np.round(sim.reshape(-1, cfg.size, cfg.size).astype(float), 2).tolist()
     return out
 
 
@@ -364,9 +369,37 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     training = {"history": history, "selected": {"rule": "the lowest validation loss among the checks", **best},
                 "timing": {"train_s": time.perf_counter() - t0, "s_per_step": s_per_step,
                            "to_selected_s": s_per_step * best["iteration"]}}
-    if cfg.save_model:
+    result = measured(net, cfg, training)
+    if cfg.save_model:                                        # once the work is done: Ctrl-C before leaves nothing
         save_network(cfg.save_model, net, cfg, training)
-    return measured(net, cfg, training)
+    return result
+
+
+SLICE_SEQUENCES = 16      # the result's slice: per-sequence values of the first test sequences
+
+
+def untrained_slice(cfg: NetworkConfig) -> float:
+    """The untrained network's loss on the first SLICE_SEQUENCES validation sequences: the seed's
+    data and initial weights, in one number."""
+    val = flat_frames(make_scenes(cfg, cfg.n_val, "network/val"))[:, :SLICE_SEQUENCES]
+    gamma0 = network.initial_gamma(R.rng_for(cfg.seed, "network/slice-gamma0"), val.shape[1], cfg.components,
+                                   val.shape[2])
+    return float(network.em_forward(new_network(cfg), val, val, gamma0)[0])
+
+
+def trained_slice(net, cfg: NetworkConfig) -> dict:
+    """The first SLICE_SEQUENCES test sequences' ARI (last 10 steps) and mixture BCE (frames
+    2..T-1), from the first chunk alone (the same numbers as in the whole test)."""
+    scenes = make_scenes(cfg, cfg.n_test, "network/test")
+    run = run_network(net, scenes, cfg.components, cfg.seed, "network/test", limit=SLICE_SEQUENCES)
+    first = slice(0, SLICE_SEQUENCES)
+    bce_real = frame_bces(flat_frames(scenes)[2:, first], run["real"][1:, first]).mean(axis=0)
+    return {"test_ari_last": run["ari"][-LAST_STEPS:, first].mean(axis=0).tolist(), "test_bce_real": bce_real.tolist()}
+
+
+def result_slice(net, cfg: NetworkConfig) -> dict:
+    """Numbers a fast test recomputes from the committed code (tests/test_committed_results.py)."""
+    return {"sequences": SLICE_SEQUENCES, "untrained_val_loss": untrained_slice(cfg), **trained_slice(net, cfg)}
 
 
 @with_one_blas_thread
@@ -376,6 +409,7 @@ def measured(net, cfg: NetworkConfig, training: dict) -> dict:
     t0 = time.perf_counter()
     result = test(net, cfg)
     return {"config": dataclasses.asdict(cfg), "env": environment(cfg.dtype, __file__), **training, "test": result,
+            "slice": result_slice(net, cfg),
             "timing": {**training["timing"], "test_s": time.perf_counter() - t0}}
 
 
@@ -456,6 +490,10 @@ def summarise(folder: str) -> dict:
 
 
 def main(argv=None) -> int:
+    """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written); 1 training
+    diverged; 130 / 143 stopped by SIGINT / SIGTERM (nothing written)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_interrupted)
     parser = parser_from_config(NetworkConfig, __doc__)
     cfg = NetworkConfig(**vars(parser.parse_args(argv)))
     try:
@@ -465,16 +503,17 @@ def main(argv=None) -> int:
             print(f"wrote {cfg.out}")
             return 0
         result = retest(cfg) if cfg.retest else train(cfg)
+        write_json_atomic(cfg.out, result)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except FloatingPointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: stopped by SIGINT: nothing written", file=sys.stderr)
-        return 130
-    write_json_atomic(cfg.out, result)
+    except KeyboardInterrupt as err:
+        name = str(err) if isinstance(err, Interrupted) else "SIGINT"
+        print(f"error: stopped by {name}: nothing written", file=sys.stderr)
+        return 128 + getattr(signal, name, signal.SIGINT)
     t, sel = result["test"], result["selected"]
     print(f"selected step {sel['iteration']} (lowest validation loss); test, {cfg.k_balls} balls: ARI (last "
           f"{LAST_STEPS} steps) {t['balls']['ari_last']:.3f}, BCE of the prediction {t['balls']['bce_real']:.1f} nats "

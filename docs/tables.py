@@ -381,27 +381,61 @@ def make_network() -> str:
             + orderings_table(summary) + "\n")
 
 
+def make_readme_network() -> str:
+    """The README's section on the paper's network: the Figure 3 table and what it shows."""
+    summary = load(NETWORK_SUMMARY)
+    m = lambda name, key: summary["models"][name]["measures"][key]                        # noqa: E731
+    seeds = len(summary["models"]["r_nem"]["seeds"])
+    holds = {claim: o for claim, o in summary["orderings"].items()}
+    said = lambda claim: f"{sum(holds[claim]['holds_per_seed'])} of {len(holds[claim]['seeds'])} seeds"   # noqa: E731
+    timing = m("r_nem", "to_selected_s")
+    return f"""Trained on 4 balls ({seeds} seeds; 24 x 24 frames, 1 500 Adam steps of 16 sequences, float32, one
+core each); ARI and BCE on 256 fresh test sequences, and on 255 of 6-8 balls with K = 8:
+
+{network_table(summary)}
+
+- **Grouping**: R-NEM reaches ARI {interval_cell(m('r_nem', 'balls/ari_last'))} with K = 5 and {interval_cell(m('r_nem_k8', 'balls/ari_last'))} trained with
+  K = 8 (paper, 64 px: about 0.8); on 6-8 balls {interval_cell(m('r_nem', 'more_balls/ari_last'))} and {interval_cell(m('r_nem_k8', 'more_balls/ari_last'))}.
+- **The paper's orderings**, seed by seed: max_k psi BCE R-NEM < RNN-EM < RNN in {said('balls/bce_max: r_nem < rnn_em < rnn')}; the mixture
+  prediction in {said('balls/bce_real: r_nem < rnn_em < rnn')}; relational BCE (max_k psi) in {said('balls/relational_bce_max: r_nem < rnn_em < rnn')}; simulation in
+  {said('balls/sim_bce: r_nem < rnn_em < rnn')}; attention against the plain sum on 6-8 balls (ARI) in {said('more_balls/ari_last: r_nem > r_nem_sum')}.
+- One R-NEM training to its selected step: {interval_cell(timing, '{:.0f}')} s on one core while a second training ran
+  on the other ([docs/network.md](docs/network.md) has the timing beside the floor).
+"""
+
+
 DOCUMENTS = {os.path.join(ROOT, "README.md"): make_readme, RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels,
              os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility,
-             os.path.join(ROOT, "docs", "network.md"): make_network}
+             os.path.join(ROOT, "docs", "network.md"): make_network,
+             os.path.join(ROOT, "README.md") + "#network": make_readme_network}   # path#name: the block named name
 
 
-def current(path: str = RESULTS_MD) -> str:
+def markers(key: str):
+    """(file path, begin marker, end marker) of a DOCUMENTS key: path, or path#name for a named block."""
+    path, _, name = key.partition("#")
+    if not name:
+        return path, BEGIN, END
+    return path, BEGIN[:-4] + f" {name} -->", END[:-4] + f" {name} -->"
+
+
+def current(key: str = RESULTS_MD) -> str:
     """The generated part of a document as it stands."""
+    path, begin, end = markers(key)
     with open(path) as f:
         text = f.read()
-    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip("\n") + "\n"
+    return text[text.index(begin) + len(begin):text.index(end)].strip("\n") + "\n"
 
 
 if __name__ == "__main__":
-    for path, make_tables in DOCUMENTS.items():
+    for key, make_tables in DOCUMENTS.items():
         made = make_tables()
+        path, begin, end = markers(key)
         if "--write" in sys.argv[1:]:
             with open(path) as f:
                 text = f.read()
-            head, tail = text[:text.index(BEGIN) + len(BEGIN)], text[text.index(END):]
+            head, tail = text[:text.index(begin) + len(begin)], text[text.index(end):]
             with open(path, "w") as f:
                 f.write(head + "\n" + made + tail)
-            print(f"wrote the tables into {path}")
+            print(f"wrote the tables into {key}")
         else:
             print(made)

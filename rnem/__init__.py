@@ -17,5 +17,6 @@
     balls        the paper's two ball types: radii and masses
     simulator_model  the simulator recipe's model (free flight plus learned, gated impulses)
     rollout_measures errors, horizon, energy and distribution distances of a rollout
-    network      the paper's network (RNN-EM, R-NEM): encoder, Upsilon, recurrence, decoder (in progress)
+    scenes       frames of balls with everything true about them (states, collisions, labels, the curtain)
+    network      the paper's network (RNN-EM, R-NEM): encoder, Upsilon, recurrence, decoder, unrolled EM
 """

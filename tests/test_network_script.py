@@ -1,12 +1,16 @@
 """relational_nem_network.py as a program: bad input, a tiny training whose loss falls, the ARI."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 import relational_nem_network as N
-from conftest import assert_one_line_error, call_main
+from conftest import ROOT, assert_one_line_error, call_main
 
 TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "--n-val", "4", "--batch", "4",
         "--components", "3", "--k-balls", "2"]
@@ -131,3 +135,14 @@ def test_figures_and_gif_of_a_network_result_and_summary(tmp_path, capsys, monke
     assert not (tmp_path / "bad.gif").exists() and not (tmp_path / "v3").exists()
     assert_one_line_error(call_main(G.main, ["--network", "none.json"], tmp_path, capsys, monkeypatch),
                           "--network none.json: file not found; produce it with python3 relational_nem_network.py")
+
+
+def test_sigterm_stops_a_training_and_writes_nothing(tmp_path):
+    script = os.path.join(ROOT, "relational_nem_network.py")
+    process = subprocess.Popen([sys.executable, script, *TINY, "--iterations", "100000", "--out", "n.json",
+                                "--save-model", "n.npz"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    time.sleep(3.0)                                           # into the training
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err == "error: stopped by SIGTERM: nothing written\n", err
+    assert os.listdir(tmp_path) == []
