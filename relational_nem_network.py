@@ -229,7 +229,7 @@ def measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str
     run = run_network(net, scenes, components, cfg.seed, purpose, keep)
     frames = flat_frames(scenes)                                                         # (T, n, D)
     q = best_flip_rate(frames)
-    target, now = frames[2:], frames[1:-1]                                               # frames 2 .. T-1, their previous
+    target, now = frames[2:], frames[1:-1]                                       # frames 2 .. T-1, and the frames before
     preds = {"real": run["real"][1:], "max": run["max"][1:], "copy_clipped": now, "copy_best": now}
     clips = {"copy_best": q}
     out = {"loss": float(run["loss"]), "ari_per_step": run["ari"].mean(axis=1).tolist(),
@@ -274,10 +274,12 @@ def sample_payload(scenes: dict, s: int, run: dict, size: int) -> dict:
     prediction, rounded to 2 decimals (what the figures need)."""
     keep, rnd = run["keep"], (lambda a: np.round(np.asarray(a, float), 2).tolist())
     img = (lambda a: rnd(np.asarray(a).reshape(a.shape[:-1] + (size, size))))
-    return {"index": s, "frames": scenes["frames"][:, s].astype(int).tolist(), "labels": scenes["labels"][:, s].tolist(),
+    return {"index": s, "frames": scenes["frames"][:, s].astype(int).tolist(),
+            "labels": scenes["labels"][:, s].tolist(),
             "visible": scenes["visible"][s].astype(int).tolist(), "truth": rnd(scenes["states"][:, s, :, :2]),
             "radii": rnd(scenes["radii"][s]), "psi": img(keep["psi"]), "gamma": img(keep["gamma"]),
-            "prediction": img(run["real"][:, s]), "attention": None if keep["attention"] is None else rnd(keep["attention"]),
+            "prediction": img(run["real"][:, s]),
+            "attention": None if keep["attention"] is None else rnd(keep["attention"]),
             "collisions": scenes["pair"][:, s].any(axis=2).tolist()}
 
 
@@ -363,7 +365,8 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                 best = {"val_loss": v["loss"], "iteration": it, "flat": net.flat.copy()}
             log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {v['loss']:9.3f}  "
                 f"val ARI (last {LAST_STEPS} steps) {v['ari_last']:.3f}  BCE of the prediction "
-                f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  {(time.perf_counter() - t_train) / it:.3f} s/step")
+                f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  "
+                f"{(time.perf_counter() - t_train) / it:.3f} s/step")
     s_per_step = (time.perf_counter() - t_train) / cfg.iterations
     net.flat[...] = best.pop("flat")
     training = {"history": history, "selected": {"rule": "the lowest validation loss among the checks", **best},
@@ -423,9 +426,10 @@ def retest(cfg: NetworkConfig) -> dict:
 
 
 # ----------------------------------------------------------------------------- summary over seeds
-SUMMARY_MEASURES = ("balls/ari_last", "balls/bce_real", "balls/bce_max", "balls/bce_copy_best", "balls/bce_copy_clipped",
-                    "balls/relational_bce_real", "balls/relational_bce_max", "balls/relational_bce_copy_best",
-                    "balls/sim_bce", "balls/reemerging_bce_real", "balls/reemerging_bce_copy_best",
+SUMMARY_MEASURES = ("balls/ari_last", "balls/bce_real", "balls/bce_max", "balls/bce_copy_best",
+                    "balls/bce_copy_clipped", "balls/relational_bce_real", "balls/relational_bce_max",
+                    "balls/relational_bce_copy_best", "balls/sim_bce", "balls/reemerging_bce_real",
+                    "balls/reemerging_bce_max", "balls/reemerging_bce_copy_best",
                     "more_balls/ari_last", "more_balls/bce_real", "more_balls/bce_max", "more_balls/bce_copy_best",
                     "more_balls/relational_bce_real")
 # the paper's claims, per seed (paired: the same seed draws the same data): (measure, models from best to worst)
@@ -467,9 +471,9 @@ def summarise(folder: str) -> dict:
         seeds = sorted(runs)
         values = [derived_measures(runs[s]) for s in seeds]
         config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
-        models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": np.mean(
-                            [runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0).tolist(), "code_sha256": sorted({runs[s]["env"]["source_sha256"]
-                                                                                   for s in seeds}),
+        sim_per_step = np.mean([runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0)
+        models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": sim_per_step.tolist(),
+                        "code_sha256": sorted({runs[s]["env"]["source_sha256"] for s in seeds}),
                         "measures": {m: {"per_seed": [v[m] for v in values],
                                          **(mean_interval([v[m] for v in values]) if values[0][m] is not None else {})}
                                      for m in values[0]}}
@@ -478,7 +482,8 @@ def summarise(folder: str) -> dict:
         if not all(name in models for name in order):
             continue
         seeds = sorted(set.intersection(*(set(models[name]["seeds"]) for name in order)))
-        per = {name: dict(zip(models[name]["seeds"], models[name]["measures"][measure_name]["per_seed"])) for name in order}
+        per = {name: dict(zip(models[name]["seeds"], models[name]["measures"][measure_name]["per_seed"]))
+               for name in order}
         sign = -1.0 if measure_name.endswith(HIGHER_IS_BETTER) else 1.0
         holds = [all(sign * per[a][s] < sign * per[b][s] for a, b in zip(order, order[1:])) for s in seeds]
         first, second = order[0], order[1]

@@ -247,7 +247,8 @@ def em_simulate(net: Network, frames, gamma0, observed: int):
     (T - observed, B, D)."""
     T, B, D = frames.shape
     dtype = net.flat.dtype
-    theta, psi, gamma = np.zeros((B, gamma0.shape[1], net.M), dtype), np.zeros(gamma0.shape, dtype), gamma0.astype(dtype)
+    theta = np.zeros((B, gamma0.shape[1], net.M), dtype)
+    psi, gamma = np.zeros(gamma0.shape, dtype), gamma0.astype(dtype)
     x, out = frames[0], []
     for t in range(T - 1):
         theta, logits, _ = net.step_forward(gamma * (x[:, None, :].astype(dtype) - psi), theta)
