@@ -1,16 +1,20 @@
 """The paper's network on frames: neural R-NEM and RNN-EM learned end to end by unrolled EM, in pure numpy.
 
-Work in progress (issue 16): data, training and the first measures. The model, its forward and
-backward passes and the unrolled EM are in rnem/network.py; frames come from the project's
-simulator (relational_nem_bouncing_balls.py) and renderer (rnem/frames.py).
+The model, its forward and backward passes and the unrolled EM are in rnem/network.py; the frames
+come from the project's simulator and renderer (rnem/scenes.py). This script trains one network
+as the paper does (the input of component k is gamma_k (x_noisy - psi_k) with bit-flip noise,
+next-frame prediction, the gamma-weighted BCE plus the out-of-group KL to Bernoulli(0), no
+gradient through gamma, BPTT through every step, Adam), selects the check with the lowest
+validation loss, and measures it on fresh test sequences: ARI of the grouping, next-frame BCE
+(max_k psi and the mixture, beside copying the frame), relational BCE, 6-8 balls with K = 8,
+simulation, and with --curtain the balls that come out from behind it. docs/network.md defines
+every measure.
 
-Training as in the paper: the input of component k is gamma_k (x_noisy - psi_k) with bit-flip
-noise on the frames, next-step prediction, the intra-cluster gamma-weighted BCE plus the
-out-of-group KL to Bernoulli(0), no gradient through gamma, BPTT through every step, Adam.
-Measures: ARI of argmax_k gamma against the true pixel labels (background and pixels of several
-balls ignored), per step and the mean of the last 10 steps.
-
-    python3 relational_nem_network.py --iterations 50 --out my_network.json   # a short training
+    python3 relational_nem_network.py --out my_network.json --save-model my_network.npz   # R-NEM, about 6 min
+    python3 relational_nem_network.py --kind rnn_em --components 1 --out my_rnn.json      # the paper's RNN
+    python3 relational_nem_network.py --iterations 50 --n-train 200 --out my_short.json    # a short training
+    python3 relational_nem_network.py --retest my_network.npz --sample --out again.json    # measure a saved network
+    python3 relational_nem_network.py --summarise results/network --out my_summary.json   # over seeds
 """
 from __future__ import annotations
 
@@ -520,7 +524,7 @@ def main(argv=None) -> int:
         print(f"error: stopped by {name}: nothing written", file=sys.stderr)
         return 128 + getattr(signal, name, signal.SIGINT)
     t, sel = result["test"], result["selected"]
-    print(f"selected step {sel['iteration']} (lowest validation loss); test, {cfg.k_balls} balls: ARI (last "
+    print(f"selected step {sel['iteration']} (lowest validation loss); test, {result['config']['k_balls']} balls: ARI (last "
           f"{LAST_STEPS} steps) {t['balls']['ari_last']:.3f}, BCE of the prediction {t['balls']['bce_real']:.1f} nats "
           f"per frame (copying the frame: {t['balls']['bce_copy_best']:.1f} with the best flip rate, "
           f"{t['balls']['bce_copy_clipped']:.1f} with the paper's clip), simulated {t['balls']['sim_bce']:.1f}; "

@@ -20,6 +20,7 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
+from rnem.frames import ball_pixels
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
 from rnem.result_files import check_samples, load_run, network_sample, pixel_sample, require_keys
 
@@ -762,8 +763,13 @@ def network_frames_figure(ns: dict, plt, title: str):
     T, K = len(ns["frames"]), ns["psi"].shape[1]
     px = {"size": ns["size"], "visible": ns["visible"], "truth": ns["truth"], "radii": ns["radii"]}
     truth = truth_rgb(px)
-    hit = np.flatnonzero(ns["collisions"][3:].any(axis=1)) + 3                          # collisions from frame 3 -> 4 on
-    start = int(np.clip((hit[0] - 2 if len(hit) else 2), 2, T - NETWORK_COLUMNS))      # ... shown from two frames before
+    if ns["visible"].all():                                                             # from two frames before a collision
+        hit = np.flatnonzero(ns["collisions"][3:].any(axis=1)) + 3                      # (from frame 3 -> 4 on)
+    else:                                                                               # ... or a ball going behind the curtain
+        inside = ball_pixels(ns["truth"], ns["radii"], ns["size"])                      # (T, B, S, S)
+        behind = (inside & ~ns["visible"]).sum((-2, -1)) >= 0.5 * np.maximum(inside.sum((-2, -1)), 1)
+        hit = np.flatnonzero((behind & (np.cumsum(~behind, axis=0) - ~behind > 0)).any(axis=1))
+    start = int(np.clip((hit[0] - 2 if len(hit) else 2), 2, T - NETWORK_COLUMNS))
     columns = list(range(start, start + NETWORK_COLUMNS))
     winner = ns["gamma"].argmax(axis=1)                                                 # (T-1, S, S)
     rows = [("truth", lambda t: truth[t]), ("frame seen", lambda t: np.where(ns["frames"][t][..., None], 0.15, 1.0)
