@@ -10,9 +10,10 @@ Speed: one training step (unrolled EM forward, BPTT backward, Adam) of the defau
 figure is the median of the repeats. One R-NEM step is 2.06 G multiply-adds (counted from the
 layer shapes in ../shared/reference/rnem-network-prototype.md).
 
-Kernels: the same short training (--kernels-args) run twice, under this machine's OpenBLAS kernel
-and under OPENBLAS_CORETYPE=Sandybridge (no FMA); prints the first history entry that differs and
-the relative differences of the final measures.
+Kernels: the same short training (KERNEL_ARGS: 500 steps, long enough for the components to
+split the balls) run twice side by side, under this machine's OpenBLAS kernel and under
+OPENBLAS_CORETYPE=Sandybridge (no FMA); prints both histories and test measures and writes them to
+benchmarks/network_kernel_check.json.
 """
 import json
 import os
@@ -30,10 +31,12 @@ import numpy as np  # noqa: E402
 import relational_nem_network as N  # noqa: E402
 from bench import floor_seconds  # noqa: E402
 from rnem import network  # noqa: E402
+from rnem.files import write_json_atomic  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 
 GMAC_PER_STEP = 2.06      # R-NEM, 24 px, K = 5, batch 16, 19 steps, forward + backward
-KERNEL_ARGS = ["--iterations", "60", "--eval-every", "20", "--n-train", "200", "--n-val", "16", "--n-test", "24"]
+KERNEL_ARGS = ["--iterations", "500", "--eval-every", "100", "--n-train", "1000", "--n-val", "32", "--n-test", "64"]
+KERNEL_OUT = os.path.join(ROOT, "benchmarks", "network_kernel_check.json")
 
 
 def step_function(kind: str, dtype: str, cfg: N.NetworkConfig, frames: np.ndarray):
@@ -74,26 +77,38 @@ def speed(repeats: int = 5, steps: int = 10) -> None:
 
 
 def kernels(coretype: str = "Sandybridge") -> None:
+    """The same short training under this machine's kernel and under `coretype`, side by side (one
+    core each); writes what differs to KERNEL_OUT."""
     with tempfile.TemporaryDirectory() as folder:
-        out = {}
+        runs = {}
         for name, extra in (("here", {}), (coretype, {"OPENBLAS_CORETYPE": coretype})):
             env = {**{k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}, **extra}
             path = os.path.join(folder, f"{name}.json")
-            subprocess.run([sys.executable, os.path.join(ROOT, "relational_nem_network.py"), *KERNEL_ARGS, "--out", path],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+            runs[name] = (path, subprocess.Popen([sys.executable, os.path.join(ROOT, "relational_nem_network.py"),
+                                                  *KERNEL_ARGS, "--out", path], env=env, stdout=subprocess.DEVNULL))
+        out = {}
+        for name, (path, process) in runs.items():
+            if process.wait() != 0:
+                raise SystemExit(f"error: the training under {name} failed")
             with open(path) as f:
                 out[name] = json.load(f)
     a, b = out["here"], out[coretype]
-    print(f"kernels: {a['env'].get('blas', {}).get('kernel', '?')} and {b['env'].get('blas', {}).get('kernel', '?')}; "
-          f"{' '.join(KERNEL_ARGS)}")
+    report = {"args": KERNEL_ARGS, "kernels": [a["env"]["blas"]["kernel"], b["env"]["blas"]["kernel"]],
+              "history": {}, "test": {}}
     for key in ("first_losses", "train_loss", "val_loss", "val_ari_last"):
-        diff = [abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a["history"][key], b["history"][key])]
-        print(f"history {key:14s} relative differences {', '.join(f'{d:.1e}' for d in diff)}")
+        report["history"][key] = [[x, y] for x, y in zip(a["history"][key], b["history"][key])]
     for part in ("balls", "more_balls"):
         for key in ("ari_last", "bce_real", "bce_max", "sim_bce"):
-            x, y = a["test"][part].get(key), b["test"][part].get(key)
-            if x is not None:
-                print(f"test {part}/{key}: {x:.6g} and {y:.6g} (relative difference {abs(x - y) / abs(x):.1e})")
+            report["test"][f"{part}/{key}"] = [a["test"][part][key], b["test"][part][key]]
+    print(f"kernels {report['kernels'][0]} and {report['kernels'][1]}: {' '.join(KERNEL_ARGS)}")
+    for section in ("history", "test"):
+        for key, pairs in report[section].items():
+            pairs = pairs if section == "history" else [pairs]
+            diff = [abs(x - y) / max(abs(x), 1e-12) for x, y in pairs]
+            print(f"{section} {key:22s} " + ", ".join(f"{x:.6g}/{y:.6g}" for x, y in pairs)
+                  + f"  (relative differences up to {max(diff):.1e})")
+    write_json_atomic(KERNEL_OUT, report)
+    print(f"wrote {KERNEL_OUT}")
 
 
 if __name__ == "__main__":
