@@ -454,7 +454,9 @@ def derived_measures(result: dict) -> dict:
         for name in ("real", "max"):
             out[f"{part}/bce_{name}_over_copy"] = t[part][f"bce_{name}"] / t[part]["bce_copy_best"]
     out["selected_iteration"] = result["selected"]["iteration"]
-    out["val_ari_best"] = max(result["history"]["val_ari_last"])
+    history = result["history"]
+    out["val_ari_best"] = max(history["val_ari_last"])                        # with labels: not a selection rule
+    out["val_ari_selected"] = history["val_ari_last"][history["iteration"].index(out["selected_iteration"])]
     out["to_selected_s"] = result["timing"]["to_selected_s"]
     out["s_per_step"] = result["timing"]["s_per_step"]
     return out

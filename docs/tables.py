@@ -392,6 +392,19 @@ def network_variants_table(summary: dict) -> str:
                   "BCE on a ball coming out from behind the curtain: max_k psi; mixture; copying"], rows)
 
 
+def selection_table(summary: dict) -> str:
+    """The selection rule at work: the step it picks, the validation ARI there and the best one seen."""
+    rows = []
+    for name in NETWORK_NAMES:
+        if name in summary["models"]:
+            m = summary["models"][name]["measures"]
+            rows.append([NETWORK_NAMES[name], ", ".join(str(i) for i in m["selected_iteration"]["per_seed"]),
+                         interval_cell(m["val_ari_selected"]), interval_cell(m["val_ari_best"]),
+                         interval_cell(m["to_selected_s"], "{:.0f}")])
+    return table(["model", "selected step per seed (lowest validation loss)", "validation ARI there",
+                  "best validation ARI seen (labels: not a rule)", "seconds to the selected step"], rows)
+
+
 def orderings_table(summary: dict) -> str:
     rows = [[f"`{claim}`", f"{sum(o['holds_per_seed'])} of {len(o['seeds'])}",
              interval_cell(next(v for k, v in o.items() if k.endswith("_minus_1")), "{:+.3f}")]
@@ -451,7 +464,8 @@ def make_network() -> str:
             "max_k psi (the paper's prediction; \"mixture\": sum_k gamma psi_k) over copying the current frame with "
             "the best flip rate. Relational and simulated BCE in nats per frame. The 6-8 ball columns: the same "
             "weights with K = 8 (`" + NETWORK_SUMMARY + "`).\n\n" + network_table(summary) + "\n\n"
-            + network_variants_table(summary) + "\n\n" + orderings_table(summary) + "\n")
+            + network_variants_table(summary) + "\n\n" + orderings_table(summary) + "\n\n"
+            + selection_table(summary) + "\n")
 
 
 def make_readme_network() -> str:

@@ -76,7 +76,7 @@ def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
         part = {m.split("/")[1]: 1.0 for m in N.SUMMARY_MEASURES} | {"bce_real": bce, "ari_last": ari,
                                                                     "bce_copy_best": 100.0, "sim_bce_per_step": [bce, bce]}
         return {"test": {"balls": part, "more_balls": part}, "selected": {"iteration": 3},
-                "history": {"val_ari_last": [0.1, ari]}, "timing": {"to_selected_s": 1.0, "s_per_step": 0.1},
+                "history": {"val_ari_last": [0.1, ari], "iteration": [1, 3]}, "timing": {"to_selected_s": 1.0, "s_per_step": 0.1},
                 "config": {"seed": 0}, "env": {"source_sha256": "x"}}
     for name, seed, bce in (("r_nem", 0, 50.0), ("rnn_em", 0, 60.0), ("rnn", 0, 70.0),
                             ("r_nem", 1, 65.0), ("rnn_em", 1, 60.0), ("rnn", 1, 70.0)):
