@@ -832,9 +832,9 @@ def network_summary_figures(summary: dict, plt) -> dict:
     seeds) and Figure 4 (right: the BCE per simulated step)."""
     models = [m for m in NETWORK_MODELS if m in summary["models"]]
     colours = plt.get_cmap("tab10")
-    panels = [("bce_real_over_copy", "BCE of the prediction / copying\n(best flip rate); < 1 beats copying"),
-              ("relational_bce_real", "relational BCE (nats on the pixels\nof colliding balls, per frame)"),
-              ("ari_last", "ARI (mean of the last 10 steps)")]
+    panels = [("bce_max_over_copy", "next-frame BCE of max_k psi / copying (best\nflip rate); < 1 beats copying; the RNN: K = 1"),
+              ("relational_bce_max", "relational BCE of max_k psi (nats on the\npixels of colliding balls, per frame)"),
+              ("ari_last", "ARI (mean of the last 10 steps;\nthe RNN has one component: 0)")]
 
     def comparison():
         fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -852,9 +852,8 @@ def network_summary_figures(summary: dict, plt) -> dict:
             ax.set_xticks([(len(models) - 1) / 2, len(models) + 1 + (len(models) - 1) / 2])
             ax.set_xticklabels(["4 balls (as trained)", "6-8 balls, K = 8"])
             ax.set_title(label, fontsize=10)
-            if measure == "bce_real_over_copy":
+            if measure == "bce_max_over_copy":
                 ax.axhline(1.0, color="0.5", lw=0.8)
-                ax.set_ylim(0.5, None)
         axes[0].legend(fontsize=8, loc="upper left")
         fig.suptitle("the paper's network, trained on 4 balls: mean over seeds (bars, 95 % interval) and each seed "
                      "(dots)", fontsize=10)
