@@ -778,25 +778,31 @@ def network_frames_figure(ns: dict, plt, title: str):
     rows += [("gamma\n(lit pixels)", lambda t: component_rgb(np.where(ns["frames"][t], winner[t - 1], -1),
                                                                9 * ns["gamma"][t - 1].max(axis=0))),
              ("prediction\nsum_k gamma psi_k", lambda t: np.repeat(1.0 - ns["prediction"][t - 1][..., None], 3, -1))]
-    if ns["attention"] is not None:
-        rows.append(("attention a_ki\n(row k, column i)", None))
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(1.2 * len(columns) + 1.4, 1.2 * len(rows) + 0.8),
-                             squeeze=False)
-    for i, (label, image) in enumerate(rows):
+    if ns["attention"] is not None:                                                     # a_ki as a K x K image, scaled up
+        S, cmap = ns["size"], plt.get_cmap("viridis")
+        grow = (np.arange(S) * K) // S                                                  # pixel -> matrix index
+
+        def attention_rgb(t):
+            rgb = cmap(ns["attention"][t - 1])[..., :3]                                # (K, K, 3)
+            rgb[np.eye(K, dtype=bool)] = 1.0                                            # no a_kk: white
+            return rgb[grow][:, grow]
+        rows.append(("attention a_ki\n(row k, column i)", attention_rgb))
+    # one image per row, the frames side by side with a grey gap: 1 axis a row, not 1 a frame
+    S, gap = ns["size"], max(1, ns["size"] // 6)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.2 * len(columns) + 1.4, 1.2 * len(rows) + 0.8), squeeze=False)
+    for (label, image), ax in zip(rows, axes[:, 0]):
+        strip = np.full((S + 2 * gap, len(columns) * (S + gap) + gap, 3), 0.7)         # grey around each frame
         for j, t in enumerate(columns):
-            ax = axes[i, j]
-            if image is None:
-                cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-                ax.imshow(np.where(np.eye(K, dtype=bool), np.nan, ns["attention"][t - 1]), vmin=0, vmax=1, cmap=cmap,
-                          interpolation="nearest")                                    # no a_kk: white
-            else:
-                ax.imshow(image(t), interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(f"t = {t}" + (" *" if ns["collisions"][t - 1].any() else ""), fontsize=9)
-            if j == 0:
-                ax.set_ylabel(label, fontsize=8)
+            strip[gap:gap + S, gap + j * (S + gap):gap + j * (S + gap) + S] = image(t)
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    for j, t in enumerate(columns):
+        axes[0, 0].text(gap + j * (S + gap) + S / 2, -2, f"t = {t}" + (" *" if ns["collisions"][t - 1].any() else ""),
+                        ha="center", va="bottom", fontsize=9)
     curtain = "; pale red: the curtain (never seen), grey: what it hides" if not ns["visible"].all() else ""
     attention = "; attention 0 dark to 1 yellow" if ns["attention"] is not None else ""
     fig.suptitle(f"{title}\npsi_k and gamma in component k's colour; * = a collision between t - 1 and t{attention}"

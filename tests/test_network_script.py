@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import relational_nem_network as N
 from conftest import ROOT, assert_one_line_error, call_main
 
 TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "--n-val", "4", "--batch", "4",
-        "--components", "3", "--k-balls", "2"]
+        "--components", "3", "--k-balls", "2", "--n-test", "6"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -31,11 +30,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch,
     assert os.listdir(tmp_path) == []
 
 
-def test_tiny_training_writes_its_curves_and_test_measures(tmp_path, capsys, monkeypatch):
-    done = call_main(N.main, TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--out", "n.json",
-                                     "--curtain", "0.25", "--sample"], tmp_path, capsys, monkeypatch)
-    assert done.returncode == 0, done.stderr
-    result = json.loads((tmp_path / "n.json").read_text())
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny training with a curtain, a sample sequence and its saved network, in a folder of
+    its own (the tests below read it; none writes into it)."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        assert N.main(TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--curtain", "0.25", "--sample",
+                              "--out", "r_nem_seed0.json", "--save-model", "r_nem_seed0.npz"]) == 0
+    return folder
+
+
+def test_tiny_training_writes_its_curves_and_test_measures(tiny_run):
+    result = json.loads((tiny_run / "r_nem_seed0.json").read_text())
     h = result["history"]
     assert h["iteration"] == [3, 6] and h["train_loss"][1] < h["train_loss"][0]          # the loss falls
     assert result["selected"]["iteration"] == h["iteration"][int(np.argmin(h["val_loss"]))]
@@ -88,14 +96,12 @@ def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
     assert summary["models"]["rnn"]["measures"]["balls/bce_real_over_copy"]["per_seed"] == [0.7, 0.7]
 
 
-def test_save_then_retest_gives_the_same_measures(tmp_path, capsys, monkeypatch):
-    done = call_main(N.main, TINY + ["--iterations", "2", "--eval-every", "2", "--out", "n.json", "--save-model",
-                                     "n.npz"], tmp_path, capsys, monkeypatch)
-    assert done.returncode == 0, done.stderr
-    net, meta = N.load_network(str(tmp_path / "n.npz"))
-    first = json.loads((tmp_path / "n.json").read_text())
+def test_save_then_retest_gives_the_same_measures(tiny_run, tmp_path, capsys, monkeypatch):
+    net, meta = N.load_network(str(tiny_run / "r_nem_seed0.npz"))
+    first = json.loads((tiny_run / "r_nem_seed0.json").read_text())
     assert meta["history"] == first["history"] and meta["selected"] == first["selected"]
-    done = call_main(N.main, ["--retest", "n.npz", "--out", "again.json"], tmp_path, capsys, monkeypatch)
+    done = call_main(N.main, ["--retest", str(tiny_run / "r_nem_seed0.npz"), "--sample", "--out", "again.json"],
+                     tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["test"] == first["test"] and again["history"] == first["history"]
@@ -105,28 +111,24 @@ def test_save_then_retest_gives_the_same_measures(tmp_path, capsys, monkeypatch)
     assert not (tmp_path / "x.json").exists()
 
 
-def test_figures_and_gif_of_a_network_result_and_summary(tmp_path, capsys, monkeypatch):
+def test_figures_and_gif_of_a_network_result_and_summary(tiny_run, tmp_path, capsys, monkeypatch):
     import imageio.v3 as iio
 
     import make_relational_nem_bouncing_balls_gif as G
     import visualize_relational_nem_bouncing_balls as V
-    for name, extra in (("r_nem_seed0", ["--curtain", "0.2"]), ("rnn_em_seed0", ["--kind", "rnn_em"])):
-        (tmp_path / "net").mkdir(exist_ok=True)
-        done = call_main(N.main, TINY + ["--iterations", "2", "--eval-every", "2", "--sample", "--out", f"net/{name}.json"]
-                         + extra, tmp_path, capsys, monkeypatch)
-        assert done.returncode == 0, done.stderr
-    done = call_main(V.main, ["--network", "net/r_nem_seed0.json", "--out", "viz"], tmp_path, capsys, monkeypatch)
+    run = str(tiny_run / "r_nem_seed0.json")
+    done = call_main(V.main, ["--network", run, "--out", "viz"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(tmp_path / "viz")) == ["r_nem_seed0_frames.png", "r_nem_seed0_simulation.png"]
-    assert call_main(N.main, ["--summarise", "net", "--out", "s.json"], tmp_path, capsys, monkeypatch).returncode == 0
+    assert call_main(N.main, ["--summarise", str(tiny_run), "--out", "s.json"], tmp_path, capsys,
+                     monkeypatch).returncode == 0
     done = call_main(V.main, ["--network", "s.json", "--out", "viz2"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(tmp_path / "viz2")) == ["network_comparison.png", "network_simulation.png"]
-    done = call_main(G.main, ["--network", "net/r_nem_seed0.json", "--out", "n.gif", "--frame-size", "64"], tmp_path,
-                     capsys, monkeypatch)
+    done = call_main(G.main, ["--network", run, "--out", "n.gif", "--frame-size", "64"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert iio.imread(tmp_path / "n.gif").shape[0] == 11                                 # frames 1..11
-    result = json.loads((tmp_path / "net/r_nem_seed0.json").read_text())
+    result = json.loads((tiny_run / "r_nem_seed0.json").read_text())
     result["test"]["balls"]["sample"]["psi"][0] = [[0.5]]                                 # a malformed array
     (tmp_path / "bad.json").write_text(json.dumps(result))
     for main in (V.main, G.main):
@@ -139,9 +141,10 @@ def test_figures_and_gif_of_a_network_result_and_summary(tmp_path, capsys, monke
 
 def test_sigterm_stops_a_training_and_writes_nothing(tmp_path):
     script = os.path.join(ROOT, "relational_nem_network.py")
-    process = subprocess.Popen([sys.executable, script, *TINY, "--iterations", "100000", "--out", "n.json",
-                                "--save-model", "n.npz"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)                                           # into the training
+    process = subprocess.Popen([sys.executable, script, *TINY, "--iterations", "100000", "--eval-every", "1",
+                                "--out", "n.json", "--save-model", "n.npz"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("step      1 ")                     # training has begun
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143 and err == "error: stopped by SIGTERM: nothing written\n", err
