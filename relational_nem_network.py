@@ -10,7 +10,7 @@ validation loss, and measures it on fresh test sequences: ARI of the grouping, n
 simulation, and with --curtain the balls that come out from behind it. docs/network.md defines
 every measure.
 
-    python3 relational_nem_network.py --out my_network.json --save-model my_network.npz   # R-NEM, about 6 min
+    python3 relational_nem_network.py --out my_network.json --save-model my_network.npz   # R-NEM, about 5.5 min
     python3 relational_nem_network.py --kind rnn_em --components 1 --out my_rnn.json      # the paper's RNN
     python3 relational_nem_network.py --iterations 50 --n-train 200 --out my_short.json    # a short training
     python3 relational_nem_network.py --retest my_network.npz --sample --out again.json    # measure a saved network
