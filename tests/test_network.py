@@ -7,7 +7,7 @@ from rnem import network
 from rnem.gradcheck import numerical_grad, rel_error
 
 TOL = 1e-6          # float64 centred differences through layer norms and sigmoids: ~1e-8 expected
-SMALL = dict(pixels=10, hidden=6, encoder=(7, 5), decoder=8)
+SMALL = dict(pixels=8, hidden=6, encoder=(6, 4), decoder=6)   # hidden 6: attention width 3 (LN of 2 values is +-1)
 
 
 def make(kind, seed=0):
