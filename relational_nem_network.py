@@ -258,8 +258,7 @@ def reemerging(cfg: NetworkConfig, scenes: dict, target, preds: dict, clips: dic
     """Object permanence behind the curtain: at each frame t where a ball that was hidden at t - 1
     (mostly behind the curtain, seen before) is mostly out again, the BCE of each prediction on that
     ball's disk (one pixel wider), summed over the disk's visible pixels; mean over such events."""
-    _, hidden = hidden_balls(scenes, cfg.size)                                           # (T, n, B)
-    behind, _ = hidden_balls(scenes, cfg.size)
+    behind, hidden = hidden_balls(scenes, cfg.size)                                      # (T, n, B) each
     back = hidden[1:-1] & ~behind[2:]                                                    # (T-2, n, B): out at frame t
     disks = ball_pixels(scenes["states"][2:, :, :, :2], scenes["radii"] + 1.0 / cfg.size, cfg.size)  # (T-2, n, B, S, S)
     disks &= scenes["visible"][None, :, None]
@@ -332,6 +331,16 @@ def mean_of(values):
     return float(np.mean(values)) if values else None
 
 
+def batch_gradient(net, cfg: NetworkConfig, train_frames, rng):
+    """One training batch: cfg.batch sequences of train_frames (T, N, D) drawn by rng, bit-flip
+    noise on the input, a random gamma(0); returns (the unrolled EM's loss, its flat gradient)."""
+    clean = train_frames[:, rng.choice(train_frames.shape[1], size=cfg.batch, replace=False)]   # (T, B, D)
+    noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
+    loss, steps = network.em_forward(net, noisy, clean,
+                                     network.initial_gamma(rng, cfg.batch, cfg.components, clean.shape[2]))
+    return loss, network.em_backward(net, steps)
+
+
 @with_one_blas_thread
 def train(cfg: NetworkConfig, log=print) -> dict:
     """Trains one network and selects, among the checks every eval_every steps, the one with the
@@ -348,14 +357,10 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     best = {"val_loss": math.inf}
     t_train, losses = time.perf_counter(), []
     for it in range(1, cfg.iterations + 1):
-        seqs = rng.choice(cfg.n_train, size=cfg.batch, replace=False)
-        clean = train_frames[:, seqs]                                                  # (T, B, D)
-        noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
-        loss, steps = network.em_forward(net, noisy, clean,
-                                         network.initial_gamma(rng, cfg.batch, cfg.components, clean.shape[2]))
+        loss, grad = batch_gradient(net, cfg, train_frames, rng)
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {loss}) at step {it}; try a smaller --lr (got {cfg.lr})")
-        adam.step(network.em_backward(net, steps))
+        adam.step(grad)
         losses.append(loss)
         if it <= 2:
             history["first_losses"].append(float(loss))

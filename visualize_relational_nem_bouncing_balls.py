@@ -20,9 +20,9 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
-from rnem.frames import ball_pixels
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
 from rnem.result_files import check_samples, load_run, network_sample, pixel_sample, require_keys
+from rnem.scenes import hidden_balls
 
 DEFAULT_RUN = "run.json"
 DEFAULT_OUT = "viz"
@@ -766,9 +766,8 @@ def network_frames_figure(ns: dict, plt, title: str):
     if ns["visible"].all():                                                             # from two frames before a collision
         hit = np.flatnonzero(ns["collisions"][3:].any(axis=1)) + 3                      # (from frame 3 -> 4 on)
     else:                                                                               # ... or a ball going behind the curtain
-        inside = ball_pixels(ns["truth"], ns["radii"], ns["size"])                      # (T, B, S, S)
-        behind = (inside & ~ns["visible"]).sum((-2, -1)) >= 0.5 * np.maximum(inside.sum((-2, -1)), 1)
-        hit = np.flatnonzero((behind & (np.cumsum(~behind, axis=0) - ~behind > 0)).any(axis=1))
+        one = {"states": ns["truth"][:, None], "radii": ns["radii"][None], "visible": ns["visible"][None]}
+        hit = np.flatnonzero(hidden_balls(one, ns["size"])[1][:, 0].any(axis=1))        # seen, then mostly hidden
     start = int(np.clip((hit[0] - 2 if len(hit) else 2), 2, T - NETWORK_COLUMNS))
     columns = list(range(start, start + NETWORK_COLUMNS))
     winner = ns["gamma"].argmax(axis=1)                                                 # (T-1, S, S)

@@ -30,7 +30,6 @@ import numpy as np  # noqa: E402
 
 import relational_nem_network as N  # noqa: E402
 from bench import floor_seconds  # noqa: E402
-from rnem import network  # noqa: E402
 from rnem.files import write_json_atomic  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 
@@ -40,16 +39,13 @@ KERNEL_OUT = os.path.join(ROOT, "benchmarks", "network_kernel_check.json")
 
 
 def step_function(kind: str, dtype: str, cfg: N.NetworkConfig, frames: np.ndarray):
-    """One training step of a fresh network of this kind on batches of `frames` (T, N, D)."""
+    """One training step (relational_nem_network.batch_gradient, then Adam) of a fresh network of
+    this kind on batches of `frames` (T, N, D)."""
     net = N.new_network(N.NetworkConfig(kind=kind, dtype=dtype))
     adam, rng = Adam(net.flat, 1e-9), np.random.default_rng(0)
 
     def step():
-        clean = frames[:, rng.choice(frames.shape[1], cfg.batch, replace=False)]
-        noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
-        _, steps = network.em_forward(net, noisy, clean, network.initial_gamma(rng, cfg.batch, cfg.components,
-                                                                               clean.shape[2]))
-        adam.step(network.em_backward(net, steps))
+        adam.step(N.batch_gradient(net, cfg, frames, rng)[1])
     return step
 
 
