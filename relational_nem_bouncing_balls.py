@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types
+from rnem.balls import HEAVY_MASS, HEAVY_RADIUS, ball_types, mirror_into_box
 from rnem.blas import blas_info, with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, config_field, parse_int_list, parse_seeds
 from rnem.environment import environment, package_sha256, source_sha256
@@ -554,12 +554,10 @@ def simulate(pos: np.ndarray, vel: np.ndarray, n_steps: int, dt: float, radius,
         # walls: mirror the position back inside, velocity points inwards; repeated until
         # inside (one pass always suffices for the validated radius < 0.25, dt <= 0.1)
         while True:
-            below, above = pos < lo, pos > hi                                # (n, k, 2)
-            if not (below.any() or above.any()):
+            pos, vel, mirrored = mirror_into_box(pos, vel, lo, hi)           # (n, k, 2)
+            if not mirrored.any():
                 break
-            wall_events[t] |= (below | above).any(axis=-1)
-            pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
-            vel = np.where(below, np.abs(vel), np.where(above, -np.abs(vel), vel))
+            wall_events[t] |= mirrored.any(axis=-1)
     if return_events:
         return states, {"wall": wall_events, "pair": pair_events}
     return states
@@ -1333,16 +1331,16 @@ def model_name(kind: str, recipe: str = "stub") -> str:
     return f"{recipe}.{kind}"
 
 
-def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: dict) -> None:
-    """Writes every model's parameter vector with the config, history and source sha256 to an
-    .npz (numpy arrays only: the metadata is one JSON string, loadable without pickle);
-    written to a temporary file and renamed into place."""
+def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: dict, extra: dict | None = None) -> None:
+    """Writes every model's parameter vector with the config, history and source sha256 (and
+    `extra`, more metadata) to an .npz (numpy arrays only: the metadata is one JSON string,
+    loadable without pickle); written to a temporary file and renamed into place."""
     meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(__file__), "package_sha256": package_sha256(),
             "config": payload_config(cfg),
             "models": {model_name(kind, cfg.recipe): {"kind": kind, "n_params": model.n_params,
                                                       "dtype": model.dtype.name}
                        for kind, model in models.items()},
-            "history": histories, "timing": timings}
+            "history": histories, "timing": timings, **(extra or {})}
     arrays = {model_name(kind, cfg.recipe): model.flat for kind, model in models.items()}
     write_model_file(path, meta, arrays)
 

@@ -24,3 +24,14 @@ def ball_masses(states: np.ndarray, radius: float) -> np.ndarray:
 def ball_radii(states: np.ndarray, radius: float) -> np.ndarray:
     """(..., K) radius of every ball of states (..., K, D): the fifth component, or `radius`."""
     return states[..., 4] if states.shape[-1] == 5 else np.full(states.shape[:-1], radius)
+
+
+def mirror_into_box(pos: np.ndarray, vel: np.ndarray, lo, hi):
+    """One wall pass of the simulator: every centre coordinate below lo (above hi) is mirrored at
+    that wall and its velocity component points inwards. pos, vel (..., 2); lo, hi broadcast to
+    them (the walls for each ball's centre: r and 1 - r). Returns (pos, vel, outside (..., 2) bool:
+    the coordinates that were mirrored). One pass suffices for an overshoot smaller than 1 - 3 r."""
+    below, above = pos < lo, pos > hi
+    pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+    vel = np.where(below, np.abs(vel), np.where(above, -np.abs(vel), vel))
+    return pos, vel, below | above

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from rnem.balls import HEAVY_RADIUS
+from rnem.balls import HEAVY_RADIUS, mirror_into_box
 from rnem.layers import ParamBuffer, affine_backward, affine_forward
 
 # A learned simulator built on free flight. Each step starts from x~ = x + dt v and adds
@@ -20,6 +20,8 @@ from rnem.layers import ParamBuffer, affine_backward, affine_forward
 #       approach speed, dv_k = -sum_j J_kj w_k n_kj, and pushes the pair apart by p times half
 #       their overlap. The features are symmetric in k and j, so p_kj = p_jk, J_kj = J_jk and
 #       momentum sum_k v_k / w_k is conserved by construction; energy too wherever p is 0 or 1;
+#   the box (rollouts, hard gates only): a centre still outside [r, 1 - r] after the gated wall
+#       pass gets the simulator's exact wall pass, so rollouts never leave the box;
 #   masses: inverse masses w_k = exp(alpha (r_k - r0) / (0.25 r0)) of the visible radius, alpha
 #       learned (the true -ln 6 for the heavy type, 1.25 r0; equal radii: w = 1, no gradient).
 # The non-relational model is the same design without the pair term.
@@ -124,6 +126,11 @@ class SimulatorModel:
             q = (q > 0.5).astype(q.dtype)
         x_out = x1 - 2.0 * q * (x1 - wall)                         # mirror at the wall
         v_out = v1 + q * (inward * np.abs(v1) - v1)                # point inwards
+        if self.hard_gates:
+            # the box, enforced in rollouts: a centre the gates leave outside [r, 1 - r] (a gate
+            # that missed a wall, or fired early and mirrored a centre out) gets the simulator's
+            # own wall pass, so no predicted centre is ever outside the box
+            x_out, v_out, _ = mirror_into_box(x_out, v_out, lo, hi)
         return x_out, v_out, (gate_cache, q, x1, v1, wall, inward)
 
     def walls_backward(self, d_x, d_v, cache, G):
