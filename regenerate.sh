@@ -9,6 +9,8 @@
 #   bash regenerate.sh network          the paper's network: 5 seeds of 5 models, the curtain and masses
 #                                       (29 trainings of 1-8 min, two at a time: about 65 min on 2 cores)
 #   bash regenerate.sh network_retest   the saved networks measured again (after a change of a measure: minutes)
+#   bash regenerate.sh interactions     the simulator learned from frames: seed 0, ten seeds, equal masses and
+#                                       masses, and the pixel pipeline with those models (about 50 min on 2 cores)
 #   bash regenerate.sh figures          figures, GIFs, the kernel check and the tables, from the results
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -72,6 +74,23 @@ network() {
   python3 $N --summarise results/network --out results/network_summary.json
 }
 
+interactions() {    # interactions learned from frames (about 50 min on 2 cores): seed 0 with its models, ten seeds,
+                    # then the pixel pipeline with the frame-trained models (relational simulator only)
+  local I=relational_nem_interactions.py
+  python3 $I --save-model models/interactions_seed0.npz                              # results/interactions_seed0.json
+  python3 $I --masses --save-model models/interactions_masses_seed0.npz              # results/interactions_masses_seed0.json
+  python3 $I --seeds 0-9                                                             # results/interactions.json
+  python3 $I --masses --seeds 0-9                                                    # results/interactions_masses.json
+  local F="--dynamics simulator.relational --models models/interactions_seed0.npz"
+  python3 $P $F --out results/pixels_frames.json
+  python3 $P $F --seeds 0-9 --out results/pixels_frames_seeds.json
+  python3 $P $F --k-balls 3 --curtain 0.25 --out results/pixels_curtain_frames.json
+  python3 $P $F --k-balls 3 --curtain 0.25 --seeds 0-9 --out results/pixels_curtain_frames_seeds.json
+  F="--masses --dynamics simulator.relational --models models/interactions_masses_seed0.npz"
+  python3 $P $F --out results/pixels_masses_frames.json
+  python3 $P $F --seeds 0-9 --out results/pixels_masses_frames_seeds.json
+}
+
 figures() {
   python3 $V                                                                        # viz/ (run.json)
   python3 $V --run results/sweep.json
@@ -105,8 +124,9 @@ case "${1:-all}" in
     pixels_learned
     wait $known
     network
+    interactions
     figures ;;
-  states|pixels_known|pixels_learned|network|figures) "$1" ;;
+  states|pixels_known|pixels_learned|network|interactions|figures) "$1" ;;
   network_retest)     # measure the saved networks again with this code (minutes): after a change of a measure
     for m in models/network/*.npz; do
       name=$(basename "$m" .npz)
@@ -114,5 +134,5 @@ case "${1:-all}" in
       python3 $N --retest "$m" $sample --out "results/network/$name.json"
     done
     python3 $N --summarise results/network --out results/network_summary.json ;;
-  *) echo "usage: bash regenerate.sh [all|states|pixels_known|pixels_learned|network|network_retest|figures]" >&2; exit 2 ;;
+  *) echo "usage: bash regenerate.sh [all|states|pixels_known|pixels_learned|network|network_retest|interactions|figures]" >&2; exit 2 ;;
 esac

@@ -378,6 +378,24 @@ def em_after_prediction(frames, visible, comp: Components, pred: Components, ren
     return new, psi, gamma
 
 
+def follow(frames, visible, components: int, step, renderer, iters: int) -> dict:
+    """The tracker alone, as track() runs it but without measures: discovery and EM on frame 0 of
+    frames (T, n, S, S), then per frame the dynamics' prediction and EM on the frame. Returns the
+    components after each frame's EM: positions, velocities (T, n, K, 2) (the prediction's,
+    corrected by the M-step's move), radii (T, n, K) (running means of the claimed area) and
+    present (T, n, K) bool."""
+    T, n = frames.shape[:2]
+    comp = Components.empty(n, components)
+    em(frames[0], visible, comp, renderer, iters)
+    out = {key: [] for key in ("positions", "velocities", "radii", "present")}
+    for t in range(T):
+        if t:
+            comp = em_after_prediction(frames[t], visible, comp, advance(comp, step), renderer, iters)[0]
+        for key in out:
+            out[key].append(getattr(comp, key).copy())
+    return {key: np.stack(value) for key, value in out.items()}
+
+
 # ----------------------------------------------------------------------------- data and a run
 def group_sizes(cfg: PixelConfig, n: int) -> list:
     """[(balls, sequences)]: n sequences split as evenly as possible over the ball counts of cfg.k_balls."""

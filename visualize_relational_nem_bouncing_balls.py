@@ -11,6 +11,8 @@ paper's Figure 2 analogue; Figure 5's with a curtain) and, for the learned rende
 Figures of the paper's network (--network results/network/r_nem_seed0.json): *_frames.png (its
 Figure 2, or 5 with a curtain), *_simulation.png (Figure 4, left); of their summary (--network
 results/network_summary.json): network_comparison.png (Figure 3), network_simulation.png (Figure 4).
+Of interactions learned from frames (--interactions results/interactions.json): interactions_horizon.png;
+of one seed (--interactions results/interactions_seed0.json): *_tracks.png.
 """
 import multiprocessing
 import os
@@ -909,6 +911,110 @@ def network_figures(path: str, out: str) -> list:
     return list(figures)
 
 
+def interactions_figures(path: str, out: str) -> list:
+    """interactions_horizon.png from a summary of relational_nem_interactions.py --seeds (results/
+    interactions.json): per K the closed-loop horizon and the one-step ball-ball velocity MSE of the
+    relational model, oracle-trained (the sweep the summary names) and frame-trained round by round,
+    with the frame-trained per-ball model; means over seeds with 95 % intervals."""
+    summary = load_run(path, (), "--interactions")
+    if "sample" in summary:                                       # one seed's result: its sample sequence
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        plt.rcParams.update(STYLE)
+        fig = interactions_sample_figure(summary, path, plt)
+        os.makedirs(out, exist_ok=True)
+        name = f"{os.path.splitext(os.path.basename(path))[0]}_tracks.png"
+        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+        plt.close(fig)
+        return [name]
+    require_keys(summary, ("rounds", "seeds", "oracle"), path, "--interactions")
+    if not summary["oracle"] or not os.path.isfile(summary["oracle"]):
+        raise ConfigError(f"--interactions {path}: the oracle-trained sweep it names ({summary['oracle']}) is not there")
+    oracle = load_run(summary["oracle"], (), "--interactions")
+    try:
+        ks = sorted(summary["rounds"][0]["summary"], key=int)
+        series = [("oracle-trained", oracle["summary"], "relational", "k", "-")]
+        for entry in summary["rounds"]:
+            series.append((f"frame-trained, round {entry['round']}", entry["summary"], "relational",
+                           None, "--" if entry["round"] == 1 else "-"))
+        series.append(("frame-trained per-ball (last round)", summary["rounds"][-1]["summary"], "non_relational",
+                       "0.6", ":"))
+        values = {label: [[part[k][m][name] for k in ks] for m in ("horizon", "one_step_vel_mse_ball")]
+                  for label, part, name, _, _ in series}
+    except (KeyError, TypeError, IndexError) as err:
+        raise ConfigError(f"--interactions {path}: malformed summary ({type(err).__name__}: {err})")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update(STYLE)
+    os.makedirs(out, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    x = np.array([int(k) for k in ks])
+    rounds = plt.get_cmap("viridis")
+    for i, (label, _, _, colour, style) in enumerate(series):
+        colour = colour or rounds(0.15 + 0.6 * (i - 1) / max(1, len(summary["rounds"]) - 1))
+        for ax, entries in zip(axes, values[label]):
+            mean = np.array([e["mean"] for e in entries])
+            ci = np.array([e["ci95"] or [e["mean"]] * 2 for e in entries])
+            ax.errorbar(x + 0.06 * (i - len(series) / 2), mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], ls=style,
+                        color=colour, marker="o", ms=4, capsize=2, label=label)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("steps until the mean position error reaches r")
+    axes[0].set_title("closed-loop horizon (from the true first state)", fontsize=10)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("one-step velocity MSE on ball-ball steps")
+    axes[1].set_title("a collision's outcome, one step ahead", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("balls K (trained on 4)")
+        ax.set_xticks(x)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"the simulator recipe trained on the true states against trained on what the tracker saw in frames "
+                 f"({'two ball types, ' if summary['config'].get('masses') else ''}{len(summary['seeds'])} seeds)",
+                 fontsize=10)
+    fig.tight_layout()
+    name = "interactions_masses_horizon.png" if summary["config"].get("masses") else "interactions_horizon.png"
+    write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+    plt.close(fig)
+    return [name]
+
+
+def interactions_sample_figure(result: dict, path: str, plt):
+    """interactions_tracks.png: one training sequence of a seed's result: the tracked positions and
+    the velocities inferred from them (coloured by component) over the true ones (grey lines), and
+    the transitions kept as training windows (unshaded)."""
+    try:
+        sample = result["sample"]
+        pos, vel = np.array(sample["positions"], float), np.array(sample["velocities"], float)   # (T, K, 2); None -> nan
+        present, usable = np.array(sample["present"], bool), np.array(sample["usable"], bool)
+        truth = np.array(sample["truth"], float)                                                  # (T, B, 4)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"--interactions {path}: malformed sample ({type(err).__name__}: {err})")
+    T = len(pos)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 6.5), sharex=True)
+    colours = plt.get_cmap("tab10")
+    for axis, name in enumerate("xy"):
+        for row, (values, true, label) in enumerate(((pos, truth[..., axis], f"{name} (box units)"),
+                                                     (vel, truth[..., 2 + axis], f"v{name} (box units per unit time)"))):
+            ax = axes[row, axis]
+            ax.plot(range(T), true, color="0.75", lw=2.5, drawstyle="steps-post" if row else "default")
+            for k in range(pos.shape[1]):
+                shown = np.where(present[:, k], values[:, k, axis] if values.ndim == 3 else np.nan, np.nan)
+                ax.plot(range(T), shown, ".", color=colours(k), ms=5)
+            for t in np.nonzero(~usable)[0]:
+                ax.axvspan(t, t + 1, color="0.9", lw=0, zorder=0)
+            ax.set_ylabel(label)
+    for ax in axes[1]:
+        ax.set_xlabel("frame")
+    cfg = result.get("config", {})
+    fig.suptitle(f"training sequence {sample.get('index')} of seed {cfg.get('seed')}"
+                 f"{', two ball types' if cfg.get('masses') else ''}: tracked positions and the velocities inferred from "
+                 f"them (dots, one colour per component) over the truth (grey);\nshaded: transitions not kept as "
+                 f"training windows (the tracker unsure, or a velocity undefined)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def main(argv=None) -> int:
     parser = OneLineParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter,
                            epilog="examples:\n" + __doc__.split("\n\n")[1])
@@ -921,11 +1027,15 @@ def main(argv=None) -> int:
     parser.add_argument("--network", default="", help="a result JSON of relational_nem_network.py (run with --sample: "
                                                       "<name>_frames.png, <name>_simulation.png) or its summary "
                                                       "(network_comparison.png, network_simulation.png) instead")
+    parser.add_argument("--interactions", default="", help="a summary of relational_nem_interactions.py --seeds "
+                                                           "(results/interactions.json: interactions_horizon.png) or one "
+                                                           "seed's result (<name>_tracks.png) instead")
     args = parser.parse_args(argv)
     try:
-        if sum(map(bool, (args.pixels, args.network, args.run is not None))) > 1:
-            raise ConfigError("--run, --pixels and --network: give one of them (--pixels draws a pixel result, "
-                              "--network a network result, --run a run.json)")
+        if sum(map(bool, (args.pixels, args.network, args.interactions, args.run is not None))) > 1:
+            raise ConfigError("--run, --pixels, --network and --interactions: give one of them (--pixels draws a pixel "
+                              "result, --network a network result, --interactions a summary of interactions learned "
+                              "from frames, --run a run.json)")
         args.run = args.run or DEFAULT_RUN
         parent = os.path.dirname(os.path.abspath(args.out))
         if args.out.strip() == "":
@@ -936,8 +1046,10 @@ def main(argv=None) -> int:
             raise ConfigError(f"--out {args.out}: parent folder {parent} does not exist")
         if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
             raise ConfigError(f"--out {args.out}: not writable")
-        if args.pixels or args.network:
-            written = pixel_figures(args.pixels, args.out) if args.pixels else network_figures(args.network, args.out)
+        if args.pixels or args.network or args.interactions:
+            written = (pixel_figures(args.pixels, args.out) if args.pixels else
+                       network_figures(args.network, args.out) if args.network else
+                       interactions_figures(args.interactions, args.out))
             print(f"wrote {len(written)} figures to {args.out}/: {', '.join(written)}")
             return 0
         run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)

@@ -14,9 +14,10 @@
     sweeps       the measures a sweep summarises, statistics over seeds, --aggregate
     result_files reading and checking result JSON for the figure and GIF scripts
     pictures     anti-aliased disks and the colours of the models, for figures and GIFs
-    balls        the paper's two ball types: radii and masses
+    balls        the paper's two ball types: radii and masses; the simulator's wall pass
     simulator_model  the simulator recipe's model (free flight plus learned, gated impulses)
     rollout_measures errors, horizon, energy and distribution distances of a rollout
     scenes       frames of balls with everything true about them (states, collisions, labels, the curtain)
     network      the paper's network (RNN-EM, R-NEM): encoder, Upsilon, recurrence, decoder, unrolled EM
+    tracks       tracks of the E-step tracker turned into training states: velocities, usable windows
 """

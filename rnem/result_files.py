@@ -10,8 +10,9 @@ import numpy as np
 
 from rnem.cli import ConfigError
 
+# the option that reads a file -> the script that writes it
 SCRIPT_OF = {"--run": "relational_nem_bouncing_balls.py", "--pixels": "relational_nem_pixels.py",
-             "--network": "relational_nem_network.py"}      # the option that reads a file -> the script that writes it
+             "--network": "relational_nem_network.py", "--interactions": "relational_nem_interactions.py"}
 PANELS = ("truth", "non_relational", "relational")      # the sample rollouts of a run: the truth and the two models
 COMPONENT_CHARS = "0123456789abcdef"   # component k of a pixel run's map; "." background (at most 16 components)
 PIXEL_KEYS = ("size", "truth", "radii", "hidden_fraction", "collisions", "visible", "frames", "prediction_component",

@@ -74,7 +74,8 @@ def close(committed, recomputed, where):
 
 
 def test_every_committed_result_has_a_slice_test():
-    assert set(COMMITTED_JSON) == set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS) | set(NETWORK_RESULTS) | {NETWORK_SUMMARY}
+    assert set(COMMITTED_JSON) == (set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS) | set(NETWORK_RESULTS) | {NETWORK_SUMMARY}
+                                   | set(INTERACTIONS) | set(INTERACTIONS_SUMMARIES))
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
@@ -82,7 +83,13 @@ def test_seed0_models_give_the_committed_evaluation(name):
     run = load(name)
     cfg = config_of(run)
     assert run["env"]["dtype"] == "float64" and run["config"]["seed"] == 0 and not run["config"]["quick"]
-    by_kind = {model.kind: model for model in R.load_models(os.path.join(ROOT, RUNS[name])).values()}
+    same_evaluation(run, RUNS[name], cfg, name)
+
+
+def same_evaluation(run: dict, model_file: str, cfg: R.Config, name: str) -> None:
+    """The models of model_file evaluated on cfg's first evaluation K give run's rollout, one_step and
+    long_horizon figures (a long curve over its first LONG_EXACT steps)."""
+    by_kind = {model.kind: model for model in R.load_models(os.path.join(ROOT, model_file)).values()}
     k = cfg.eval_k[0]
     rollout, one_step, long_horizon, _, _ = R.evaluate(by_kind, {k: R.test_set(cfg, k, "eval")},
                                                        {k: R.test_set(cfg, k, "long")}, cfg)
@@ -242,6 +249,8 @@ def slow_slices(out_path: str) -> None:
         step = P.make_step(trainer, P.load_dynamics(cfg, (trainer,)), cfg.masses)
         out[name] = {"losses": P.train_renderer(dataclasses.replace(cfg, train_iters=2), step, log=lambda *_: None)[1],
                      "sample": track_sample(name)}
+    for name in INTERACTIONS:
+        out[name] = interactions_first_chunk(name)
     import relational_nem_network as N
     from rnem.blas import one_blas_thread
     with one_blas_thread():                                   # as the script measures (float32 sums)
@@ -309,3 +318,57 @@ def test_network_summary_is_the_summary_of_the_committed_files():
     committed = load(NETWORK_SUMMARY)
     again = json.loads(json.dumps(N.summarise(os.path.join(ROOT, "results", "network"))))
     assert again["models"] == committed["models"] and again["orderings"] == committed["orderings"]
+
+
+# Interactions learned from frames (relational_nem_interactions.py): the seed-0 file's last round is
+# what its committed models give on the first evaluation K; its round-1 windows of the first chunk
+# of sequences come out of the committed tracker again (a slow slice: seconds of tracking); the
+# summary's seed-0 values are the seed-0 file's, round by round.
+INTERACTIONS = {"results/interactions_seed0.json": "models/interactions_seed0.npz",
+                "results/interactions_masses_seed0.json": "models/interactions_masses_seed0.npz"}
+INTERACTIONS_SUMMARIES = {"results/interactions.json": "results/interactions_seed0.json",
+                          "results/interactions_masses.json": "results/interactions_masses_seed0.json"}
+
+
+@pytest.mark.parametrize("name", sorted(INTERACTIONS))
+def test_interactions_models_give_the_last_rounds_evaluation(name):
+    result = load(name)
+    cfg = config_of({"config": result["simulator_config"]})
+    assert result["config"]["seed"] == 0 and cfg.seed == 0
+    same_evaluation(result["rounds"][-1], INTERACTIONS[name], cfg, name)
+
+
+@pytest.mark.parametrize("name", sorted(INTERACTIONS))
+def test_interactions_first_chunk_is_tracked_again(name, slow_slices_result):
+    close(load(name)["first_chunk"], slow_slices_result[name], f"{name} first_chunk")
+
+
+def interactions_first_chunk(name: str) -> dict:
+    """Round 1 of the seed-0 file tracked again on its first TRACK_CHUNK training sequences."""
+    import relational_nem_interactions as I
+    cfg = I.InteractionsConfig(**load(name)["config"])
+    states, radii = I.scenes(cfg, cfg.n_train, "interactions/train")
+    n = I.TRACK_CHUNK
+    tracked = I._track_job((states[:, :n, :, :2], radii[:n], cfg.size, cfg.components, cfg.em_iters, None))
+    return I.first_chunk_slice(tracked, cfg)
+
+
+@pytest.mark.parametrize("name", sorted(INTERACTIONS_SUMMARIES))
+def test_interactions_summary_seed0_is_the_seed0_file(name):
+    import relational_nem_interactions as I
+    summary, first = load(name), load(INTERACTIONS_SUMMARIES[name])
+    assert summary["seeds"][0] == 0
+    assert summary["config"] == {k: v for k, v in first["config"].items() if k not in I.OUTPUT_FIELDS}
+    compared = 0
+    for r, entry in enumerate(summary["rounds"], start=1):
+        run = I.round_payload(first, r)
+        for k, per_metric in entry["summary"].items():
+            for metric, per_predictor in per_metric.items():
+                for predictor, values in per_predictor.items():
+                    if predictor == "truth":
+                        continue
+                    assert values["per_seed"][0] == pytest.approx(sweeps.SWEEP_METRICS[metric](run, k, predictor),
+                                                                  rel=RTOL, abs=1e-12), f"{name} round {r} {k} {metric}"
+                    compared += 1
+        assert entry["windows_fraction"]["per_seed"][0] == first["rounds"][r - 1]["windows_fraction"]
+    assert compared > 0

@@ -196,7 +196,8 @@ def test_companions_take_run_or_pixels_not_both(tmp_path, script, capsys, monkey
     out = "x.gif" if script == GIF else "figs"
     for two in (["--run", "run.json", "--pixels", "p.json"], ["--pixels", "p.json", "--network", "n.json"]):
         done = call_main(companion_main(script), two + ["--out", out], tmp_path, capsys, monkeypatch)
-        assert_one_line_error(done, "--run, --pixels and --network: give one of them")
+        assert_one_line_error(done, "--run, --pixels, --network and --interactions: give one of them" if script == VIZ
+                              else "--run, --pixels and --network: give one of them")
     assert os.listdir(tmp_path) == []
 
 
