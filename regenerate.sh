@@ -112,6 +112,10 @@ figures() {
   done
   python3 $G --network results/network/r_nem_seed0.json --out viz/network/r_nem.gif --fps 4
   python3 $G --network results/network/r_nem_curtain_seed0.json --out viz/network/r_nem_curtain.gif --fps 4
+  for r in interactions interactions_masses; do                                      # interactions learned from frames
+    python3 $V --interactions results/$r.json --out viz/interactions
+    python3 $V --interactions results/${r}_seed0.json --out viz/interactions
+  done
   python3 benchmarks/kernel_check.py     # the same runs under a second BLAS kernel: which numbers are exact (10 min)
   python3 docs/tables.py --write         # the tables of README.md and docs/
 }

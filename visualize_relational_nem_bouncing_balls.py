@@ -947,6 +947,7 @@ def interactions_figures(path: str, out: str) -> list:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     plt.rcParams.update(STYLE)
     os.makedirs(out, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
@@ -960,6 +961,9 @@ def interactions_figures(path: str, out: str) -> list:
             ax.errorbar(x + 0.06 * (i - len(series) / 2), mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], ls=style,
                         color=colour, marker="o", ms=4, capsize=2, label=label)
     axes[0].set_yscale("log")
+    axes[0].yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))   # 5, 10, 20, 50, ... steps
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].set_ylabel("steps until the mean position error reaches r")
     axes[0].set_title("closed-loop horizon (from the true first state)", fontsize=10)
     axes[1].set_yscale("log")

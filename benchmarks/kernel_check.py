@@ -1,7 +1,8 @@
 """Which numbers are exact on every machine: the same runs under two OpenBLAS kernels, compared.
 
 Runs the stub's seed-0 experiments (mean and attention aggregator), the simulator recipe's ten
-seeds with masses and the two seed-0 pixel runs (known and learned renderer) under this
+seeds with masses, the two seed-0 pixel runs (known and learned renderer) and one round of the
+interactions learned from frames (seed 0) under this
 machine's kernel and, side by side, under --coretype (OPENBLAS_CORETYPE), then compares every
 number. Per family of numbers it reports
 the largest relative difference and how many numbers differ by more than EXACT (1e-8); a sweep measure
@@ -10,7 +11,7 @@ the run lists as chaotic, not a long-rollout step from LONG_EXACT on, not a run 
 chaotic) differs by more than EXACT: then the README's "exact on every machine" is wrong and
 sweeps.CHAOTIC_METRICS must grow.
 
-    python3 benchmarks/kernel_check.py                        # about 10 minutes on 2 cores
+    python3 benchmarks/kernel_check.py                        # about 12 minutes on 2 cores
     python3 benchmarks/kernel_check.py --coretype Nehalem --out /tmp/check.json
 """
 import json
@@ -28,14 +29,16 @@ from rnem.cli import OneLineParser  # noqa: E402
 
 EXACT = 1e-8             # relative difference below which two numbers count as the same
 LONG_EXACT = 20          # long-rollout steps before chaos may show (tests/test_committed_results.py)
-MAIN, PIXELS = "relational_nem_bouncing_balls.py", "relational_nem_pixels.py"
+MAIN, PIXELS, INTERACTIONS = "relational_nem_bouncing_balls.py", "relational_nem_pixels.py", "relational_nem_interactions.py"
 # title -> (script, options, the measures expected to move: "all" where training itself is chaotic)
 RUNS = {"stub seed 0 (mean)": (MAIN, ["--seed", "0"], sweeps.LONG_ROLLOUT_METRICS),
         "stub seed 0 (attention)": (MAIN, ["--seed", "0", "--agg", "attention"], "all"),
         "simulator, masses, seeds 0-9": (MAIN, ["--recipe", "simulator", "--masses", "--seeds", "0-9"],
                                          sweeps.CHAOTIC_METRICS["simulator"]),
         "pixels, known renderer, seed 0": (PIXELS, [], ()),
-        "pixels, learned renderer, seed 0": (PIXELS, ["--renderer", "learned"], ())}
+        "pixels, learned renderer, seed 0": (PIXELS, ["--renderer", "learned"], ()),
+        "interactions from frames, seed 0, one round": (INTERACTIONS, ["--rounds", "1"],
+                                                         sweeps.CHAOTIC_METRICS["simulator"])}
 # families of closed-loop curves that move with the measures read from them
 CLOSED_LOOP = {"vel_err": ("rollout", "samples")}
 
@@ -84,6 +87,16 @@ def families(payload):
     rollouts' first LONG_EXACT steps and the rest, and every sweep measure (per predictor); of a
     pixel run, every measure of each dynamics and the learned renderer's training."""
     out = {}
+    if "rounds" in payload:                                         # interactions from frames: per round
+        for entry in payload["rounds"]:
+            for key in ("windows", "windows_fraction", "noise_sigma"):
+                out.setdefault("tracks", []).append(float(entry[key]))
+            out["tracks"] += [float(v) for v in entry["state_errors"].values()]
+            for family, values in families({key: entry[key] for key in ("history", "rollout", "one_step",
+                                                                         "long_horizon")} | {"samples": {}}).items():
+                out.setdefault(family, []).extend(values)
+        out["tracks"] += [float(v) for v in payload["first_chunk"].values()]
+        return out
     if "rollout" not in payload:                                    # a pixel result
         for name, measures in payload.items():
             if isinstance(measures, dict) and "ari_after_em" in measures:

@@ -283,6 +283,13 @@ def make_readme() -> str:
     won = four["relational_wins"]["next_frame_bce"]
     every_seed = all(v == len(four["seeds"]) for v in won.values())
     gaining = [(k, gains[k]) for k in skeys if gains[k]]
+    learned = load(INTERACTIONS[False])["rounds"][-1]
+    frames_horizon = ", ".join(f"{rel(learned, k, 'horizon')['mean']:.0f}" for k in ks)
+    frames_share = span([learned["over_oracle"][k]["horizon"]["paired_ratio"]["mean"] for k in ks], "{:.0f}", 100) + " %"
+    frames_bce = load("results/pixels_frames_seeds.json")["simulator.relational"]["next_frame_bce"]["mean"]
+    oracle_bce = four["simulator.relational"]["next_frame_bce"]["mean"]
+    worse = sum(a > b for a, b in zip(load("results/pixels_frames_seeds.json")["simulator.relational"]["next_frame_bce"]
+                                      ["per_seed"], four["simulator.relational"]["next_frame_bce"]["per_seed"]))
     gain_text = ("; at " + ", ".join(f"K = {k} {n} of its ten models {'gains' if n == 1 else 'gain'}" for k, n in gaining)
                  + " it more than tenfold") if gaining else ""
     return f"""The first line installs numpy, matplotlib, imageio and pytest and runs the simulator recipe
@@ -316,6 +323,10 @@ More commands: [below](#commands).
   frames alone ({ari('results/pixels_learned_seeds.json'):.4f}); with the relational simulator between frames it predicts the next frame
   best {'in every seed' if every_seed else 'on average'} and keeps {100 * kept(curtain, 'simulator.relational'):.0f} % of the balls hidden behind the paper's curtain
   (non-relational {100 * kept(curtain, 'simulator.non_relational'):.0f} %, constant velocity {100 * kept(curtain, 'constant_velocity'):.0f} %).
+- **Interactions learned from frames** (`relational_nem_interactions.py`): the same simulator trained
+  on what the tracker saw, no true state, tracks the truth for {frames_horizon} steps at K = {ks[0]}..{ks[-1]}
+  ({frames_share} of the oracle-trained's, paired by seed); with it the pixel pipeline predicts the next
+  frame almost as well (BCE {frames_bce:.1f} against {oracle_bce:.1f} nats; worse in {worse} of {len(four['seeds'])} seeds).
 """
 
 
@@ -514,10 +525,162 @@ BCE in nats per frame:
 """
 
 
+INTERACTIONS = {False: "results/interactions.json", True: "results/interactions_masses.json"}
+ORACLE_SWEEPS = {False: "results/sweep_simulator.json", True: "results/sweep_simulator_masses.json"}
+PIXEL_COMPARISONS = (   # (frame-trained file, oracle-trained file, measure, label, format)
+    ("results/pixels_frames_seeds.json", "results/pixels_seeds.json", "ari_from_prediction",
+     "ARI from the prediction, 4 balls", "{:.4f}"),
+    ("results/pixels_frames_seeds.json", "results/pixels_seeds.json", "next_frame_bce",
+     "next-frame BCE (nats per frame), 4 balls", "{:.1f}"),
+    ("results/pixels_frames_seeds.json", "results/pixels_seeds.json", "relational_bce",
+     "relational BCE (nats, colliding balls), 4 balls", "{:.1f}"),
+    ("results/pixels_curtain_frames_seeds.json", "results/pixels_curtain_seeds.json", "hidden_lost_fraction",
+     "lost behind the curtain, 3 balls", "{:.3f}"),
+    ("results/pixels_masses_frames_seeds.json", "results/pixels_masses_seeds.json", "ari_from_prediction",
+     "ARI from the prediction, two ball types", "{:.4f}"),
+    ("results/pixels_masses_frames_seeds.json", "results/pixels_masses_seeds.json", "next_frame_bce",
+     "next-frame BCE, two ball types", "{:.1f}"),
+)
+
+
+def rel(summary_round, k, metric, predictor="relational"):
+    return summary_round["summary"][k][metric][predictor]
+
+
+def twice_per_ball(summary_round, k) -> int:
+    """Seeds in which the relational horizon is at least twice the per-ball (non-relational) one."""
+    pairs = zip(rel(summary_round, k, "horizon")["per_seed"], rel(summary_round, k, "horizon", "non_relational")["per_seed"])
+    return sum(r >= 2 * n for r, n in pairs)
+
+
+def interactions_side_by_side(masses: bool) -> str:
+    """Per K: oracle- against frame-trained (last round), the relational model; horizons with the paired ratio."""
+    frames, oracle = load(INTERACTIONS[masses]), load(ORACLE_SWEEPS[masses])
+    last = frames["rounds"][-1]
+    n = len(frames["seeds"])
+    rows = []
+    for k in by_k(last["summary"]):
+        o = oracle["summary"][k]
+        over = last["over_oracle"][k]
+        rows.append([k, f"{o['horizon']['relational']['mean']:.1f}", interval_cell(rel(last, k, "horizon"), "{:.1f}"),
+                     interval_cell(over["horizon"]["paired_ratio"], "{:.2f}"),
+                     f"{twice_per_ball(last, k)}/{n}",
+                     f"{o['one_step_vel_mse_ball']['relational']['mean']:.4f}",
+                     f"{rel(last, k, 'one_step_vel_mse_ball')['mean']:.4f}",
+                     interval_cell(over["one_step_vel_mse_ball"]["paired_ratio"], "{:.2f}"),
+                     f"{o['long_energy_at_100']['relational']['mean']:.3f} / {rel(last, k, 'long_energy_at_100')['mean']:.3f}",
+                     f"{o['long_outside_frac']['relational']['mean']:.4f} / {rel(last, k, 'long_outside_frac')['mean']:.4f}"])
+    header = ["K", "horizon, oracle-trained", "frame-trained", "ratio (paired)", "frame-trained >= 2x per-ball",
+              "one-step ball-ball velocity MSE, oracle", "frame-trained", "ratio (paired)",
+              "energy at step 100, oracle / frames", "centres outside the box, oracle / frames"]
+    return table(header, rows)
+
+
+def interactions_rounds(masses: bool) -> str:
+    """Per round: what the tracker kept and how far it was from the truth, and the relational horizons."""
+    frames = load(INTERACTIONS[masses])
+    ks = by_k(frames["rounds"][0]["summary"])
+    rows = []
+    for entry in frames["rounds"]:
+        e = entry["state_errors"]
+        rows.append([entry["round"], "constant velocity" if entry["round"] == 1 else f"relational model of round {entry['round'] - 1}",
+                     f"{entry['windows_fraction']['mean']:.3f}", f"{e['position_error']['mean']:.4f}",
+                     f"{e['velocity_error_over_speed']['mean']:.3f}", f"{e['identified_fraction']['mean']:.4f}",
+                     *(f"{rel(entry, k, 'horizon')['mean']:.1f}" for k in ks),
+                     f"{rel(entry, '4', 'one_step_vel_mse_ball')['mean']:.4f}",
+                     f"{rel(entry, '8', 'one_step_vel_mse_ball')['mean']:.4f}"]
+                    + ([f"{entry['learned_mass_ratio']['mean']:.2f}"] if masses else []))
+    header = (["round", "tracked with", "windows kept", "position error", "velocity error / speed", "identified",
+               *(f"horizon K={k}" for k in ks), "ball MSE K=4", "ball MSE K=8"] + (["mass ratio"] if masses else []))
+    return table(header, rows)
+
+
+def pixel_comparison() -> str:
+    rows = []
+    for mine, theirs, key, label, fmt in PIXEL_COMPARISONS:
+        a, b = load(mine)["simulator.relational"][key], load(theirs)["simulator.relational"][key]
+        inside = b["ci95"][0] <= a["mean"] <= b["ci95"][1]
+        rows.append([label, interval_cell(b, fmt), interval_cell(a, fmt), "yes" if inside else "no"])
+    return table(["measure (10 seeds)", "oracle-trained simulator", "frame-trained simulator (seed 0's models)",
+                  "frame-trained mean inside the oracle's interval"], rows)
+
+
+def interactions_goals() -> str:
+    eq, ms = load(INTERACTIONS[False]), load(INTERACTIONS[True])
+    last, last_m = eq["rounds"][-1], ms["rounds"][-1]
+    n = len(eq["seeds"])
+    ks = by_k(last["summary"])
+    ratios = {k: last["over_oracle"][k]["horizon"]["paired_ratio"]["mean"] for k in ks}
+    horizon_ok = all(r >= 0.9 for r in ratios.values())
+    twice = {k: twice_per_ball(last, k) for k in ks}
+    mse = {k: last["over_oracle"][k]["one_step_vel_mse_ball"]["paired_ratio"]["mean"] for k in ("4", "8")}
+    energy = rel(last, "4", "long_energy_at_100")["mean"]
+    energies = [rel(last, k, "long_energy_at_100")["mean"] for k in ks]
+    outside = max(rel(last, k, "long_outside_frac")["mean"] for k in ks)
+    oracle_outside = max(load(ORACLE_SWEEPS[m])["summary"][k]["long_outside_frac"]["relational"]["mean"]
+                         for m in (False, True) for k in ks)
+    hm = last_m["over_oracle"]["4"]["horizon"]
+    ratio_m = last_m["learned_mass_ratio"]["mean"]
+    rows = [
+        ["closed-loop horizon, K = 3..8: >= 90 % of the oracle-trained's at every K",
+         ", ".join(f"K={k} {ratios[k]:.2f}" for k in ks) + " (paired ratios, last round)", "met" if horizon_ok else "not met"],
+        [f"relational horizon >= 2x per-ball at every K, {n}/{n} seeds",
+         ", ".join(f"K={k} {twice[k]}/{n}" for k in ks), "met" if all(v == n for v in twice.values()) else "not met"],
+        ["one-step ball-ball velocity MSE, K = 4 / 8: <= 1.2x the oracle-trained's",
+         f"{mse['4']:.2f}x / {mse['8']:.2f}x", "met" if max(mse.values()) <= 1.2 else "not met"],
+        ["kinetic energy at step 100 in [0.98, 1.02]", f"{span(energies, '{:.3f}')} at K = {ks[0]}..{ks[-1]} (K = 4: {energy:.3f})",
+         "met" if all(0.98 <= e <= 1.02 for e in energies) else "not met"],
+        ["centres outside the box: 0, oracle- and frame-trained", f"oracle {oracle_outside:.4f}, frames {outside:.4f} (largest over K)",
+         "met" if outside == 0 and oracle_outside == 0 else "not met"],
+        ["with masses: horizon at K = 4 >= 90 % of the oracle's; learned mass ratio within 10 % of 6",
+         f"{hm['frames']:.1f} against {hm['oracle']:.1f} (paired ratio {hm['paired_ratio']['mean']:.2f}); ratio {ratio_m:.2f}",
+         ("met" if hm["paired_ratio"]["mean"] >= 0.9 else "not met") + " / " + ("met" if abs(ratio_m - 6) <= 0.6 else "not met")],
+    ]
+    return table(["goal", "measured (10 seeds)", "verdict"], rows)
+
+
+def make_interactions() -> str:
+    return (interactions_goals() + "\n\n**Oracle- against frame-trained, equal masses** (`" + INTERACTIONS[False] + "`, `"
+            + ORACLE_SWEEPS[False] + "`; the relational model, means over 10 seeds, frame-trained after the last round, "
+            "[95 % interval])\n\n" + interactions_side_by_side(False)
+            + "\n\n**Two ball types** (`" + INTERACTIONS[True] + "`)\n\n" + interactions_side_by_side(True)
+            + "\n\n**Round by round, equal masses** (means over 10 seeds; errors against the true states of the "
+            "kept windows, measurement only)\n\n" + interactions_rounds(False)
+            + "\n\n**Round by round, two ball types**\n\n" + interactions_rounds(True)
+            + "\n\n**The pixel pipeline with frame-trained dynamics** (relational simulator, known renderer, "
+            "10 data seeds)\n\n" + pixel_comparison() + "\n")
+
+
+def make_readme_interactions() -> str:
+    """The README's section on interactions learned from frames: the side-by-side, K by K."""
+    frames, oracle, masses = load(INTERACTIONS[False]), load(ORACLE_SWEEPS[False]), load(INTERACTIONS[True])
+    last, first = frames["rounds"][-1], frames["rounds"][0]
+    ks = by_k(last["summary"])
+    rows = [[k, f"{oracle['summary'][k]['horizon']['relational']['mean']:.1f}",
+             f"{rel(first, k, 'horizon')['mean']:.1f}", f"{rel(last, k, 'horizon')['mean']:.1f}",
+             interval_cell(last["over_oracle"][k]["horizon"]["paired_ratio"], "{:.2f}"),
+             f"{oracle['summary'][k]['one_step_vel_mse_ball']['relational']['mean']:.4f}",
+             f"{rel(last, k, 'one_step_vel_mse_ball')['mean']:.4f}"] for k in ks]
+    m4 = masses["rounds"][-1]["over_oracle"]["4"]["horizon"]
+    return (f"Ten seeds; the relational model; frame-trained: after round 1 (tracked with constant velocity)\n"
+            f"and round {len(frames['rounds'])} (tracked with the model of the round before); ratio: frame- over "
+            f"oracle-trained,\npaired by seed (the same test sequences), [95 % interval]:\n\n"
+            + table(["K", "horizon, oracle-trained", "frame-trained, round 1", f"round {len(frames['rounds'])}",
+                     "ratio", "one-step ball-ball velocity MSE, oracle", "frame-trained"], rows)
+            + f"\n\nWith the paper's two ball types: horizon {m4['frames']:.1f} against {m4['oracle']:.1f} at K = 4, "
+            f"learned mass ratio\n{masses['rounds'][-1]['learned_mass_ratio']['mean']:.2f} (true 6). Of the training "
+            f"transitions, {100 * first['windows_fraction']['mean']:.0f} % become windows; their inferred positions\n"
+            f"are {first['state_errors']['position_error']['mean']:.4f} from the truth "
+            f"({first['state_errors']['position_error']['mean'] * 48:.2f} px) and velocities off by "
+            f"{100 * first['state_errors']['velocity_error_over_speed']['mean']:.1f} % of the speed.\n")
+
+
 DOCUMENTS = {os.path.join(ROOT, "README.md"): make_readme, RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels,
              os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility,
              os.path.join(ROOT, "docs", "network.md"): make_network,
-             os.path.join(ROOT, "README.md") + "#network": make_readme_network}   # path#name: the block named name
+             os.path.join(ROOT, "README.md") + "#network": make_readme_network,
+             os.path.join(ROOT, "docs", "interactions.md"): make_interactions,
+             os.path.join(ROOT, "README.md") + "#interactions": make_readme_interactions}   # path#name: the block named name
 
 
 def markers(key: str):

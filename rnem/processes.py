@@ -52,8 +52,8 @@ def _worker_main(fn, conn, parent: int) -> None:
     that died in start-up would leave a large write blocked for ever."""
     conn.send(("started",))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if hasattr(signal, "pthread_sigmask"):                # started while the parent held them (signals_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     result, error = _run_here(fn, conn.recv())
     conn.send(("ok", result) if error is None else ("error", error))
@@ -83,6 +83,21 @@ def _stop_resource_tracker() -> None:
     if tracker is not None and hasattr(tracker, "_stop"):
         with contextlib.suppress(Exception):
             tracker._stop()
+
+
+@contextlib.contextmanager
+def signals_held():
+    """SIGINT and SIGTERM held back (delivered on leaving) in the main thread: a worker interrupted
+    half-started (spawned, not yet registered) would be left waiting for its start-up data, holding
+    the resource tracker's pipe, and the clean-up's wait for the tracker would never end."""
+    holding = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    if holding:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if holding:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
@@ -123,10 +138,10 @@ def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:
                 index, job = queue.pop(0)
                 conn, child_end = context.Pipe()
                 process = context.Process(target=_worker_main, args=(fn, child_end, os.getpid()), daemon=True)
-                with one_blas_thread_environment():
-                    process.start()
+                with one_blas_thread_environment(), signals_held():
+                    process.start()                         # registered before a Ctrl-C or SIGTERM lands
+                    running[process.sentinel] = [index, process, conn, False]
                 child_end.close()                           # EOF on `conn` once the worker ends
-                running[process.sentinel] = [index, process, conn, False]
             ready = multiprocessing.connection.wait([e[2] for e in running.values()] + list(running))
             for sentinel, entry in list(running.items()):
                 index, process, conn, started = entry

@@ -81,7 +81,9 @@ def processes():
 
 # ---------------------------------------------------------------- slow checks on the second core
 SLOW_TESTS = ("test_pixel_run_tracked_whole_gives_the_committed_measures", "test_renderer_training_starts_as_committed",
-              "test_network_result_slices_are_recomputed", "test_interactions_first_chunk_is_tracked_again")
+              "test_network_result_slices_are_recomputed", "test_interactions_first_chunk_is_tracked_again",
+              "test_seed0_models_give_the_committed_evaluation", "test_first_epoch_of_training_gives_the_committed_history",
+              "test_interactions_models_give_the_last_rounds_evaluation")
 _background = {}
 
 

@@ -79,44 +79,64 @@ def test_every_committed_result_has_a_slice_test():
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
-def test_seed0_models_give_the_committed_evaluation(name):
+def test_seed0_models_give_the_committed_evaluation(name, slow_slices_result):
     run = load(name)
-    cfg = config_of(run)
     assert run["env"]["dtype"] == "float64" and run["config"]["seed"] == 0 and not run["config"]["quick"]
-    same_evaluation(run, RUNS[name], cfg, name)
+    same_evaluation(run, slow_slices_result[name]["evaluation"], name)
 
 
-def same_evaluation(run: dict, model_file: str, cfg: R.Config, name: str) -> None:
-    """The models of model_file evaluated on cfg's first evaluation K give run's rollout, one_step and
-    long_horizon figures (a long curve over its first LONG_EXACT steps)."""
+def evaluation_again(model_file: str, cfg: R.Config) -> dict:
+    """The models of model_file evaluated on cfg's first evaluation K: that K's rollout, one_step and
+    long_horizon figures (a long curve's first LONG_EXACT steps), as JSON (the slow slices' process)."""
     by_kind = {model.kind: model for model in R.load_models(os.path.join(ROOT, model_file)).values()}
     k = cfg.eval_k[0]
     rollout, one_step, long_horizon, _, _ = R.evaluate(by_kind, {k: R.test_set(cfg, k, "eval")},
                                                        {k: R.test_set(cfg, k, "long")}, cfg)
-    close(run["rollout"][str(k)], json.loads(json.dumps(rollout[str(k)])), f"{name} rollout K={k}")
-    close(run["one_step"][str(k)], json.loads(json.dumps(one_step[str(k)])), f"{name} one_step K={k}")
-    for kind, curves in run["long_horizon"][str(k)].items():
+    long_k = {kind: {key: (list(value[:LONG_EXACT]) if isinstance(value, list) else value)
+                     for key, value in curves.items()}
+              for kind, curves in long_horizon[str(k)].items() if isinstance(curves, dict)}
+    return json.loads(json.dumps({"K": k, "rollout": rollout[str(k)], "one_step": one_step[str(k)],
+                                  "long_horizon": long_k}))
+
+
+def same_evaluation(run: dict, again: dict, name: str) -> None:
+    """run's rollout, one_step and long_horizon figures at again's K are again's (evaluation_again)."""
+    k = str(again["K"])
+    close(run["rollout"][k], again["rollout"], f"{name} rollout K={k}")
+    close(run["one_step"][k], again["one_step"], f"{name} one_step K={k}")
+    for kind, curves in run["long_horizon"][k].items():
         if not isinstance(curves, dict):
             continue
         for key, value in curves.items():
-            again = long_horizon[str(k)][kind][key]
             if isinstance(value, list):
-                close(value[:LONG_EXACT], list(again[:LONG_EXACT]), f"{name} long_horizon K={k} {kind} {key}")
+                close(value[:LONG_EXACT], again["long_horizon"][kind][key], f"{name} long_horizon K={k} {kind} {key}")
             elif key == "horizon":
-                assert again == value, f"{name} long_horizon K={k} {kind} horizon"
+                assert again["long_horizon"][kind][key] == value, f"{name} long_horizon K={k} {kind} horizon"
 
 
 # the simulator recipe's training with masses is its training without them plus the radius input
-@pytest.mark.parametrize("name", sorted(set(RUNS) - {"results/run_simulator.json"}))
-def test_first_epoch_of_training_gives_the_committed_history(name):
+FIRST_EPOCH = sorted(set(RUNS) - {"results/run_simulator.json"})
+
+
+def first_epoch_again(name: str) -> dict:
+    """{kind: the first history entry} of one epoch of training with the run's config (slow slices)."""
     run = load(name)
     cfg = config_of(run)
     train, val, _, _ = R.make_data(dataclasses.replace(cfg, eval_k=(cfg.eval_k[0],), n_eval=1, t_long=cfg.t_eval))
     kinds = R.MODEL_KINDS if cfg.recipe == "stub" else ("non_relational",)    # the simulator's relational: 3 s
+    out = {}
     for kind in kinds:
         _, history, _ = R.train_model(kind, cfg, train, val, log=lambda *_: None, stop_after=1)
+        out[kind] = {key: values[0] for key, values in history.items() if key != "batch_k"}
+    return json.loads(json.dumps(out))
+
+
+@pytest.mark.parametrize("name", FIRST_EPOCH)
+def test_first_epoch_of_training_gives_the_committed_history(name, slow_slices_result):
+    run = load(name)
+    for kind, again in slow_slices_result[name]["first_epoch"].items():
         first = {key: values[0] for key, values in run["history"][kind].items() if key != "batch_k"}
-        close(first, {key: values[0] for key, values in history.items() if key != "batch_k"}, f"{name} {kind} epoch 1")
+        close(first, again, f"{name} {kind} epoch 1")
 
 
 @pytest.mark.parametrize("name", sorted(SWEEPS))
@@ -219,7 +239,9 @@ def test_committed_json_is_strict():
 
 
 # The slow slices, computed by slow_slices() in a second process that conftest starts as soon as the
-# tests are collected, so that they run beside the other tests (about 20 s on one core):
+# tests are collected, so that they run beside the other tests (about 50 s on one core):
+# - the seed-0 runs' models evaluated again (RUNS, and the last round of INTERACTIONS) and one epoch
+#   of training (FIRST_EPOCH);
 # - one pixel file tracked whole, for one dynamics: a change of the tracker (an EM constant, the
 #   discovery, the duplicate rule, the curtain's hidden components) that leaves the first frames
 #   alone still moves these measures; constant velocity needs no model and is the cheapest;
@@ -228,14 +250,16 @@ def test_committed_json_is_strict():
 #   its sample sequence's first frames tracked again (as for the known renderer above).
 # - the paper's network: for every result file the untrained network's loss on the first
 #   validation sequences (the seed's data and initial weights), and for every committed model
-#   (models/network/*_seed0.npz) the first test sequences' ARI and BCE (relational_nem_network.result_slice).
+#   (models/network/*_seed0.npz) the first test sequences' ARI and BCE (relational_nem_network.result_slice);
+# - interactions learned from frames: round 1's windows of the first frames of the first chunk.
 PIXEL_WHOLE = ("results/pixels_curtain.json", "constant_velocity")
 PIXEL_LEARNED = [f for f in PIXEL_SAMPLES if load(f)["config"]["renderer"] == "learned"]
 
 
 def slow_slices(out_path: str) -> None:
     """Writes to out_path {"whole": measures of PIXEL_WHOLE tracked again, name: {"losses": the
-    first two renderer training losses, "sample": track_sample(name)} of every PIXEL_LEARNED file}."""
+    first two renderer training losses, "sample": track_sample(name)} of every PIXEL_LEARNED file,
+    and per seed-0 run, network and interactions file what their slice tests compare}."""
     import relational_nem_pixels as P
     name, dynamics = PIXEL_WHOLE
     cfg = P.PixelConfig(**load(name)["config"])
@@ -249,8 +273,13 @@ def slow_slices(out_path: str) -> None:
         step = P.make_step(trainer, P.load_dynamics(cfg, (trainer,)), cfg.masses)
         out[name] = {"losses": P.train_renderer(dataclasses.replace(cfg, train_iters=2), step, log=lambda *_: None)[1],
                      "sample": track_sample(name)}
-    for name in INTERACTIONS:
-        out[name] = interactions_first_chunk(name)
+    for name, model in RUNS.items():
+        out[name] = {"evaluation": evaluation_again(model, config_of(load(name)))}
+    for name in FIRST_EPOCH:
+        out[name]["first_epoch"] = first_epoch_again(name)
+    for name, model in INTERACTIONS.items():
+        out[name] = {"first_chunk": interactions_first_chunk(name),
+                     "evaluation": evaluation_again(model, config_of({"config": load(name)["simulator_config"]}))}
     import relational_nem_network as N
     from rnem.blas import one_blas_thread
     with one_blas_thread():                                   # as the script measures (float32 sums)
@@ -331,25 +360,25 @@ INTERACTIONS_SUMMARIES = {"results/interactions.json": "results/interactions_see
 
 
 @pytest.mark.parametrize("name", sorted(INTERACTIONS))
-def test_interactions_models_give_the_last_rounds_evaluation(name):
+def test_interactions_models_give_the_last_rounds_evaluation(name, slow_slices_result):
     result = load(name)
-    cfg = config_of({"config": result["simulator_config"]})
-    assert result["config"]["seed"] == 0 and cfg.seed == 0
-    same_evaluation(result["rounds"][-1], INTERACTIONS[name], cfg, name)
+    assert result["config"]["seed"] == 0 and result["simulator_config"]["seed"] == 0
+    same_evaluation(result["rounds"][-1], slow_slices_result[name]["evaluation"], name)
 
 
 @pytest.mark.parametrize("name", sorted(INTERACTIONS))
 def test_interactions_first_chunk_is_tracked_again(name, slow_slices_result):
-    close(load(name)["first_chunk"], slow_slices_result[name], f"{name} first_chunk")
+    close(load(name)["first_chunk"], slow_slices_result[name]["first_chunk"], f"{name} first_chunk")
 
 
 def interactions_first_chunk(name: str) -> dict:
-    """Round 1 of the seed-0 file tracked again on its first TRACK_CHUNK training sequences."""
+    """Round 1 of the seed-0 file tracked again on the first SLICE_FRAMES frames of its first TRACK_CHUNK
+    training sequences."""
     import relational_nem_interactions as I
     cfg = I.InteractionsConfig(**load(name)["config"])
     states, radii = I.scenes(cfg, cfg.n_train, "interactions/train")
-    n = I.TRACK_CHUNK
-    tracked = I._track_job((states[:, :n, :, :2], radii[:n], cfg.size, cfg.components, cfg.em_iters, None))
+    n, frames = I.TRACK_CHUNK, I.SLICE_FRAMES
+    tracked = I._track_job((states[:frames, :n, :, :2], radii[:n], cfg.size, cfg.components, cfg.em_iters, None))
     return I.first_chunk_slice(tracked, cfg)
 
 
