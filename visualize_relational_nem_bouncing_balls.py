@@ -912,26 +912,36 @@ def network_figures(path: str, out: str) -> list:
 
 
 def interactions_figures(path: str, out: str) -> list:
-    """interactions_horizon.png from a summary of relational_nem_interactions.py --seeds (results/
-    interactions.json): per K the closed-loop horizon and the one-step ball-ball velocity MSE of the
-    relational model, oracle-trained (the sweep the summary names) and frame-trained round by round,
-    with the frame-trained per-ball model; means over seeds with 95 % intervals."""
-    summary = load_run(path, (), "--interactions")
-    if "sample" in summary:                                       # one seed's result: its sample sequence
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        plt.rcParams.update(STYLE)
-        fig = interactions_sample_figure(summary, path, plt)
-        os.makedirs(out, exist_ok=True)
+    """The figure of a relational_nem_interactions.py result into out: of a summary (--seeds,
+    results/interactions.json) interactions_horizon.png (interactions_horizon_figure), of one seed's
+    result <name>_tracks.png (interactions_sample_figure); returns the files written."""
+    data = load_run(path, (), "--interactions")
+    if "sample" in data:                                          # one seed's result: its sample sequence
         name = f"{os.path.splitext(os.path.basename(path))[0]}_tracks.png"
-        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
-        plt.close(fig)
-        return [name]
-    require_keys(summary, ("rounds", "seeds", "oracle"), path, "--interactions")
-    if not summary["oracle"] or not os.path.isfile(summary["oracle"]):
-        raise ConfigError(f"--interactions {path}: the oracle-trained sweep it names ({summary['oracle']}) is not there")
-    oracle = load_run(summary["oracle"], (), "--interactions")
+        draw = lambda plt: interactions_sample_figure(data, path, plt)                  # noqa: E731
+    else:
+        require_keys(data, ("rounds", "seeds", "oracle"), path, "--interactions")
+        if not data["oracle"] or not os.path.isfile(data["oracle"]):
+            raise ConfigError(f"--interactions {path}: the oracle-trained sweep it names ({data['oracle']}) is not there")
+        oracle = load_run(data["oracle"], (), "--interactions")
+        name = "interactions_masses_horizon.png" if data["config"].get("masses") else "interactions_horizon.png"
+        draw = lambda plt: interactions_horizon_figure(data, oracle, path, plt)        # noqa: E731
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update(STYLE)
+    fig = draw(plt)                                               # checks what it reads before drawing
+    os.makedirs(out, exist_ok=True)
+    write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+    plt.close(fig)
+    return [name]
+
+
+def interactions_horizon_figure(summary: dict, oracle: dict, path: str, plt):
+    """Per K the closed-loop horizon and the one-step ball-ball velocity MSE of the relational model,
+    oracle-trained (the sweep the summary names) and frame-trained round by round, with the
+    frame-trained per-ball model; means over seeds with 95 % intervals."""
+    import matplotlib.ticker
     try:
         ks = sorted(summary["rounds"][0]["summary"], key=int)
         series = [("oracle-trained", oracle["summary"], "relational", "k", "-")]
@@ -944,12 +954,6 @@ def interactions_figures(path: str, out: str) -> list:
                   for label, part, name, _, _ in series}
     except (KeyError, TypeError, IndexError) as err:
         raise ConfigError(f"--interactions {path}: malformed summary ({type(err).__name__}: {err})")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-    plt.rcParams.update(STYLE)
-    os.makedirs(out, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     x = np.array([int(k) for k in ks])
     rounds = plt.get_cmap("viridis")
@@ -977,10 +981,7 @@ def interactions_figures(path: str, out: str) -> list:
                  f"({'two ball types, ' if summary['config'].get('masses') else ''}{len(summary['seeds'])} seeds)",
                  fontsize=10)
     fig.tight_layout()
-    name = "interactions_masses_horizon.png" if summary["config"].get("masses") else "interactions_horizon.png"
-    write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
-    plt.close(fig)
-    return [name]
+    return fig
 
 
 def interactions_sample_figure(result: dict, path: str, plt):

@@ -617,8 +617,8 @@ def interactions_goals() -> str:
     energy = rel(last, "4", "long_energy_at_100")["mean"]
     energies = [rel(last, k, "long_energy_at_100")["mean"] for k in ks]
     outside = max(rel(last, k, "long_outside_frac")["mean"] for k in ks)
-    oracle_outside = max(load(ORACLE_SWEEPS[m])["summary"][k]["long_outside_frac"]["relational"]["mean"]
-                         for m in (False, True) for k in ks)
+    oracle_outside = max(sweep["summary"][k]["long_outside_frac"]["relational"]["mean"]
+                         for sweep in map(load, ORACLE_SWEEPS.values()) for k in ks)
     hm = last_m["over_oracle"]["4"]["horizon"]
     ratio_m = last_m["learned_mass_ratio"]["mean"]
     rows = [

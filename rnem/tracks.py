@@ -109,11 +109,9 @@ def corners(x: np.ndarray, first: np.ndarray, last: np.ndarray, breaks: np.ndarr
         mean_x = (sums[3][b + 1, cols] - sums[3][a, cols]) / n[:, None]
         at_c = mean_x + (c - mean_t)[:, None] * slope                               # the line at frame c
         corner = boundary & (np.linalg.norm(x[c] - at_c, axis=-1) < tolerance)
-        for f in range(c, T):                                                       # frames of the next segment
-            mark = corner & (first[f] == c + 1) if f > c else corner
-            first[f] = np.where(mark, c, first[f])
-            if f == c:
-                last[f] = np.where(mark, last[c + 1], last[f])
+        last[c] = np.where(corner, last[c + 1], last[c])                            # frame c joins the next segment,
+        first[c:] = np.where(corner & (first[c:] == c + 1), c, first[c:])           # which now starts at c
+        first[c] = np.where(corner, c, first[c])
     return first, last
 
 
@@ -267,7 +265,7 @@ def state_errors(inputs: np.ndarray, where: np.ndarray, truth: np.ndarray, radiu
     position = np.linalg.norm(inputs[..., :2] - true[..., :2], axis=-1)
     velocity = np.linalg.norm(inputs[..., 2:4] - true[..., 2:4], axis=-1)
     r_true = np.take_along_axis(radius_truth[n], match, axis=1)                        # (M, k)
-    distinct = np.array([len(set(row)) == len(row) for row in match]) if len(match) else np.zeros(0, bool)
+    distinct = (np.diff(np.sort(match, axis=1), axis=1) > 0).all(axis=1)                 # (M,) no ball twice
     identified = distinct & (position < r_true).all(axis=1)
     out = {"position_error": float(position.mean()), "velocity_error": float(velocity.mean()),
            "velocity_error_over_speed": float(velocity.mean() / np.linalg.norm(true[..., 2:4], axis=-1).mean()),
