@@ -34,6 +34,7 @@ for _var in BLAS_THREAD_VARS:             # before numpy loads: one BLAS thread
 import numpy as np  # noqa: E402
 
 import relational_nem_bouncing_balls as R  # noqa: E402
+from rnem import dynamics_measures as dyn  # noqa: E402
 from rnem import network  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
@@ -67,15 +68,22 @@ class NetworkConfig:
     curtain: float = config_field(0.0, "width of an unseen vertical band at a random place per sequence, in box "
                                        "units (0: none); the network is not told where it is")
     t_frames: int = config_field(20, "frames per sequence")
+    frame_steps: int = config_field(1, "simulator steps between two frames (2: balls move twice as far a frame, "
+                                       "about 1.8 px at 24 px; the physics is the same)")
     n_train: int = config_field(5000, "training sequences")
     n_val: int = config_field(64, "validation sequences (model selection)")
     n_test: int = config_field(256, "test sequences of --k-balls balls, and as many of 6-8 balls")
-    observed: int = config_field(10, "simulation: frames seen before the model runs on its own predictions")
+    observed: int = config_field(10, "simulation: frames seen before the model runs on its own predictions (the "
+                                     "clean and original protocols; the paper's Figure 4 protocol sees 5)")
     batch: int = config_field(16, "sequences per Adam step")
     iterations: int = config_field(1500, "Adam steps")
     lr: float = config_field(1e-3, "Adam's learning rate")
+    lr_drop_at: int = config_field(0, "from this step on, the learning rate is --lr times --lr-drop (0: never)")
+    lr_drop: float = config_field(0.2, "the factor of the learning rate from --lr-drop-at on")
     bitflip: float = config_field(0.2, "fraction of the input pixels flipped (the paper's noise)")
     eval_every: int = config_field(100, "validate (and maybe select) every this many steps")
+    patience: int = config_field(0, "stop after this many checks without a lower validation loss (0: train all "
+                                    "--iterations steps)")
     dtype: str = config_field("float32", "of parameters and activations (the gradient checks use float64)",
                               choices=("float32", "float64"))
     sample: bool = config_field(False, "keep one test sequence's frames, psi_k, gamma and attention in the result "
@@ -92,14 +100,17 @@ class NetworkConfig:
 def check_config(cfg: NetworkConfig) -> None:
     """ConfigError naming the option and its valid range, before any work."""
     ranges = {"size": (8, 128), "k_balls": (1, R.max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
-              "t_frames": (LAST_STEPS + 2, 200), "n_train": (1, 100_000), "n_val": (1, 10_000),
+              "t_frames": (LAST_STEPS + 2, 200), "frame_steps": (1, 4), "n_train": (1, 100_000), "n_val": (1, 10_000),
               "n_test": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
-              "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "seed": (0, 2**32 - 1)}
+              "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
+              "lr_drop_at": (0, 1_000_000), "seed": (0, 2**32 - 1)}
     for name, (lo, hi) in ranges.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
     if not 0 < cfg.lr <= 1:
         raise ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
+    if not 0 < cfg.lr_drop <= 1:
+        raise ConfigError(f"--lr-drop must be in (0, 1] (got {cfg.lr_drop})")
     if not 0 <= cfg.bitflip < 0.5:
         raise ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
     if not 0 <= cfg.curtain <= 0.5:
@@ -156,7 +167,8 @@ def load_network(path: str, option: str = "--retest"):
 
 def make_scenes(cfg: NetworkConfig, n: int, purpose: str, k_balls: int | None = None) -> dict:
     """n sequences of k_balls (default cfg.k_balls) balls as cfg describes them (rnem.scenes.ball_scenes)."""
-    return ball_scenes(n, cfg.t_frames, k_balls or cfg.k_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain)
+    return ball_scenes(n, cfg.t_frames, k_balls or cfg.k_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain,
+                       cfg.frame_steps)
 
 
 def flat_frames(scenes: dict) -> np.ndarray:
@@ -191,55 +203,96 @@ def best_flip_rate(frames) -> float:
     return float((frames[1:] != frames[:-1]).mean())
 
 
+def ball_disks(scenes: dict, size: int, rows=slice(None), wider: float = 0.0) -> np.ndarray:
+    """(T, n, B, D) bool: the pixels of each ball's disk (its radius plus `wider` pixels) in every frame."""
+    disks = ball_pixels(scenes["states"][:, rows, :, :2], scenes["radii"][rows] + wider / size, size)
+    return disks.reshape(disks.shape[:3] + (-1,))
+
+
+def input_noise(frames, cfg: NetworkConfig, purpose: str):
+    """frames (T, n, D) with the training's bit-flip noise (cfg.bitflip) drawn by rng_for(seed, purpose)."""
+    return network.bitflip(frames, R.rng_for(cfg.seed, f"{purpose}/noise"), cfg.bitflip)
+
+
 def run_network(net, scenes: dict, components: int, seed: int, purpose: str, keep: int | None = None,
-                limit: int | None = None) -> dict:
-    """The unrolled EM over the scenes (no noise on the input), EVAL_CHUNK sequences at a time.
-    Returns per step t = 0 .. T-2 (predicting frame t + 1) and sequence: gamma (the E-step on frame
-    t + 1) is reduced at once to the ARI; the prediction of frame t + 1 before it is seen,
-    sum_k gamma_t psi_{t+1} ("real"), and the paper's max_k psi_{t+1} ("max"); the mean loss.
-    With keep (a sequence index), also that sequence's psi, gamma and attention per step; with limit,
-    only the chunks of the first `limit` sequences (the same numbers as theirs in a whole run)."""
+                limit: int | None = None, noisy=None) -> dict:
+    """The unrolled EM over the scenes, EVAL_CHUNK sequences at a time; the input is the clean frames,
+    or `noisy` (T, n, D) if given (the E-step always sees the clean frame). Returns per step t = 0 ..
+    T-2 (predicting frame t + 1) and sequence: gamma (the E-step on frame t + 1) reduced at once to
+    the ARI; the prediction of frame t + 1 before it is seen, sum_k gamma_t psi_{t+1} ("real"), and
+    the paper's max_k psi_{t+1} ("max"); the mean loss; the displacements for the motion fraction
+    (predicted and true, rnem.dynamics_measures, steps t >= 1) and, with attention, the mean a_ki on
+    real and on empty components. With keep (a sequence index), also that sequence's psi, gamma and
+    attention per step; with limit, only the chunks of the first `limit` sequences (the same numbers
+    as theirs in a whole run)."""
     frames = flat_frames(scenes)                                                         # (T, n, D)
     T, n, D = frames.shape
+    size = int(math.isqrt(D))
+    area = float(ball_disks(scenes, size, slice(0, 1))[0].sum(axis=-1).mean())          # pixels of one ball
     gamma0 = network.initial_gamma(R.rng_for(seed, f"{purpose}/gamma0"), n, components, D)
-    out = {"ari": [], "real": [], "max": [], "loss": 0.0}
+    visible = scenes["visible"].reshape(n, D)
+    out = {"ari": [], "real": [], "max": [], "loss": 0.0, "moved": [], "moves": [], "attention": [], "real_k": []}
     for lo in range(0, min(n, limit or n), EVAL_CHUNK):
         rows = slice(lo, min(n, lo + EVAL_CHUNK))
-        loss, steps = network.em_forward(net, frames[:, rows], frames[:, rows], gamma0[rows])
+        x_in = frames[:, rows] if noisy is None else noisy[:, rows]
+        loss, steps = network.em_forward(net, x_in, frames[:, rows], gamma0[rows])
         out["loss"] += loss * (rows.stop - rows.start) / n
-        out["ari"].append(grouping_ari([s[4] for s in steps], scenes["labels"][1:, rows], scenes["visible"][rows],
-                                       int(math.isqrt(D))))
-        out["real"].append(np.stack([(s[2] * s[3]).sum(axis=1) for s in steps]))         # (T-1, chunk, D)
-        out["max"].append(np.stack([s[3].max(axis=1) for s in steps]))
+        psi, gamma = [s[3] for s in steps], [s[4] for s in steps]                       # psi_{t+1}, gamma_{t+1}
+        out["ari"].append(grouping_ari(gamma, scenes["labels"][1:, rows], scenes["visible"][rows], size))
+        out["real"].append(np.stack([(s[2] * p).sum(axis=1) for s, p in zip(steps, psi)]))   # (T-1, chunk, D)
+        out["max"].append(np.stack([p.max(axis=1) for p in psi]))
+        disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=1.0)   # (T, chunk, B, D)
+        seen = disks & visible[rows, None, :]
+        for t in range(1, T - 1):                              # psi_{t+1} of the component that owns the ball at t
+            window, usable = dyn.motion_windows(disks[t], disks[t + 1], wide[t], wide[t + 1], visible[rows])
+            moved, moves = dyn.predicted_displacements(psi[t], dyn.owners(gamma[t - 1], seen[t]), disks[t],
+                                                       disks[t + 1], window, usable, size)
+            out["moved"].append(moved)
+            out["moves"].append(moves)
+        if net.kind == "r_nem":                                # a_ki at step t, from the components of gamma_t
+            out["attention"] += [net.attention(s[0]) for s in steps[1:]]
+            out["real_k"] += [dyn.real_components(s[2], frames[t, rows], area) for t, s in enumerate(steps) if t]
         if keep is not None and rows.start <= keep < rows.stop:
             i = keep - lo
-            out["keep"] = {"psi": np.stack([s[3][i] for s in steps]), "gamma": np.stack([s[4][i] for s in steps]),
-                           "attention": (np.stack([s[0][4][-2][i, :, :, 0] for s in steps])
+            out["keep"] = {"psi": np.stack([p[i] for p in psi]), "gamma": np.stack([g[i] for g in gamma]),
+                           "attention": (np.stack([net.attention(s[0])[i] for s in steps])
                                          if net.kind == "r_nem" else None)}
     for key in ("ari", "real", "max"):
         out[key] = np.concatenate(out[key], axis=1)                                      # (T-1, n, ...)
+    out["motion"] = dyn.motion_fraction(np.concatenate(out.pop("moved")), np.concatenate(out.pop("moves")))
+    attention, real_k = out.pop("attention"), out.pop("real_k")
+    out["attention"] = (dyn.attention_on(np.concatenate(attention), np.concatenate(real_k))
+                        if attention else None)
     return out
 
 
-def measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, keep=None) -> dict:
-    """The paper's measures on the scenes (docs/network.md defines them):
-    ari_last (mean over the last LAST_STEPS steps) and ari_per_step; next-frame BCE in nats per
-    frame over frames 2 .. T-1 (frame 1's prediction rests on the random gamma(0)) of the real
-    prediction (bce_real) and of max_k psi (bce_max), beside copying the current frame with the
-    paper's clip (bce_copy_clipped) and with the best flip rate (bce_copy_best, the fair bar);
-    relational BCE: the same summed over the pixels of colliding balls (rnem.scenes.collision_region),
-    mean over the frames that show a collision; with a curtain, the BCE on the pixels of a ball that
-    comes out from behind it (reemerging_*)."""
-    run = run_network(net, scenes, components, cfg.seed, purpose, keep)
+def measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, keep=None,
+            noisy: bool = False) -> dict:
+    """The paper's measures on the scenes (docs/network.md defines them), the input clean or with
+    the training's bit-flip noise (noisy: the original code's test protocol):
+    ari_last (mean over the last LAST_STEPS steps), ari_all (over every step) and ari_per_step;
+    next-frame BCE in nats per frame over frames 2 .. T-1 (frame 1's prediction rests on the random
+    gamma(0)) of the real prediction (bce_real) and of max_k psi (bce_max), beside copying the
+    current frame with the paper's clip (bce_copy_clipped) and with the best flip rate (bce_copy_best,
+    the fair bar); relational BCE: the same summed over the pixels of colliding balls
+    (rnem.scenes.collision_region), mean over the frames that show a collision; the motion fraction
+    (teacher-forced) and the attention on real and empty components; with a curtain, the BCE on the
+    pixels of a ball that comes out from behind it (reemerging_*)."""
     frames = flat_frames(scenes)                                                         # (T, n, D)
+    run = run_network(net, scenes, components, cfg.seed, purpose, keep,
+                      noisy=input_noise(frames, cfg, purpose) if noisy else None)
     q = best_flip_rate(frames)
     target, now = frames[2:], frames[1:-1]                                       # frames 2 .. T-1, and the frames before
     preds = {"real": run["real"][1:], "max": run["max"][1:], "copy_clipped": now, "copy_best": now}
     clips = {"copy_best": q}
     out = {"loss": float(run["loss"]), "ari_per_step": run["ari"].mean(axis=1).tolist(),
-           "ari_last": float(run["ari"][-LAST_STEPS:].mean()), "changed_fraction": q}
+           "ari_last": float(run["ari"][-LAST_STEPS:].mean()), "ari_all": float(run["ari"].mean()),
+           "changed_fraction": q, "motion": run["motion"], "attention": run["attention"]}
     for name, prob in preds.items():
         out[f"bce_{name}"] = float(frame_bces(target, prob, clip=clips.get(name, PAPER_CLIP)).mean())
+    out["brier_real"] = float(dyn.brier(target, run["real"][1:]).mean())
+    out["brier_max"] = float(dyn.brier(target, run["max"][1:]).mean())
+    out["brier_copy"] = float(dyn.brier(target, now).mean())
     regions = [collision_region(scenes, t, cfg.size) for t in range(2, frames.shape[0])]
     region = np.stack([r.reshape(r.shape[0], -1) for r, _ in regions])                  # (T-2, n, D)
     shows = np.stack([rows for _, rows in regions])                                      # (T-2, n)
@@ -286,43 +339,124 @@ def sample_payload(scenes: dict, s: int, run: dict, size: int) -> dict:
             "collisions": scenes["pair"][:, s].any(axis=2).tolist()}
 
 
-def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, keep=None) -> dict:
-    """Simulation: after cfg.observed frames the network runs on its own predictions
-    (rnem.network.em_simulate); the BCE in nats per frame of each simulated frame's prediction
-    against the true frame (mean over sequences), and their mean; with keep (a sequence index),
-    that sequence's simulated predictions."""
-    frames = flat_frames(scenes)
+SIM_STEPS = 10            # frames simulated (the paper's Figure 4), fewer if the sequences are shorter
+SIM_PROTOCOLS = {         # name: (frames seen (None: --observed), input fed back, bit-flip noise on every input)
+    "clean": (None, "binary", False),     # this project's first protocol: max_k psi > 0.1 fed back, clean input
+    "original": (None, "soft", True),     # the original code's: sum_k gamma_k psi_k fed back, noisy input
+    "figure4": (5, "soft", True),         # the original code's with 5 frames seen, as the paper's Figure 4
+}
+POSITION_STEP = 5         # the simulated step whose position error the goals read
+WATCHED_PROTOCOL = "original"   # the simulation measured on the validation sequences at every check
+
+
+def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, purpose: str, protocol: str,
+                     keep=None) -> dict:
+    """Simulation under one of SIM_PROTOCOLS: after `seen` frames the network runs on its own
+    predictions for SIM_STEPS frames or to the end of the sequences (rnem.network.em_simulate; the
+    E-step on max_k psi > 0.1).
+    Per simulated step (mean over sequences) and in the mean over steps: the BCE in nats per frame
+    (the paper's clip) and the Brier score of the real prediction (bce_real, brier_real) and of
+    max_k psi (bce_max, brier_max), beside two baselines: holding the last seen frame with the best
+    flip rate of that step (hold) and a uniform grey at the mean density of the seen frames (grey);
+    the position error in pixels of the component that owned each ball at the last seen frame
+    (rnem.dynamics_measures.component_positions, its last position where it shows no ball) beside
+    holding the ball where it was last seen. With keep, that sequence's real predictions."""
+    seen, feed, noisy = SIM_PROTOCOLS[protocol]
+    seen = seen or cfg.observed
+    frames = flat_frames(scenes)[:seen + SIM_STEPS]                                     # (T', n, D)
     T, n, D = frames.shape
+    steps = T - seen
+    size = cfg.size
     gamma0 = network.initial_gamma(R.rng_for(cfg.seed, f"{purpose}/gamma0"), n, components, D)
-    sims = [network.em_simulate(net, frames[:, lo:lo + EVAL_CHUNK], gamma0[lo:lo + EVAL_CHUNK], cfg.observed)
-            for lo in range(0, n, EVAL_CHUNK)]                                          # each (T - observed, chunk, D)
-    per = np.concatenate([frame_bces(frames[cfg.observed:, lo:lo + EVAL_CHUNK], sim)
-                          for lo, sim in zip(range(0, n, EVAL_CHUNK), sims)], axis=1)   # (T - observed, n)
-    out = {"sim_bce_per_step": per.mean(axis=1).tolist(), "sim_bce": float(per.mean())}
+    noise = (R.rng_for(cfg.seed, f"{purpose}/{protocol}/noise"), cfg.bitflip) if noisy else None
+    disks = ball_disks(scenes, size)[:T]                                                # (T', n, B, D)
+    centres = dyn.centroid(disks, size)[0]                                              # (T', n, B, 2) the truth
+    visible = scenes["visible"].reshape(n, 1, D)
+    sims, position = [], []
+    for lo in range(0, n, EVAL_CHUNK):
+        rows = slice(lo, min(n, lo + EVAL_CHUNK))
+        sim = network.em_simulate(net, frames[:, rows], gamma0[rows], seen, feed, noise)
+        owner = dyn.owners(sim["gamma_seen"], disks[seen - 1, rows] & visible[rows])     # (chunk, B)
+        at, track = centres[seen - 1, rows], []                                          # where it was last seen
+        for psi in sim.pop("psi"):                                                       # (chunk, K, D) per step
+            placed = np.take_along_axis(dyn.component_positions(psi, network.SIM_THRESHOLD, size),
+                                        owner[..., None], axis=1)                        # (chunk, B, 2)
+            at = np.where(np.isnan(placed), at, placed)
+            track.append(at)
+        position.append(np.stack(track))                                                 # (steps, chunk, B, 2)
+        sims.append(sim)
+    real, peak = (np.concatenate([s[key] for s in sims], axis=1) for key in ("real", "max"))  # (steps, n, D)
+    truth, last = frames[seen:], frames[seen - 1]
+    flips = (truth != last).mean(axis=(1, 2))                                           # (steps,) best flip rates
+    grey = np.full(D, frames[:seen].mean())
+    per = {"bce_real": frame_bces(truth, real), "bce_max": frame_bces(truth, peak),
+           "bce_hold": np.stack([frame_bces(x, last, clip=q) for x, q in zip(truth, flips)]),
+           "bce_grey": frame_bces(truth, grey), "brier_real": dyn.brier(truth, real),
+           "brier_max": dyn.brier(truth, peak), "brier_hold": dyn.brier(truth, last),
+           "brier_grey": dyn.brier(truth, grey)}
+    placed = np.concatenate(position, axis=1)                                            # (steps, n, B, 2)
+    used = (disks[seen - 1] & visible).any(axis=-1)                                      # (n, B) seen at the start
+    per["position_error_px"] = np.where(used, np.linalg.norm(placed - centres[seen:], axis=-1), np.nan)
+    per["hold_position_error_px"] = np.where(used, np.linalg.norm(centres[seen - 1] - centres[seen:], axis=-1),
+                                             np.nan)
+    out = {"seen": seen, "steps": steps, "feed": feed, "noise": cfg.bitflip if noisy else 0.0}
+    for key, value in per.items():
+        mean = np.nanmean(value.reshape(steps, -1), axis=1)                                 # (steps,)
+        out[f"{key}_per_step"] = mean.tolist()
+        out[key] = float(mean.mean())
+    at = min(POSITION_STEP, steps) - 1
+    out["position_error_px_at_step"] = out["position_error_px_per_step"][at]
+    out["hold_position_error_px_at_step"] = out["hold_position_error_px_per_step"][at]
     if keep is not None:
-        sim = sims[keep // EVAL_CHUNK][:, keep % EVAL_CHUNK]
-        out["sim_sample"] = np.round(sim.reshape(-1, cfg.size, cfg.size).astype(float), 2).tolist()
+        out["sample"] = np.round(real[:, keep].reshape(-1, size, size).astype(float), 2).tolist()
     return out
 
 
 def test(net, cfg: NetworkConfig) -> dict:
-    """Every measure on fresh test sequences: cfg.k_balls balls with K = cfg.components (and the
-    simulation), and EXTRAPOLATE_BALLS balls (n_test / 3 of each) with K = EXTRAPOLATE_K."""
+    """Every measure on fresh test sequences of cfg.k_balls balls with K = cfg.components: on clean
+    input ("balls", with the simulation under every protocol of SIM_PROTOCOLS) and on noisy input
+    ("balls_noisy", the original code's test); the same balls with K = EXTRAPOLATE_K ("balls_k8");
+    and EXTRAPOLATE_BALLS balls (n_test / 3 of each) with K = EXTRAPOLATE_K ("more_balls", and
+    "more_balls_noisy"). A network trained with K = 1 keeps K = 1."""
     scenes = make_scenes(cfg, cfg.n_test, "network/test")
     keep = int(scenes["pair"].sum(axis=(0, 2, 3)).argmax()) if cfg.sample else None     # the most collisions
-    out = {"balls": measure(net, cfg, scenes, cfg.components, "network/test", keep)}
-    out["balls"] |= simulate_measure(net, cfg, scenes, cfg.components, "network/test-sim", keep)
     k_more = EXTRAPOLATE_K if cfg.components > 1 else 1
-    parts = [measure(net, cfg, make_scenes(cfg, cfg.n_test // len(EXTRAPOLATE_BALLS), "network/test-more", k),
-                     k_more, f"network/test-more/k{k}") for k in EXTRAPOLATE_BALLS]
-    out["more_balls"] = {"balls": list(EXTRAPOLATE_BALLS), "components": k_more,
-                         **{key: (sum if key in COUNTS else mean_of)([p[key] for p in parts])
-                            for key in parts[0] if key != "ari_per_step"},
-                         "ari_per_step": np.mean([p["ari_per_step"] for p in parts], axis=0).tolist()}
+    out = {"balls": measure(net, cfg, scenes, cfg.components, "network/test", keep),
+           "balls_noisy": measure(net, cfg, scenes, cfg.components, "network/test", noisy=True)}
+    if k_more != cfg.components:
+        out["balls_k8"] = measure(net, cfg, scenes, k_more, "network/test-k8")
+    sims = {name: simulate_measure(net, cfg, scenes, cfg.components, "network/test-sim", name,
+                                   keep if name == "clean" else None) for name in SIM_PROTOCOLS}
+    clean = sims["clean"]
+    out["balls"] |= {"simulation": sims, "sim_bce": clean["bce_real"], "sim_bce_per_step": clean["bce_real_per_step"]}
+    if keep is not None:
+        out["balls"]["sim_sample"] = clean.pop("sample")
+    more = [make_scenes(cfg, cfg.n_test // len(EXTRAPOLATE_BALLS), "network/test-more", k) for k in EXTRAPOLATE_BALLS]
+    for name, noisy in (("more_balls", False), ("more_balls_noisy", True)):
+        parts = [measure(net, cfg, sc, k_more, f"network/test-more/k{k}", noisy=noisy)
+                 for k, sc in zip(EXTRAPOLATE_BALLS, more)]
+        out[name] = {"balls": list(EXTRAPOLATE_BALLS), "components": k_more, **combine(parts)}
     return out
 
 
-COUNTS = ("collision_frames", "reemerging_events")      # summed over the groups of 6, 7 and 8 balls, not averaged
+COUNTS = ("collision_frames", "reemerging_events", "n")    # summed over the groups of 6, 7 and 8 balls, not averaged
+
+
+def combine(parts: list) -> dict:
+    """One measure dict from those of the groups of 6, 7 and 8 balls: numbers averaged (None
+    ignored), COUNTS summed, lists averaged element by element, dicts combined key by key."""
+    out = {}
+    for key, first in parts[0].items():
+        values = [p[key] for p in parts]
+        if isinstance(first, dict):
+            out[key] = combine(values)
+        elif isinstance(first, list):
+            out[key] = np.mean(values, axis=0).tolist()
+        elif key in COUNTS:
+            out[key] = sum(values)
+        else:
+            out[key] = mean_of(values)
+    return out
 
 
 def mean_of(values):
@@ -353,10 +487,14 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     adam = Adam(net.flat, cfg.lr)
     rng = R.rng_for(cfg.seed, "network/batches")
     history = {"iteration": [], "train_loss": [], "val_loss": [], "val_ari_last": [], "val_bce_real": [],
-               "first_losses": []}
+               "val_motion_slope": [], "val_attention_on_real": [], "val_attention_on_empty": [],
+               "val_sim_bce_real": [], "val_sim_bce_hold": [], "val_sim_position_error_px": [],
+               "val_sim_hold_position_error_px": [], "first_losses": []}
     best = {"val_loss": math.inf}
     t_train, losses = time.perf_counter(), []
     for it in range(1, cfg.iterations + 1):
+        if it == cfg.lr_drop_at:
+            adam.lr = cfg.lr * cfg.lr_drop
         loss, grad = batch_gradient(net, cfg, train_frames, rng)
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {loss}) at step {it}; try a smaller --lr (got {cfg.lr})")
@@ -366,19 +504,35 @@ def train(cfg: NetworkConfig, log=print) -> dict:
             history["first_losses"].append(float(loss))
         if it % cfg.eval_every == 0 or it == cfg.iterations:
             v = measure(net, cfg, val, cfg.components, "network/val")
+            sim = simulate_measure(net, cfg, val, cfg.components, "network/val-sim", WATCHED_PROTOCOL)
+            attention = v["attention"] or {}
             for key, value in (("iteration", it), ("train_loss", float(np.mean(losses))), ("val_loss", v["loss"]),
-                               ("val_ari_last", v["ari_last"]), ("val_bce_real", v["bce_real"])):
+                               ("val_ari_last", v["ari_last"]), ("val_bce_real", v["bce_real"]),
+                               ("val_motion_slope", v["motion"]["slope"]),
+                               ("val_attention_on_real", attention.get("on_real")),
+                               ("val_attention_on_empty", attention.get("on_empty")),
+                               ("val_sim_bce_real", sim["bce_real"]), ("val_sim_bce_hold", sim["bce_hold"]),
+                               ("val_sim_position_error_px", sim["position_error_px_at_step"]),
+                               ("val_sim_hold_position_error_px", sim["hold_position_error_px_at_step"])):
                 history[key].append(value)
             losses = []
             if v["loss"] < best["val_loss"]:
                 best = {"val_loss": v["loss"], "iteration": it, "flat": net.flat.copy()}
+            stop = cfg.patience and len(history["iteration"]) - 1 - history["iteration"].index(best["iteration"]) \
+                >= cfg.patience                                   # that many checks without a lower loss
             log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {v['loss']:9.3f}  "
                 f"val ARI (last {LAST_STEPS} steps) {v['ari_last']:.3f}  BCE of the prediction "
-                f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  "
-                f"{(time.perf_counter() - t_train) / it:.3f} s/step")
-    s_per_step = (time.perf_counter() - t_train) / cfg.iterations
+                f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  motion fraction {v['motion']['slope'] or 0:.2f}  "
+                f"simulated: BCE {sim['bce_real']:.0f} (hold {sim['bce_hold']:.0f}), position error at step "
+                f"{POSITION_STEP} {sim['position_error_px_at_step']:.2f} px (hold "
+                f"{sim['hold_position_error_px_at_step']:.2f})  {(time.perf_counter() - t_train) / it:.3f} s/step")
+            if stop:
+                log(f"stopped at step {it}: no lower validation loss in {cfg.patience} checks")
+                break
+    s_per_step = (time.perf_counter() - t_train) / it
     net.flat[...] = best.pop("flat")
     training = {"history": history, "selected": {"rule": "the lowest validation loss among the checks", **best},
+                "trained_steps": it,
                 "timing": {"train_s": time.perf_counter() - t0, "s_per_step": s_per_step,
                            "to_selected_s": s_per_step * best["iteration"]}}
     result = measured(net, cfg, training)
@@ -431,30 +585,57 @@ def retest(cfg: NetworkConfig) -> dict:
     net, meta = load_network(cfg.retest)
     model_cfg = dataclasses.replace(NetworkConfig(**meta["config"]), out=cfg.out, sample=cfg.sample,
                                     save_model=cfg.retest)
-    return measured(net, model_cfg, {key: meta[key] for key in ("history", "selected", "timing")})
+    return measured(net, model_cfg, {key: meta[key] for key in ("history", "selected", "timing", "trained_steps")
+                                     if key in meta})
 
 
 # ----------------------------------------------------------------------------- summary over seeds
-SUMMARY_MEASURES = ("balls/ari_last", "balls/bce_real", "balls/bce_max", "balls/bce_copy_best",
-                    "balls/bce_copy_clipped", "balls/relational_bce_real", "balls/relational_bce_max",
-                    "balls/relational_bce_copy_best", "balls/sim_bce", "balls/reemerging_bce_real",
-                    "balls/reemerging_bce_max", "balls/reemerging_bce_copy_best",
-                    "more_balls/ari_last", "more_balls/bce_real", "more_balls/bce_max", "more_balls/bce_copy_best",
-                    "more_balls/relational_bce_real", "more_balls/relational_bce_max")
+SIMULATION_KEYS = ("bce_real", "bce_max", "bce_hold", "bce_grey", "brier_real", "brier_max", "brier_hold",
+                   "brier_grey", "position_error_px_at_step", "hold_position_error_px_at_step")
+SUMMARY_MEASURES = (("balls/ari_last", "balls/ari_all", "balls/bce_real", "balls/bce_max", "balls/bce_copy_best",
+                     "balls/bce_copy_clipped", "balls/relational_bce_real", "balls/relational_bce_max",
+                     "balls/relational_bce_copy_best", "balls/sim_bce", "balls/reemerging_bce_real",
+                     "balls/reemerging_bce_max", "balls/reemerging_bce_copy_best", "balls/motion/slope",
+                     "balls/motion/correlation", "balls/attention/on_real", "balls/attention/on_empty",
+                     "balls/attention/sum_over_others",
+                     "balls_noisy/ari_last", "balls_noisy/ari_all", "balls_noisy/bce_real", "balls_noisy/bce_max",
+                     "balls_noisy/bce_copy_best", "balls_noisy/motion/slope",
+                     "balls_k8/ari_last", "balls_k8/bce_max", "balls_k8/attention/on_real",
+                     "balls_k8/attention/on_empty", "balls_k8/attention/sum_over_others",
+                     "more_balls/ari_last", "more_balls/bce_real", "more_balls/bce_max", "more_balls/bce_copy_best",
+                     "more_balls/relational_bce_real", "more_balls/relational_bce_max",
+                     "more_balls_noisy/ari_last", "more_balls_noisy/bce_max", "more_balls_noisy/bce_copy_best")
+                    + tuple(f"balls/simulation/{p}/{key}" for p in SIM_PROTOCOLS for key in SIMULATION_KEYS))
 # the paper's claims, per seed (paired: the same seed draws the same data): (measure, models from best to worst)
 ORDERINGS = (("balls/bce_real", ("r_nem", "rnn_em", "rnn")), ("balls/bce_max", ("r_nem", "rnn_em", "rnn")),
              ("balls/relational_bce_real", ("r_nem", "rnn_em", "rnn")),
              ("balls/relational_bce_max", ("r_nem", "rnn_em", "rnn")), ("balls/sim_bce", ("r_nem", "rnn_em", "rnn")),
+             *((f"balls/simulation/{p}/bce_real", ("r_nem", "rnn_em", "rnn")) for p in SIM_PROTOCOLS),
              ("more_balls/bce_real", ("r_nem", "r_nem_sum")), ("more_balls/bce_max", ("r_nem", "r_nem_sum")),
-             ("more_balls/ari_last", ("r_nem", "r_nem_sum")), ("balls/ari_last", ("r_nem_k8", "r_nem")))
-HIGHER_IS_BETTER = ("ari_last",)
+             ("more_balls/ari_last", ("r_nem", "r_nem_sum")),
+             ("more_balls/ari_last", ("r_nem", "rnn_em")), ("more_balls/bce_max", ("r_nem", "rnn_em")),
+             ("more_balls/bce_real", ("r_nem", "rnn_em")), ("more_balls_noisy/ari_last", ("r_nem", "rnn_em")),
+             ("balls/ari_last", ("r_nem_k8", "r_nem")))
+HIGHER_IS_BETTER = ("ari_last", "ari_all", "slope")
+BASELINES = ("hold", "grey")     # a simulation beats both when its bce_real is below each, seed by seed
+
+
+def measure_at(test: dict, path: str):
+    """test["a"]["b"]... for path "a/b/..."; None where a key is missing (an older result, or a
+    measure that does not apply, such as attention without attention)."""
+    value = test
+    for key in path.split("/"):
+        if not isinstance(value, dict) or value.get(key) is None:
+            return None
+        value = value[key]
+    return value
 
 
 def derived_measures(result: dict) -> dict:
     """The summary's measures of one result file: SUMMARY_MEASURES (None where not measured), the
     real prediction's BCE relative to copying with the best flip rate, the selection and the time."""
     t = result["test"]
-    out = {m: t[m.split("/")[0]].get(m.split("/")[1]) for m in SUMMARY_MEASURES}
+    out = {m: measure_at(t, m) for m in SUMMARY_MEASURES}
     for part in ("balls", "more_balls"):
         for name in ("real", "max"):
             out[f"{part}/bce_{name}_over_copy"] = t[part][f"bce_{name}"] / t[part]["bce_copy_best"]
@@ -483,10 +664,15 @@ def summarise(folder: str) -> dict:
         values = [derived_measures(runs[s]) for s in seeds]
         config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
         sim_per_step = np.mean([runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0)
+        sims = [runs[s]["test"]["balls"].get("simulation") for s in seeds]
+        per_step = ({p: {key: np.mean([sim[p][key] for sim in sims], axis=0).tolist() for key in sims[0][p]
+                         if key.endswith("_per_step")} for p in sims[0]} if all(sims) else None)
         models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": sim_per_step.tolist(),
+                        "simulation_per_step": per_step,
                         "code_sha256": sorted({runs[s]["env"]["source_sha256"] for s in seeds}),
                         "measures": {m: {"per_seed": [v[m] for v in values],
-                                         **(mean_interval([v[m] for v in values]) if values[0][m] is not None else {})}
+                                         **(mean_interval([v[m] for v in values])
+                                            if all(v[m] is not None for v in values) else {})}
                                      for m in values[0]}}
     orderings = {}
     for measure_name, order in ORDERINGS:
@@ -495,6 +681,8 @@ def summarise(folder: str) -> dict:
         seeds = sorted(set.intersection(*(set(models[name]["seeds"]) for name in order)))
         per = {name: dict(zip(models[name]["seeds"], models[name]["measures"][measure_name]["per_seed"]))
                for name in order}
+        if any(per[name][s] is None for name in order for s in seeds):
+            continue                                                  # not measured by an older result
         sign = -1.0 if measure_name.endswith(HIGHER_IS_BETTER) else 1.0
         holds = [all(sign * per[a][s] < sign * per[b][s] for a, b in zip(order, order[1:])) for s in seeds]
         first, second = order[0], order[1]
@@ -502,7 +690,17 @@ def summarise(folder: str) -> dict:
         orderings[f"{measure_name}: {' < '.join(order) if sign > 0 else ' > '.join(order)}"] = {
             "seeds": seeds, "holds_per_seed": holds, "holds_in_every_seed": all(holds),
             f"{first}_over_{second}_minus_1": {"per_seed": change, **mean_interval(change)}}
-    return {"models": models, "orderings": orderings, "env": environment("float64", __file__)}
+    beats = {}
+    for name, model in models.items():                                # simulation below both baselines
+        for protocol in SIM_PROTOCOLS:
+            values = {key: model["measures"][f"balls/simulation/{protocol}/bce_{key}"]["per_seed"]
+                      for key in ("real",) + BASELINES}
+            if any(None in v for v in values.values()):
+                continue
+            holds = [all(values["real"][i] < values[b][i] for b in BASELINES) for i in range(len(values["real"]))]
+            beats[f"{name}: balls/simulation/{protocol}/bce_real < hold, grey"] = {
+                "seeds": model["seeds"], "holds_per_seed": holds, "holds_in_every_seed": all(holds)}
+    return {"models": models, "orderings": orderings, "beats_baselines": beats, "env": environment("float64", __file__)}
 
 
 def main(argv=None) -> int:

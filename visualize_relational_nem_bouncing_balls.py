@@ -751,6 +751,7 @@ def pixel_figures(path: str, out: str) -> list:
 NETWORK_MODELS = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM, no attention", "r_nem": "R-NEM",
                   "r_nem_k8": "R-NEM, trained with K = 8"}           # summary names, worst to best in the paper
 NETWORK_COLUMNS = 8
+HEADLINE_PROTOCOL = "original"     # the simulation the dynamics figure shows (docs/network.md says why)
 
 
 def tinted(k: int, amount) -> np.ndarray:
@@ -880,7 +881,60 @@ def network_summary_figures(summary: dict, plt) -> dict:
         ax.legend(fontsize=8)
         fig.tight_layout()
         return fig
-    return {"network_comparison.png": comparison, "network_simulation.png": simulation}
+    def dynamics():
+        """Does the network know how the balls move: the headline simulation per step beside the two
+        baselines (BCE; position error), the motion fraction and the attention on real and empty components."""
+        fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+        baselines = None
+        for i, m in enumerate(models):
+            per_step = (summary["models"][m].get("simulation_per_step") or {}).get(HEADLINE_PROTOCOL)
+            if per_step is None:
+                continue
+            steps = range(1, len(per_step["bce_real_per_step"]) + 1)
+            axes[0].plot(steps, per_step["bce_real_per_step"], "o-", ms=3, color=colours(i), label=NETWORK_MODELS[m])
+            axes[1].plot(steps, per_step["position_error_px_per_step"], "o-", ms=3, color=colours(i),
+                         label=NETWORK_MODELS[m])
+            baselines = baselines or (steps, per_step)
+        if baselines:
+            steps, per_step = baselines
+            axes[0].plot(steps, per_step["bce_hold_per_step"], "k--", label="holding the last frame seen")
+            axes[0].plot(steps, per_step["bce_grey_per_step"], ":", color="0.4", label="uniform grey, mean density")
+            axes[1].plot(steps, per_step["hold_position_error_px_per_step"], "k--", label="holding the ball where seen")
+        axes[0].set(xlabel="simulated step", ylabel="BCE of sum_k gamma psi_k (nats per frame)")
+        axes[1].set(xlabel="simulated step", ylabel="position error of the owning component (px)")
+        axes[0].set_title(f"simulation ({HEADLINE_PROTOCOL} protocol)", fontsize=10)
+        axes[1].set_title("where the component puts its ball", fontsize=10)
+        for ax in axes[:2]:
+            ax.legend(fontsize=7)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        for ax, keys, title in ((axes[2], (("balls/motion/slope", "clean input"), ("balls_noisy/motion/slope",
+                                                                                   "noisy input")),
+                                 "motion fraction, teacher-forced\n(1: moves each ball as it moves; 0: copies)"),
+                                (axes[3], (("balls/attention/on_real", "on real components"),
+                                           ("balls/attention/on_empty", "on empty components")),
+                                 "mean attention a_ki, 4 balls (K as trained)")):
+            for j, (key, label) in enumerate(keys):
+                for i, m in enumerate(models):
+                    entry = summary["models"][m]["measures"].get(key) or {}
+                    if entry.get("mean") is None:
+                        continue
+                    x = i * (len(keys) + 1) + j
+                    ci = entry.get("ci95") or [entry["mean"]] * 2
+                    ax.bar(x, entry["mean"], color=colours(i), alpha=1.0 if j == 0 else 0.45,
+                           yerr=[[entry["mean"] - ci[0]], [ci[1] - entry["mean"]]], capsize=3)
+                    ax.plot([x] * len(entry["per_seed"]), entry["per_seed"], "k.", ms=4)
+            ax.set_xticks([i * (len(keys) + 1) + (len(keys) - 1) / 2 for i in range(len(models))])
+            ax.set_xticklabels([NETWORK_MODELS[m].replace(", ", ",\n") for m in models], fontsize=7)
+            ax.set_title(title + f"\n(dark: {keys[0][1]}; light: {keys[1][1]})", fontsize=9)
+        axes[2].axhline(1.0, color="0.5", lw=0.8)
+        fig.suptitle("does the network know how the balls move? (mean over seeds, 95 % interval, dots: seeds)",
+                     fontsize=10)
+        fig.tight_layout()
+        return fig
+    figures = {"network_comparison.png": comparison, "network_simulation.png": simulation}
+    if any(summary["models"][m].get("simulation_per_step") for m in models):
+        figures["network_dynamics.png"] = dynamics
+    return figures
 
 
 def network_figures(path: str, out: str) -> list:

@@ -22,10 +22,10 @@ import math
 
 import numpy as np
 
-from rnem.layers import (ParamBuffer, affine_backward, affine_forward, bernoulli_losses_backward,
-                         bernoulli_losses_forward, elu_backward, elu_forward, layernorm_backward, layernorm_forward,
-                         relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward, tanh_backward,
-                         tanh_forward)
+from rnem.layers import (ParamBuffer, affine_forward, bernoulli_losses_backward,
+                         bernoulli_losses_forward, elu_backward, elu_forward, layernorm_fast_backward,
+                         layernorm_fast_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward,
+                         sigmoid_forward, tanh_backward, tanh_forward)
 
 ACTIVATIONS = {"relu": (relu_forward, relu_backward), "elu": (elu_forward, elu_backward),
                "tanh": (tanh_forward, tanh_backward), "sigmoid": (sigmoid_forward, sigmoid_backward)}
@@ -34,6 +34,12 @@ ENCODER, DECODER = (256, 64), 256
 
 
 # ----------------------------------------------------------------------------- blocks
+def mm(x, W):
+    """x (..., n) @ W (n, m) -> (..., m) as one product over the rows of all leading axes (numpy's
+    stacked matmul of a 3-D or 4-D x would run one small product per leading index)."""
+    return (x.reshape(-1, x.shape[-1]) @ W).reshape(x.shape[:-1] + (W.shape[1],))
+
+
 def block_shapes(name: str, n_in: int, n_out: int) -> dict:
     return {f"{name}.W": (n_in, n_out), f"{name}.b": (n_out,), f"{name}.g": (n_out,), f"{name}.s": (n_out,)}
 
@@ -41,21 +47,54 @@ def block_shapes(name: str, n_in: int, n_out: int) -> dict:
 def block_forward(x, P: dict, name: str, act: str):
     """act(LN(x W + b)): x (..., n_in) -> (..., n_out)."""
     z, c_aff = affine_forward(x, P[f"{name}.W"], P[f"{name}.b"])
-    n, c_ln = layernorm_forward(z, P[f"{name}.g"], P[f"{name}.s"])
+    n, c_ln = layernorm_fast_forward(z, P[f"{name}.g"], P[f"{name}.s"])
     y, c_act = ACTIVATIONS[act][0](n)
     return y, (c_aff, c_ln, c_act, act)
+
+
+class Grads(dict):
+    """The named gradient views of one backward pass through every step, whose weight gradients
+    x^T dz wait in `pending` until flush(): then one product over the rows of all steps instead of
+    one per step (the same sum in another order; fewer, larger products run faster)."""
+
+    def __init__(self, views: dict):
+        super().__init__(views)
+        self.pending = {}
+
+    def flush(self) -> None:
+        for name, pairs in self.pending.items():
+            xs, dzs = zip(*pairs)
+            self[name] += np.concatenate(xs).T @ np.concatenate(dzs)               # (in, out)
+        self.pending = {}
+
+
+def add_weight_grad(G: dict, name: str, x, dz) -> None:
+    """G[name] += x^T dz with the leading axes of x (..., in) and dz (..., out) as rows; a Grads
+    defers the product to its flush()."""
+    x2, dz2 = x.reshape(-1, x.shape[-1]), dz.reshape(-1, dz.shape[-1])
+    if isinstance(G, Grads):
+        G.pending.setdefault(name, []).append((x2, dz2))
+    else:
+        G[name] += x2.T @ dz2
+
+
+def dense_backward(dz, cache, name: str, G: dict):
+    """The backward pass of affine_forward(x, P[name.W], P[name.b]) (cache (x, W)): dz (..., out)
+    -> dx (..., in); name.W's gradient by add_weight_grad, name.b's summed into G."""
+    x, W = cache
+    dz2 = dz.reshape(-1, dz.shape[-1])                                 # (rows, out): one product, not one per row
+    add_weight_grad(G, f"{name}.W", x, dz2)
+    G[f"{name}.b"] += dz2.sum(axis=0)
+    return mm(dz2, W.T).reshape(x.shape)
 
 
 def block_backward(dy, cache, name: str, G: dict):
     """Accumulates name's parameter gradients into G; returns dx (..., n_in)."""
     c_aff, c_ln, c_act, act = cache
-    dz, dg, ds = layernorm_backward(ACTIVATIONS[act][1](dy, c_act), c_ln)
-    dx, dW, db = affine_backward(dz, c_aff)
-    G[f"{name}.W"] += dW
-    G[f"{name}.b"] += db
+    dz, dg, ds = layernorm_fast_backward(ACTIVATIONS[act][1](dy, c_act), c_ln)
     G[f"{name}.g"] += dg
     G[f"{name}.s"] += ds
-    return dx
+    return dense_backward(dz, c_aff, name, G)
 
 
 # ----------------------------------------------------------------------------- the network
@@ -102,15 +141,15 @@ class Network:
             return theta, None
         P, K = self.params, theta.shape[1]
         th, c_enc = block_forward(theta, P, "renc", "relu")                        # (B, K, M)
-        focus, context = th @ P["emb.Wf"], th @ P["emb.Wc"]                         # (B, K, M) each
+        focus, context = mm(th, P["emb.Wf"]), mm(th, P["emb.Wc"])                      # (B, K, M) each
         z = focus[:, :, None, :] + context[:, None, :, :] + P["emb.b"]              # (B, K, K, M): pair (k, i)
-        n, c_ln = layernorm_forward(z, P["emb.g"], P["emb.s"])
+        n, c_ln = layernorm_fast_forward(z, P["emb.g"], P["emb.s"])
         emb, c_relu = relu_forward(n)
         e, c_eff = block_forward(emb, P, "eff", "relu")                             # (B, K, K, M) effects
         others = (1.0 - np.eye(K, dtype=theta.dtype))[:, :, None]                   # (K, K, 1): i != k
         if self.kind == "r_nem":
             a1, c_att = block_forward(emb, P, "att", "tanh")                        # (B, K, K, M/2)
-            a = sigmoid(a1 @ P["att.w"] + P["att.c"])                               # (B, K, K, 1) attention
+            a = sigmoid(mm(a1, P["att.w"]) + P["att.c"])                               # (B, K, K, 1) attention
         else:
             a1 = c_att = None
             a = np.ones(e.shape[:-1] + (1,), e.dtype)
@@ -129,19 +168,25 @@ class Network:
         demb = block_backward(others * a * dpair, c_eff, "eff", G)                  # through e
         if self.kind == "r_nem":
             dl = (others * e * dpair).sum(axis=-1, keepdims=True) * a * (1.0 - a)    # (B, K, K, 1) through a
-            G["att.w"] += a1.reshape(-1, a1.shape[-1]).T @ dl.reshape(-1, 1)
+            add_weight_grad(G, "att.w", a1, dl)
             G["att.c"] += dl.sum()
-            demb = demb + block_backward(dl @ P["att.w"].T, c_att, "att", G)
-        dz, dg, ds = layernorm_backward(relu_backward(demb, c_relu), c_ln)          # (B, K, K, M)
+            demb = demb + block_backward(mm(dl, P["att.w"].T), c_att, "att", G)
+        dz, dg, ds = layernorm_fast_backward(relu_backward(demb, c_relu), c_ln)          # (B, K, K, M)
         G["emb.g"] += dg
         G["emb.s"] += ds
         G["emb.b"] += dz.sum(axis=(0, 1, 2))
         dfocus, dcontext = dz.sum(axis=2), dz.sum(axis=1)                           # (B, K, M): over i, over k
-        th2 = th.reshape(-1, M)
-        G["emb.Wf"] += th2.T @ dfocus.reshape(-1, M)
-        G["emb.Wc"] += th2.T @ dcontext.reshape(-1, M)
-        dth = dth + dfocus @ P["emb.Wf"].T + dcontext @ P["emb.Wc"].T
+        add_weight_grad(G, "emb.Wf", th, dfocus)
+        add_weight_grad(G, "emb.Wc", th, dcontext)
+        dth = dth + mm(dfocus, P["emb.Wf"].T) + mm(dcontext, P["emb.Wc"].T)
         return block_backward(dth, c_enc, "renc", G)
+
+    def attention(self, cache):
+        """(B, K, K) the attention a_ki of a step (component k's weight on component i) from
+        step_forward's cache; None for a network without attention."""
+        if self.kind != "r_nem":
+            return None
+        return cache[4][8][..., 0]                                                  # c_u's a (B, K, K, 1)
 
     # --------------------------------------------------------------- one step
     def step_forward(self, x_in, theta_prev):
@@ -150,8 +195,8 @@ class Network:
         h0, c0 = block_forward(x_in, P, "enc0", "elu")                             # (B, K, 256)
         h, c1 = block_forward(h0, P, "enc1", "elu")                                # (B, K, 64)
         U, c_u = self.upsilon_forward(theta_prev)
-        z = h @ P["cell.W"] + U @ P["cell.R"] + P["cell.b"]                         # (B, K, M)
-        n, c_ln = layernorm_forward(z, P["cell.g"], P["cell.s"])
+        z = mm(h, P["cell.W"]) + mm(U, P["cell.R"]) + P["cell.b"]                       # (B, K, M)
+        n, c_ln = layernorm_fast_forward(z, P["cell.g"], P["cell.s"])
         theta = sigmoid(n)
         d0, c_d = block_forward(theta, P, "dec0", "relu")                          # (B, K, 256)
         logits, c_out = affine_forward(d0, P["dec1.W"], P["dec1.b"])               # (B, K, D)
@@ -161,18 +206,16 @@ class Network:
         """dtheta (B, K, M) from later steps, dlogits (B, K, D) -> (dx_in, dtheta_prev); parameter
         gradients into G."""
         P, (c0, c1, h, U, c_u, c_ln, theta, c_d, c_out) = self.params, cache
-        dd0, dW, db = affine_backward(dlogits, c_out)
-        G["dec1.W"] += dW
-        G["dec1.b"] += db
+        dd0 = dense_backward(dlogits, c_out, "dec1", G)
         dtheta = dtheta + block_backward(dd0, c_d, "dec0", G)
-        dz, dg, ds = layernorm_backward(sigmoid_backward(dtheta, theta), c_ln)     # (B, K, M)
+        dz, dg, ds = layernorm_fast_backward(sigmoid_backward(dtheta, theta), c_ln)     # (B, K, M)
         G["cell.g"] += dg
         G["cell.s"] += ds
         G["cell.b"] += dz.sum(axis=(0, 1))
-        G["cell.W"] += h.reshape(-1, h.shape[-1]).T @ dz.reshape(-1, self.M)
-        G["cell.R"] += U.reshape(-1, U.shape[-1]).T @ dz.reshape(-1, self.M)
-        dtheta_prev = self.upsilon_backward(dz @ P["cell.R"].T, c_u, G)
-        dh0 = block_backward(dz @ P["cell.W"].T, c1, "enc1", G)
+        add_weight_grad(G, "cell.W", h, dz)
+        add_weight_grad(G, "cell.R", U, dz)
+        dtheta_prev = self.upsilon_backward(mm(dz, P["cell.R"].T), c_u, G)
+        dh0 = block_backward(mm(dz, P["cell.W"].T), c1, "enc1", G)
         return block_backward(dh0, c0, "enc0", G), dtheta_prev
 
 
@@ -222,7 +265,8 @@ def em_forward(net: Network, noisy, clean, gamma0, gammas=None):
 def em_backward(net: Network, steps):
     """The gradient of em_forward's loss, as a flat vector laid out as net.flat: BPTT through every
     step, through theta and through psi in the next step's input (not through gamma)."""
-    grad, G = net.zero_grads()
+    grad, views = net.zero_grads()
+    G = Grads(views)
     B = steps[0][3].shape[0]
     scale = 1.0 / (B * len(steps))
     dtheta, dx_next, gamma_next = 0.0, None, None
@@ -232,31 +276,54 @@ def em_backward(net: Network, steps):
             dlogits = dlogits - gamma_next * dx_next * psi * (1.0 - psi)
         dx_in, dtheta = net.step_backward(dtheta, dlogits, cache, G)
         dx_next, gamma_next = dx_in, gamma_in
+    G.flush()
     return grad
 
 
 SIM_THRESHOLD = 0.1      # simulation: the frame the model did not see is max_k psi > 0.1 (the paper's Appendix)
 
 
-def em_simulate(net: Network, frames, gamma0, observed: int):
+def bitflip(x, rng, p: float):
+    """x (...) in [0, 1] with each pixel flipped with probability p: |x - f|, f ~ Bernoulli(p)
+    (for a binary x, x XOR f; for a soft x, the probability of a lit pixel after the flip)."""
+    if p == 0:
+        return x
+    f = rng.random(x.shape) < p
+    return np.where(f, 1.0 - x, x) if x.dtype.kind == "f" else x ^ f
+
+
+def em_simulate(net: Network, frames, gamma0, observed: int, feed: str = "binary", noise=None):
     """The model alone after `observed` frames, forward only: frames (T, B, D) bool, gamma0 (B, K, D).
-    Frames 0 .. observed-1 are seen as in em_forward (input and E-step). From then on, as the
-    paper does, the frame the model did not see is replaced by its own max_k psi_{t+1} thresholded
-    at SIM_THRESHOLD, both as the next input and in the E-step. Returns the real predictions
-    p_{t+1} = sum_k gamma_{t,k} psi_{t+1,k} (made before frame t + 1) of frames observed .. T-1,
-    (T - observed, B, D)."""
+    Frames 0 .. observed-1 are seen as in em_forward (input, and the E-step on the true frame).
+    From then on the frame the model did not see is replaced in the E-step by its own max_k psi_{t+1}
+    thresholded at SIM_THRESHOLD (the paper's appendix), and in the next input by that same binary
+    frame (feed "binary") or by its real prediction p_{t+1} (feed "soft", the original code's).
+    noise: None, or (rng, p) to flip every input pixel with probability p (bitflip), seen or not.
+    Returns {"real": p_{t+1} = sum_k gamma_{t,k} psi_{t+1,k} (made before frame t + 1), "max":
+    max_k psi_{t+1} (T - observed, B, D) for frames observed .. T-1, "psi": psi_{t+1} (T - observed,
+    B, K, D), "gamma_seen": gamma after the E-step on the last seen frame (B, K, D)}."""
+    if feed not in ("binary", "soft"):
+        raise ValueError(f"feed must be binary or soft (got {feed!r})")
     T, B, D = frames.shape
     dtype = net.flat.dtype
     theta = np.zeros((B, gamma0.shape[1], net.M), dtype)
     psi, gamma = np.zeros(gamma0.shape, dtype), gamma0.astype(dtype)
-    x, out = frames[0], []
+    x = frames[0]
+    out = {"real": [], "max": [], "psi": []}
     for t in range(T - 1):
-        theta, logits, _ = net.step_forward(gamma * (x[:, None, :].astype(dtype) - psi), theta)
+        x_in = bitflip(x, *noise) if noise is not None else x
+        theta, logits, _ = net.step_forward(gamma * (x_in[:, None, :].astype(dtype) - psi), theta)
         psi = sigmoid(logits)                                                        # psi_{t+1} (B, K, D)
         if t + 1 < observed:
-            x = frames[t + 1]
+            x = e_frame = frames[t + 1]
         else:
-            out.append((gamma * psi).sum(axis=1))                                    # p_{t+1} (B, D)
-            x = psi.max(axis=1) > SIM_THRESHOLD                                      # the frame it imagines
-        gamma = e_step(psi, x)
-    return np.stack(out)
+            if t + 1 == observed:
+                out["gamma_seen"] = gamma
+            real = (gamma * psi).sum(axis=1)                                         # p_{t+1} (B, D)
+            e_frame = psi.max(axis=1) > SIM_THRESHOLD                                # the frame it imagines
+            x = e_frame if feed == "binary" else real
+            out["real"].append(real)
+            out["max"].append(psi.max(axis=1))
+            out["psi"].append(psi)
+        gamma = e_step(psi, e_frame)
+    return {key: (np.stack(value) if isinstance(value, list) else value) for key, value in out.items()}

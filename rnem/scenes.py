@@ -11,13 +11,21 @@ DT, RADIUS = 0.05, 0.11     # the simulator's time step and the ball radius (the
 
 
 def ball_scenes(n: int, t_frames: int, k: int, size: int, seed: int, purpose: str, masses: bool = False,
-                curtain: float = 0.0) -> dict:
+                curtain: float = 0.0, frame_steps: int = 1) -> dict:
     """n sequences of k balls simulated by the project's simulator and rendered at size x size:
     states (T, n, k, D), pair events (T, n, k, k) (balls i, j collide between frames t and t+1),
     frames and labels (T, n, S, S) (the curtain's pixels dark), visible (n, S, S), radii (n, k).
-    The generators are rng_for(seed, f"{purpose}/k{k}") and rng_for(seed, f"{purpose}/curtain/k{k}")."""
+    frame_steps: simulator steps of DT between two frames (2: the balls move twice as far a frame,
+    with the same physics). The generators are rng_for(seed, f"{purpose}/k{k}") and
+    rng_for(seed, f"{purpose}/curtain/k{k}")."""
     import relational_nem_bouncing_balls as R                     # the simulator (imported when first used)
-    states, events = R.simulate_sequences(n, t_frames, k, DT, RADIUS, R.rng_for(seed, f"{purpose}/k{k}"), masses)
+    states, events = R.simulate_sequences(n, (t_frames - 1) * frame_steps + 1, k, DT, RADIUS,
+                                          R.rng_for(seed, f"{purpose}/k{k}"), masses)
+    if frame_steps > 1:                                           # every frame_steps-th state; a collision
+        pair = events["pair"][:(t_frames - 1) * frame_steps]      # between two frames is one in any step between
+        events = {"pair": np.concatenate([pair.reshape((t_frames - 1, frame_steps) + pair.shape[1:]).any(axis=1),
+                                          events["pair"][-1:]])}
+        states = states[::frame_steps]
     radii = states[0, :, :, 4] if masses else np.full((n, k), RADIUS)
     frames, labels = render_binary(states[..., :2], radii, size)
     visible = curtain_mask(n, size, curtain, R.rng_for(seed, f"{purpose}/curtain/k{k}"))

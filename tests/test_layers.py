@@ -32,6 +32,23 @@ def test_layernorm_gradients_and_normalisation():
     np.testing.assert_allclose(y.var(-1), 1, rtol=1e-5)                  # var / (var + eps)
 
 
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-4)])   # float32: its rounding
+def test_fast_layernorm_is_the_plain_one(dtype, rtol):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 4, 5, 7)) * 2 + 0.5).astype(dtype)
+    g, b = rng.standard_normal(7).astype(dtype), rng.standard_normal(7).astype(dtype)
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    y, cache = layers.layernorm_forward(x, g, b)
+    y_fast, cache_fast = layers.layernorm_fast_forward(x, g, b)
+    assert y_fast.dtype == dtype and y_fast.shape == x.shape
+    np.testing.assert_allclose(y_fast, y, rtol=rtol, atol=rtol)
+    for fast, plain in zip(layers.layernorm_fast_backward(dout, cache_fast), layers.layernorm_backward(dout, cache)):
+        assert fast.dtype == dtype and fast.shape == plain.shape
+        np.testing.assert_allclose(fast, plain, rtol=rtol, atol=rtol * np.abs(plain).max())
+    check(layers.layernorm_fast_forward, layers.layernorm_fast_backward,
+          {"x": x[0].astype(float), "g": g.astype(float), "b": b.astype(float)})
+
+
 @pytest.mark.parametrize("name", ["relu", "elu", "tanh", "sigmoid"])
 def test_activation_gradients(name):
     x = np.random.default_rng(2).standard_normal((4, 5)) * 2

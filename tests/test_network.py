@@ -106,10 +106,39 @@ def test_simulation_predicts_the_first_unseen_frame_as_the_unrolled_em_does():
     gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
     _, steps = network.em_forward(net, frames, frames, gamma0)
     for observed in (2, 4):
-        p = network.em_simulate(net, frames, gamma0, observed)
+        p = network.em_simulate(net, frames, gamma0, observed)["real"]
         assert p.shape == (6 - observed, 2, SMALL["pixels"]) and ((0 <= p) & (p <= 1)).all()
         real = (steps[observed - 1][2] * steps[observed - 1][3]).sum(axis=1)
         np.testing.assert_allclose(p[0], real, rtol=1e-12)
+
+
+def test_simulation_protocols_agree_until_the_first_unseen_frame():
+    # the fed-back input differs only from the first simulated step on: the first prediction of
+    # every protocol is the same; the second differs between the binary and the soft input
+    net = make("r_nem", seed=12)
+    rng = np.random.default_rng(13)
+    frames = rng.random((6, 2, SMALL["pixels"])) < 0.3
+    gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
+    binary = network.em_simulate(net, frames, gamma0, 3, "binary")
+    soft = network.em_simulate(net, frames, gamma0, 3, "soft")
+    quiet = network.em_simulate(net, frames, gamma0, 3, "soft", (np.random.default_rng(0), 0.0))
+    np.testing.assert_array_equal(binary["real"][0], soft["real"][0])
+    assert not np.allclose(binary["real"][1], soft["real"][1])
+    np.testing.assert_array_equal(quiet["real"], soft["real"])                  # flipping with p = 0: no noise
+    assert soft["psi"].shape == (3, 2, 3, SMALL["pixels"]) and soft["gamma_seen"].shape == gamma0.shape
+    np.testing.assert_array_equal(soft["max"], soft["psi"].max(axis=2))
+    with pytest.raises(ValueError, match="feed must be binary or soft"):
+        network.em_simulate(net, frames, gamma0, 3, "grey")
+
+
+def test_bitflip_of_a_soft_frame_is_the_xor_of_a_binary_one():
+    x = np.random.default_rng(1).random((50, 40)) < 0.3
+    flipped = network.bitflip(x, np.random.default_rng(2), 0.2)
+    soft = network.bitflip(x.astype(float), np.random.default_rng(2), 0.2)
+    np.testing.assert_array_equal(soft, flipped.astype(float))
+    assert abs((flipped != x).mean() - 0.2) < 0.02                              # 2 000 pixels: 0.2 +- 0.02
+    p = np.full(4000, 0.3)                                                      # a soft pixel: P(lit) after the flip
+    assert network.bitflip(p, np.random.default_rng(3), 0.2).mean() == pytest.approx(0.3 * 0.8 + 0.7 * 0.2, abs=0.01)
 
 
 def test_float32_network_follows_the_float64_one():

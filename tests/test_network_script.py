@@ -22,7 +22,9 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--kind", "lstm"], "argument --kind: invalid choice"), (["--out", "nowhere/x.json"], "does not exist"),
     (["--curtain", "0.6"], "--curtain must be in [0, 0.5]"), (["--observed", "1"], "--observed must be in 2..19"),
     (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
-    (["--summarise", "nowhere"], "--summarise must be a folder"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
+    (["--summarise", "nowhere"], "--summarise must be a folder"), (["--patience", "-1"], "--patience must be in 0..1000"),
+    (["--frame-steps", "5"], "--frame-steps must be in 1..4"), (["--lr-drop", "0"], "--lr-drop must be in (0, 1]"),
+    (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
     done = call_main(N.main, args, tmp_path, capsys, monkeypatch)
@@ -51,8 +53,42 @@ def test_tiny_training_writes_its_curves_and_test_measures(tiny_run):
     assert len(balls["ari_per_step"]) == 11 and -1 <= balls["ari_last"] <= 1
     assert len(balls["sim_bce_per_step"]) == 12 - 10 and more["components"] == N.EXTRAPOLATE_K
     assert balls["reemerging_events"] >= 0 and balls["bce_copy_best"] <= balls["bce_copy_clipped"]
+    assert set(result["test"]) == {"balls", "balls_noisy", "balls_k8", "more_balls", "more_balls_noisy"}
+    assert set(balls["simulation"]) == set(N.SIM_PROTOCOLS) and balls["simulation"]["figure4"]["seen"] == 5
+    for sim in balls["simulation"].values():
+        assert len(sim["bce_real_per_step"]) == sim["steps"] == 12 - sim["seen"]
+        assert sim["bce_hold"] > 0 and sim["brier_grey"] > 0 and sim["hold_position_error_px"] >= 0
+    assert balls["sim_bce"] == balls["simulation"]["clean"]["bce_real"]
+    assert balls["motion"]["n"] > 0 and balls["attention"]["sum_over_others"] >= 0
     sample = balls["sample"]
     assert np.array(sample["psi"]).shape == (11, 3, 12, 12) and np.array(sample["attention"]).shape == (11, 3, 3)
+
+
+def test_patience_stops_after_that_many_checks_without_a_lower_validation_loss(tmp_path, capsys, monkeypatch):
+    done = call_main(N.main, TINY + ["--iterations", "60", "--eval-every", "2", "--patience", "2", "--lr", "3e-3",
+                                     "--out", "r.json"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    losses, checks = result["history"]["val_loss"], result["history"]["iteration"]
+    best = int(np.argmin(losses))
+    assert result["trained_steps"] == checks[-1] < 60 and "stopped at step" in done.stdout    # it did stop early
+    assert len(checks) - 1 - best == 2 and result["selected"]["iteration"] == checks[best]   # 2 checks, no lower loss
+    assert all(j - int(np.argmin(losses[:j + 1])) < 2 for j in range(len(losses) - 1))      # and not before
+
+
+def test_learning_rate_drop_takes_effect_at_its_step(tmp_path, capsys, monkeypatch):
+    # a drop to 1e-12 from step 4 on: the network after 6 steps is the one after 3 (Adam moves each
+    # parameter by about the learning rate per step); without the drop it moves on by about 1e-3
+    flats = {}
+    for name, extra in (("three", ["--iterations", "3"]), ("dropped", ["--iterations", "6", "--lr-drop-at", "4",
+                                                                          "--lr-drop", "1e-12"]),
+                        ("six", ["--iterations", "6"])):
+        args = TINY + extra + ["--eval-every", "3", "--n-test", "3", "--out", f"{name}.json", "--save-model",
+                               f"{name}.npz"]
+        assert call_main(N.main, args, tmp_path, capsys, monkeypatch).returncode == 0
+        flats[name] = N.load_network(str(tmp_path / f"{name}.npz"))[0].flat
+    assert np.abs(flats["dropped"] - flats["three"]).max() < 1e-9
+    assert np.abs(flats["six"] - flats["three"]).max() > 1e-4
 
 
 def test_grouping_ari_of_a_perfect_and_a_merged_grouping():
@@ -81,7 +117,7 @@ def test_copy_bces_by_hand():
 
 def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
     def result(bce, ari):
-        part = {m.split("/")[1]: 1.0 for m in N.SUMMARY_MEASURES} | {"bce_real": bce, "ari_last": ari,
+        part = {m.split("/")[1]: 1.0 for m in N.SUMMARY_MEASURES if m.count("/") == 1} | {"bce_real": bce, "ari_last": ari,
                                                                     "bce_copy_best": 100.0, "sim_bce_per_step": [bce, bce]}
         return {"test": {"balls": part, "more_balls": part}, "selected": {"iteration": 3},
                 "history": {"val_ari_last": [0.1, ari], "iteration": [1, 3]}, "timing": {"to_selected_s": 1.0, "s_per_step": 0.1},
@@ -124,7 +160,8 @@ def test_figures_and_gif_of_a_network_result_and_summary(tiny_run, tmp_path, cap
                      monkeypatch).returncode == 0
     done = call_main(V.main, ["--network", "s.json", "--out", "viz2"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
-    assert sorted(os.listdir(tmp_path / "viz2")) == ["network_comparison.png", "network_simulation.png"]
+    assert sorted(os.listdir(tmp_path / "viz2")) == ["network_comparison.png", "network_dynamics.png",
+                                                  "network_simulation.png"]
     done = call_main(G.main, ["--network", run, "--out", "n.gif", "--frame-size", "64"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert iio.imread(tmp_path / "n.gif").shape[0] == 11                                 # frames 1..11
