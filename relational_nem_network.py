@@ -81,6 +81,9 @@ class NetworkConfig:
     lr_drop_at: int = config_field(0, "from this step on, the learning rate is --lr times --lr-drop (0: never)")
     lr_drop: float = config_field(0.2, "the factor of the learning rate from --lr-drop-at on")
     bitflip: float = config_field(0.2, "fraction of the input pixels flipped (the paper's noise)")
+    own_input: float = config_field(0.0, "fraction of the training batches whose input, from a random step on (5 "
+                                         "and later), is the network's own prediction with the bit-flip noise (a "
+                                         "curriculum toward simulation; not the paper's)")
     eval_every: int = config_field(100, "validate (and maybe select) every this many steps")
     patience: int = config_field(0, "stop after this many checks without a lower validation loss (0: train all "
                                     "--iterations steps)")
@@ -111,6 +114,8 @@ def check_config(cfg: NetworkConfig) -> None:
         raise ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
     if not 0 < cfg.lr_drop <= 1:
         raise ConfigError(f"--lr-drop must be in (0, 1] (got {cfg.lr_drop})")
+    if not 0 <= cfg.own_input <= 1:
+        raise ConfigError(f"--own-input must be in [0, 1] (got {cfg.own_input})")
     if not 0 <= cfg.bitflip < 0.5:
         raise ConfigError(f"--bitflip must be in [0, 0.5) (got {cfg.bitflip})")
     if not 0 <= cfg.curtain <= 0.5:
@@ -470,9 +475,15 @@ def batch_gradient(net, cfg: NetworkConfig, train_frames, rng):
     noise on the input, a random gamma(0); returns (the unrolled EM's loss, its flat gradient)."""
     clean = train_frames[:, rng.choice(train_frames.shape[1], size=cfg.batch, replace=False)]   # (T, B, D)
     noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
-    loss, steps = network.em_forward(net, noisy, clean,
-                                     network.initial_gamma(rng, cfg.batch, cfg.components, clean.shape[2]))
+    gamma0 = network.initial_gamma(rng, cfg.batch, cfg.components, clean.shape[2])
+    own_from = None
+    if cfg.own_input > 0 and rng.random() < cfg.own_input:          # this batch runs on its own predictions
+        own_from = int(rng.integers(OWN_FROM_FIRST, clean.shape[0] - 1))
+    loss, steps = network.em_forward(net, noisy, clean, gamma0, own_from=own_from, own_noise=(rng, cfg.bitflip))
     return loss, network.em_backward(net, steps)
+
+
+OWN_FROM_FIRST = 5        # --own-input: the first step that may run on the network's own prediction (as Figure 4)
 
 
 @with_one_blas_thread

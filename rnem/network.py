@@ -236,26 +236,35 @@ def initial_gamma(rng, batch: int, k: int, pixels: int):
     return g / g.sum(axis=1, keepdims=True)
 
 
-def em_forward(net: Network, noisy, clean, gamma0, gammas=None):
+def em_forward(net: Network, noisy, clean, gamma0, gammas=None, own_from=None, own_noise=None):
     """The unrolled EM over T frames: noisy, clean (T, B, D) binary frames (the input sees the
     noisy ones, the E-step and the loss the clean next frame), gamma0 (B, K, D).
     Step t (0 .. T-2): x~ = gamma_t (noisy_t - psi_t), (theta, logits) = step(x~, theta),
     psi_{t+1} = sigmoid(logits), gamma_{t+1} = e_step(psi_{t+1}, clean_{t+1}) (held fixed, no
     gradient); loss_t = sum over k and pixels of bernoulli_losses(logits, clean_{t+1}, gamma_{t+1}).
     gammas, if given, replaces every E-step's gamma (what the gradient holds fixed: the test of
-    em_backward differentiates this). Returns (loss: mean over sequences and steps, per-step
+    em_backward differentiates this). own_from (a step, or None): from that step on the input is
+    not the frame but the network's own prediction of it, sum_k gamma_{t-1} psi_t, flipped by
+    bitflip(., *own_noise) if given, and held fixed like data (no gradient through it): training on
+    its own predictions, as in simulation. Returns (loss: mean over sequences and steps, per-step
     caches, whose [t][4] is gamma_{t+1} and [t][3] psi_{t+1})."""
     T, B, D = clean.shape
     K = gamma0.shape[1]
     dtype = net.flat.dtype
     theta, psi, gamma = np.zeros((B, K, net.M), dtype), np.zeros((B, K, D), dtype), gamma0.astype(dtype)
-    steps, total = [], 0.0
+    steps, total, own = [], 0.0, None
     for t in range(T - 1):
-        x_in = gamma * (noisy[t][:, None, :].astype(dtype) - psi)                    # (B, K, D)
+        if own_from is not None and t >= own_from:
+            x = own if own_noise is None else bitflip(own, *own_noise)                 # (B, D) its own prediction
+        else:
+            x = noisy[t].astype(dtype)
+        x_in = gamma * (x[:, None, :] - psi)                                          # (B, K, D)
         theta, logits, cache = net.step_forward(x_in, theta)
         psi = sigmoid(logits)
         target = clean[t + 1][:, None, :].astype(dtype)                              # (B, 1, D)
         gamma_in, gamma = gamma, (e_step(psi, clean[t + 1]) if gammas is None else gammas[t])
+        if own_from is not None:
+            own = (gamma_in * psi).sum(axis=1)                                       # sum_k gamma_t psi_{t+1}
         loss, c_loss = bernoulli_losses_forward(logits, target, gamma, psi)
         total += float(loss.sum())
         steps.append((cache, c_loss, gamma_in, psi, gamma))

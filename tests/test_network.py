@@ -97,6 +97,25 @@ def test_unrolled_em_gradient(kind):
     check_params(net, loss, grad)
 
 
+def test_training_on_its_own_predictions_holds_them_as_data():
+    # from step own_from on, the input is sum_k gamma_{t-1} psi_t: the loss and the gradient are those
+    # of the unrolled EM whose input frames are those predictions given as data (whose gradient the
+    # test above checks by finite differences)
+    net = make("r_nem", seed=14)
+    rng = np.random.default_rng(15)
+    clean = rng.random((5, 2, SMALL["pixels"])) < 0.3
+    noisy = clean ^ (rng.random(clean.shape) < 0.2)
+    gamma0 = network.initial_gamma(rng, 2, 3, SMALL["pixels"])
+    loss, steps = network.em_forward(net, noisy, clean, gamma0, own_from=2)
+    given = noisy.astype(float)
+    for t in range(2, 5):
+        given[t] = (steps[t - 1][2] * steps[t - 1][3]).sum(axis=1)                 # gamma_{t-1} psi_t
+    loss_given, steps_given = network.em_forward(net, given, clean, gamma0)
+    assert loss == loss_given
+    np.testing.assert_array_equal(network.em_backward(net, steps), network.em_backward(net, steps_given))
+    assert loss != network.em_forward(net, noisy, clean, gamma0)[0]                 # it did change the input
+
+
 def test_simulation_predicts_the_first_unseen_frame_as_the_unrolled_em_does():
     # until frame `observed` is due, the model has seen exactly what em_forward shows it: the first
     # simulated prediction is em_forward's real prediction sum_k gamma psi of that frame

@@ -24,6 +24,7 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
     (["--summarise", "nowhere"], "--summarise must be a folder"), (["--patience", "-1"], "--patience must be in 0..1000"),
     (["--frame-steps", "5"], "--frame-steps must be in 1..4"), (["--lr-drop", "0"], "--lr-drop must be in (0, 1]"),
+    (["--own-input", "1.5"], "--own-input must be in [0, 1]"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
@@ -40,6 +41,7 @@ def tiny_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
         assert N.main(TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--curtain", "0.25", "--sample",
+                              "--own-input", "0.5",
                               "--out", "r_nem_seed0.json", "--save-model", "r_nem_seed0.npz"]) == 0
     return folder
 
