@@ -9,6 +9,8 @@
 #   bash regenerate.sh network          the paper's network: 5 seeds of 5 models, the curtain and masses
 #                                       (29 trainings of 1-8 min, two at a time: about 65 min on 2 cores)
 #   bash regenerate.sh network_retest   the saved networks measured again (after a change of a measure: minutes)
+#   bash regenerate.sh network_long     the long training: 5 seeds of 5 models and 3 of the curtain (about 8 hours
+#                                       on 2 cores; skips what is done, so it can be run in parts)
 #   bash regenerate.sh interactions     the simulator learned from frames: seed 0, ten seeds, equal masses and
 #                                       masses, and the pixel pipeline with those models (about 50 min on 2 cores)
 #   bash regenerate.sh figures          figures, GIFs, the kernel check and the tables, from the results
@@ -74,6 +76,33 @@ network() {
   python3 $N --summarise results/network --out results/network_summary.json
 }
 
+LONG="--t-frames 30 --frame-steps 2 --iterations 10000 --eval-every 500 --lr-drop-at 6000 --own-input 0.5 --own-input-from 6000 --select-from 6000 --patience 4"
+network_long_jobs() {   # the long training (docs/network.md): seed 0 of every model first, so that each seed is whole
+  local seed name args
+  for seed in 0 1 2 3 4; do
+    for name in r_nem rnn_em r_nem_sum rnn r_nem_k8 r_nem_curtain rnn_em_curtain; do
+      case $name in
+        r_nem|rnn_em|r_nem_sum) args="--kind $name" ;;
+        rnn) args="--kind rnn_em --components 1" ;;                                # the paper's RNN: K = 1
+        r_nem_k8) args="--kind r_nem --components 8" ;;
+        *_curtain) args="--kind ${name%_curtain} --k-balls 3 --curtain 0.25" ;;   # 3 balls, as the paper
+      esac
+      case $name in *_curtain) [ $seed -le 2 ] || continue ;; esac              # three seeds of the curtain
+      case $name in *_curtain) args="$args --t-frames 40" ;; esac               # long enough to cross the band
+      [ $seed = 0 ] && args="$args --sample"
+      out=results/network_long/${name}_seed$seed.json
+      [ -e "$out" ] && continue                                                  # done in an earlier session
+      echo "$LONG $args --seed $seed --save-model models/network_long/${name}_seed$seed.npz --out $out"
+    done
+  done
+}
+
+network_long() {      # about 25 trainings of 10-40 min, two at a time; resumes where it stopped
+  mkdir -p results/network_long models/network_long
+  network_long_jobs | xargs -P 2 -L 1 python3 $N
+  python3 $N --summarise results/network_long --out results/network_long_summary.json
+}
+
 interactions() {    # interactions learned from frames (about 50 min on 2 cores): seed 0 with its models, ten seeds,
                     # then the pixel pipeline with the frame-trained models (relational simulator only)
   local I=relational_nem_interactions.py
@@ -130,7 +159,7 @@ case "${1:-all}" in
     network
     interactions
     figures ;;
-  states|pixels_known|pixels_learned|network|interactions|figures) "$1" ;;
+  states|pixels_known|pixels_learned|network|network_long|interactions|figures) "$1" ;;
   network_retest)     # measure the saved networks again with this code (minutes): after a change of a measure
     for m in models/network/*.npz; do
       name=$(basename "$m" .npz)

@@ -49,6 +49,7 @@ from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # n
 from rnem.sweeps import mean_interval  # noqa: E402
 
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
+MOTION_MARGIN_PX = 1.0     # the motion fraction's window: a ball's disks at t and t + 1, this many pixels wider
 PAPER_CLIP = 1e-6           # the paper's clip of predicted probabilities in its BCE
 EVAL_CHUNK = 64             # sequences per forward pass when measuring (bounds the memory of the caches)
 EXTRAPOLATE_BALLS = (6, 7, 8)   # the paper's harder test: more balls than in training, the same weights
@@ -84,6 +85,9 @@ class NetworkConfig:
     own_input: float = config_field(0.0, "fraction of the training batches whose input, from a random step on (5 "
                                          "and later), is the network's own prediction with the bit-flip noise (a "
                                          "curriculum toward simulation; not the paper's)")
+    own_input_from: int = config_field(0, "the first training step that uses --own-input")
+    select_from: int = config_field(0, "select among the checks from this step on only (when a later phase changes "
+                                       "the training, e.g. --own-input-from)")
     eval_every: int = config_field(100, "validate (and maybe select) every this many steps")
     patience: int = config_field(0, "stop after this many checks without a lower validation loss (0: train all "
                                     "--iterations steps)")
@@ -106,7 +110,8 @@ def check_config(cfg: NetworkConfig) -> None:
               "t_frames": (LAST_STEPS + 2, 200), "frame_steps": (1, 4), "n_train": (1, 100_000), "n_val": (1, 10_000),
               "n_test": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
               "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
-              "lr_drop_at": (0, 1_000_000), "seed": (0, 2**32 - 1)}
+              "lr_drop_at": (0, 1_000_000), "own_input_from": (0, 1_000_000),
+              "select_from": (0, cfg.iterations), "seed": (0, 2**32 - 1)}
     for name, (lo, hi) in ranges.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
@@ -246,7 +251,7 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
         out["ari"].append(grouping_ari(gamma, scenes["labels"][1:, rows], scenes["visible"][rows], size))
         out["real"].append(np.stack([(s[2] * p).sum(axis=1) for s, p in zip(steps, psi)]))   # (T-1, chunk, D)
         out["max"].append(np.stack([p.max(axis=1) for p in psi]))
-        disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=1.0)   # (T, chunk, B, D)
+        disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=MOTION_MARGIN_PX)  # (T, chunk, B, D)
         seen = disks & visible[rows, None, :]
         for t in range(1, T - 1):                              # psi_{t+1} of the component that owns the ball at t
             window, usable = dyn.motion_windows(disks[t], disks[t + 1], wide[t], wide[t + 1], visible[rows])
@@ -470,14 +475,16 @@ def mean_of(values):
     return float(np.mean(values)) if values else None
 
 
-def batch_gradient(net, cfg: NetworkConfig, train_frames, rng):
+def batch_gradient(net, cfg: NetworkConfig, train_frames, rng, own: bool = False):
     """One training batch: cfg.batch sequences of train_frames (T, N, D) drawn by rng, bit-flip
-    noise on the input, a random gamma(0); returns (the unrolled EM's loss, its flat gradient)."""
+    noise on the input, a random gamma(0); with own, in a fraction cfg.own_input of the batches the
+    input from a random step on is the network's own prediction. Returns (the unrolled EM's loss,
+    its flat gradient)."""
     clean = train_frames[:, rng.choice(train_frames.shape[1], size=cfg.batch, replace=False)]   # (T, B, D)
     noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
     gamma0 = network.initial_gamma(rng, cfg.batch, cfg.components, clean.shape[2])
     own_from = None
-    if cfg.own_input > 0 and rng.random() < cfg.own_input:          # this batch runs on its own predictions
+    if own and rng.random() < cfg.own_input:                        # this batch runs on its own predictions
         own_from = int(rng.integers(OWN_FROM_FIRST, clean.shape[0] - 1))
     loss, steps = network.em_forward(net, noisy, clean, gamma0, own_from=own_from, own_noise=(rng, cfg.bitflip))
     return loss, network.em_backward(net, steps)
@@ -506,7 +513,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     for it in range(1, cfg.iterations + 1):
         if it == cfg.lr_drop_at:
             adam.lr = cfg.lr * cfg.lr_drop
-        loss, grad = batch_gradient(net, cfg, train_frames, rng)
+        loss, grad = batch_gradient(net, cfg, train_frames, rng, own=cfg.own_input > 0 and it >= cfg.own_input_from)
         if not np.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {loss}) at step {it}; try a smaller --lr (got {cfg.lr})")
         adam.step(grad)
@@ -527,10 +534,10 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                                ("val_sim_hold_position_error_px", sim["hold_position_error_px_at_step"])):
                 history[key].append(value)
             losses = []
-            if v["loss"] < best["val_loss"]:
+            if v["loss"] < best["val_loss"] and it >= cfg.select_from:
                 best = {"val_loss": v["loss"], "iteration": it, "flat": net.flat.copy()}
-            stop = cfg.patience and len(history["iteration"]) - 1 - history["iteration"].index(best["iteration"]) \
-                >= cfg.patience                                   # that many checks without a lower loss
+            stop = cfg.patience and "iteration" in best and len(history["iteration"]) - 1 - \
+                history["iteration"].index(best["iteration"]) >= cfg.patience   # that many checks without a lower loss
             log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {v['loss']:9.3f}  "
                 f"val ARI (last {LAST_STEPS} steps) {v['ari_last']:.3f}  BCE of the prediction "
                 f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  motion fraction {v['motion']['slope'] or 0:.2f}  "
@@ -542,7 +549,9 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                 break
     s_per_step = (time.perf_counter() - t_train) / it
     net.flat[...] = best.pop("flat")
-    training = {"history": history, "selected": {"rule": "the lowest validation loss among the checks", **best},
+    rule = "the lowest validation loss among the checks" + (f" from step {cfg.select_from} on" if cfg.select_from
+                                                             else "")
+    training = {"history": history, "selected": {"rule": rule, **best},
                 "trained_steps": it,
                 "timing": {"train_s": time.perf_counter() - t0, "s_per_step": s_per_step,
                            "to_selected_s": s_per_step * best["iteration"]}}

@@ -1,5 +1,5 @@
-"""The paper's network (van Steenkiste et al. 2018, Appendix A), scaled down as in
-../shared/reference/rnem-network-prototype.md: K copies of a recurrent encoder-decoder whose
+"""The paper's network (van Steenkiste et al. 2018, Appendix A), scaled down (docs/network.md
+lists every difference): K copies of a recurrent encoder-decoder whose
 hidden states theta_k become the objects, trained by back-propagating through unrolled
 generalised EM on binary frames. Plain forward/backward pairs with caches; every backward pass
 is checked by finite differences in float64 (tests/test_network.py).

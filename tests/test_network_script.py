@@ -24,7 +24,8 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
     (["--summarise", "nowhere"], "--summarise must be a folder"), (["--patience", "-1"], "--patience must be in 0..1000"),
     (["--frame-steps", "5"], "--frame-steps must be in 1..4"), (["--lr-drop", "0"], "--lr-drop must be in (0, 1]"),
-    (["--own-input", "1.5"], "--own-input must be in [0, 1]"),
+    (["--own-input", "1.5"], "--own-input must be in [0, 1]"), (["--select-from", "7", "--iterations", "6"],
+                                                                "--select-from must be in 0..6"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
@@ -76,6 +77,17 @@ def test_patience_stops_after_that_many_checks_without_a_lower_validation_loss(t
     assert result["trained_steps"] == checks[-1] < 60 and "stopped at step" in done.stdout    # it did stop early
     assert len(checks) - 1 - best == 2 and result["selected"]["iteration"] == checks[best]   # 2 checks, no lower loss
     assert all(j - int(np.argmin(losses[:j + 1])) < 2 for j in range(len(losses) - 1))      # and not before
+
+
+def test_selection_from_a_step_ignores_earlier_checks(tmp_path, capsys, monkeypatch):
+    done = call_main(N.main, TINY + ["--iterations", "8", "--eval-every", "2", "--select-from", "6", "--lr", "3e-2",
+                                     "--out", "r.json"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    losses = dict(zip(result["history"]["iteration"], result["history"]["val_loss"]))
+    assert min(losses, key=losses.get) < 6                               # the lowest loss of all comes earlier
+    assert result["selected"]["iteration"] == min((6, 8), key=losses.get)
+    assert result["selected"]["rule"].endswith("from step 6 on")
 
 
 def test_learning_rate_drop_takes_effect_at_its_step(tmp_path, capsys, monkeypatch):
