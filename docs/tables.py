@@ -403,13 +403,13 @@ def network_variants_table(summary: dict) -> str:
                   "BCE on a ball coming out from behind the curtain: max_k psi; mixture; copying"], rows)
 
 
-def selection_table(summary: dict) -> str:
+def selection_table(summary: dict, names: dict = NETWORK_NAMES) -> str:
     """The selection rule at work: the step it picks, the validation ARI there and the best one seen."""
     rows = []
-    for name in NETWORK_NAMES:
+    for name in names:
         if name in summary["models"]:
             m = summary["models"][name]["measures"]
-            rows.append([NETWORK_NAMES[name], ", ".join(str(i) for i in m["selected_iteration"]["per_seed"]),
+            rows.append([names[name], ", ".join(str(i) for i in m["selected_iteration"]["per_seed"]),
                          interval_cell(m["val_ari_selected"]), interval_cell(m["val_ari_best"]),
                          interval_cell(m["to_selected_s"], "{:.0f}")])
     return table(["model", "selected step per seed (lowest validation loss)", "validation ARI there",
@@ -523,6 +523,128 @@ BCE in nats per frame:
 - One R-NEM training to its selected step: {interval_cell(timing, '{:.0f}')} s on one core while a second training ran
   on the other ([docs/network.md](docs/network.md) has the timing beside the floor).
 """
+
+
+LONG_SUMMARY = "results/network_long_summary.json"
+HEADLINE = "original"     # the simulation protocol of the headline (docs/network.md says why)
+LONG_NAMES = dict(NETWORK_NAMES, r_nem_curtain="R-NEM, curtain (3 balls, 40 frames)",
+                  rnn_em_curtain="RNN-EM, curtain (3 balls, 40 frames)")
+
+
+def seeds_of(summary: dict, name: str) -> str:
+    return f"{LONG_NAMES[name]} ({len(summary['models'][name]['seeds'])})"
+
+
+def long_goals_table(summary: dict) -> str:
+    """The goals of the long training against its summary; '-' where a model is not trained yet."""
+    models, orderings, beats = summary["models"], summary["orderings"], summary.get("beats_baselines", {})
+    m = lambda name, key: (models[name]["measures"].get(key) or {}) if name in models else {}   # noqa: E731
+    sim = f"balls/simulation/{HEADLINE}"
+
+    def per_seed(name, key):
+        """The values of every seed, or [] where a seed has none."""
+        values = m(name, key).get("per_seed") or []
+        return values if None not in values else []
+
+    def count(claim):
+        o = orderings.get(claim)
+        return (f"{sum(o['holds_per_seed'])} of {len(o['seeds'])} seeds", o["holds_in_every_seed"]) if o else ("-", None)
+
+    def verdict(ok):
+        return "-" if ok is None else ("met" if ok else "not met")
+    slope = per_seed("r_nem", "balls/motion/slope")
+    order, order_ok = count(f"{sim}/bce_real: r_nem < rnn_em < rnn")
+    below = beats.get(f"r_nem: {sim}/bce_real < hold, grey")
+    position, hold = per_seed("r_nem", f"{sim}/position_error_px_at_step"), per_seed("r_nem",
+                                                                                     f"{sim}/hold_position_error_px_at_step")
+    ari_more, ari_ok = count("more_balls/ari_last: r_nem > rnn_em")
+    bce_more, bce_ok = count("more_balls/bce_max: r_nem < rnn_em")
+    more = per_seed("r_nem", "more_balls/ari_last")
+    att = [(m("r_nem", f"{part}/attention/on_empty").get("mean"), m("r_nem", f"{part}/attention/on_real").get("mean"))
+           for part in ("balls", "balls_k8")]
+    k8 = per_seed("r_nem_k8", "balls/ari_last")
+    curtain = {n: (per_seed(n, "balls/reemerging_bce_max"), per_seed(n, "balls/reemerging_bce_copy_best"))
+               for n in ("r_nem_curtain", "rnn_em_curtain")}
+    c_r, c_e = curtain["r_nem_curtain"], curtain["rnn_em_curtain"]
+    rows = [
+        ["motion fraction, teacher-forced, R-NEM", ">= 0.8", interval_cell(m("r_nem", "balls/motion/slope")),
+         verdict(min(slope) >= 0.8 if slope else None)],
+        [f"simulated BCE, 10 steps ({HEADLINE} protocol): R-NEM < RNN-EM < RNN", "every seed", order, verdict(order_ok)],
+        ["... and R-NEM below holding the last frame and below a uniform grey", "every seed",
+         f"{sum(below['holds_per_seed'])} of {len(below['seeds'])} seeds" if below else "-",
+         verdict(below["holds_in_every_seed"] if below else None)],
+        [f"simulated position error after {5} steps: R-NEM below holding the ball where seen", "every seed",
+         (interval_cell(m("r_nem", f"{sim}/position_error_px_at_step"), "{:.2f}") + " px against "
+          + interval_cell(m("r_nem", f"{sim}/hold_position_error_px_at_step"), "{:.2f}")) if position else "-",
+         verdict(all(a < b for a, b in zip(position, hold)) if position else None)],
+        ["6-8 balls, K = 8: R-NEM (trained with K = 5) >= RNN-EM, ARI and BCE of max_k psi", "every seed",
+         f"ARI {ari_more}; BCE {bce_more}", verdict(ari_ok and bce_ok if ari_ok is not None else None)],
+        ["... and R-NEM's ARI on 6-8 balls", ">= 0.92", interval_cell(m("r_nem", "more_balls/ari_last")),
+         verdict(min(more) >= 0.92 if more else None)],
+        ["attention on empty components / on real ones, R-NEM, K = 5; K = 8", "<= 1/3",
+         "; ".join("-" if None in a else f"{a[0] / a[1]:.2f}" for a in att),
+         verdict(all(a[0] <= a[1] / 3 for a in att) if None not in att[0] + att[1] else None)],
+        ["ARI trained with K = 8, 4 balls", ">= 0.99", interval_cell(m("r_nem_k8", "balls/ari_last")),
+         verdict(min(k8) >= 0.99 if k8 else None)],
+        ["curtain: BCE on a re-emerging ball (max_k psi) below copying, R-NEM below RNN-EM", "every seed (3)",
+         (f"R-NEM {interval_cell(m('r_nem_curtain', 'balls/reemerging_bce_max'), '{:.1f}')}, RNN-EM "
+          f"{interval_cell(m('rnn_em_curtain', 'balls/reemerging_bce_max'), '{:.1f}')}, copying "
+          f"{interval_cell(m('r_nem_curtain', 'balls/reemerging_bce_copy_best'), '{:.1f}')}") if c_r[0] else "-",
+         verdict(all(a < c for a, c in zip(*c_r)) and all(a < b for a, b in zip(c_r[0], c_e[0]))
+                 if c_r[0] and c_e[0] else None)],
+    ]
+    return table(["goal", "bar", "measured: mean [95 %] over seeds", "verdict"], rows)
+
+
+def long_dynamics_table(summary: dict) -> str:
+    """Does each model know how the balls move: motion fraction, the headline simulation beside
+    its baselines, position error, attention."""
+    sim = f"balls/simulation/{HEADLINE}"
+    rows = []
+    for name in LONG_NAMES:
+        if name not in summary["models"] or "curtain" in name:
+            continue
+        m = summary["models"][name]["measures"]
+        rows.append([seeds_of(summary, name), interval_cell(m["balls/motion/slope"], "{:.2f}"),
+                     interval_cell(m["balls_noisy/motion/slope"], "{:.2f}"), interval_cell(m[f"{sim}/bce_real"], "{:.0f}"),
+                     interval_cell(m[f"{sim}/bce_max"], "{:.0f}"), interval_cell(m[f"{sim}/brier_real"], "{:.1f}"),
+                     interval_cell(m[f"{sim}/position_error_px_at_step"], "{:.2f}"),
+                     interval_cell(m["balls/attention/on_real"], "{:.2f}") + " / "
+                     + interval_cell(m["balls/attention/on_empty"], "{:.2f}")])
+    first = summary["models"][next(iter(n for n in LONG_NAMES if n in summary["models"]))]["measures"]
+    rows.append(["holding the last frame seen", "0", "0", interval_cell(first[f"{sim}/bce_hold"], "{:.0f}"), "-",
+                 interval_cell(first[f"{sim}/brier_hold"], "{:.1f}"),
+                 interval_cell(first[f"{sim}/hold_position_error_px_at_step"], "{:.2f}"), "-"])
+    rows.append(["uniform grey at the mean density", "-", "-", interval_cell(first[f"{sim}/bce_grey"], "{:.0f}"), "-",
+                 interval_cell(first[f"{sim}/brier_grey"], "{:.1f}"), "-", "-"])
+    return table(["model (seeds)", "motion fraction (clean input)", "(noisy input)",
+                  f"simulated BCE, mixture ({HEADLINE})", "... max_k psi", "Brier, mixture",
+                  "position error after 5 steps (px)", "attention on real / empty components"], rows)
+
+
+def long_grouping_table(summary: dict) -> str:
+    """Grouping and one-step prediction of the long training, clean and noisy test input."""
+    rows = []
+    for name in LONG_NAMES:
+        if name not in summary["models"]:
+            continue
+        m = summary["models"][name]["measures"]
+        rows.append([seeds_of(summary, name), interval_cell(m["balls/ari_last"]), interval_cell(m["balls_noisy/ari_last"]),
+                     interval_cell(m["balls_noisy/ari_all"]), interval_cell(m["balls/bce_max_over_copy"]),
+                     interval_cell(m["balls/relational_bce_max"], "{:.1f}"), interval_cell(m["balls_k8/ari_last"]),
+                     interval_cell(m["more_balls/ari_last"]), interval_cell(m["more_balls_noisy/ari_last"]),
+                     interval_cell(m["more_balls/bce_max_over_copy"])])
+    return table(["model (seeds)", "ARI (clean, last 10)", "ARI (noisy, last 10)", "ARI (noisy, all steps)",
+                  "BCE / copy", "relational BCE", "ARI, 4 balls with K = 8", "ARI, 6-8 balls", "... noisy",
+                  "BCE / copy, 6-8"], rows)
+
+
+def make_network_long() -> str:
+    if not os.path.exists(os.path.join(ROOT, LONG_SUMMARY)):
+        return "(no long training summarised yet)\n"
+    summary = load(LONG_SUMMARY)
+    return (long_goals_table(summary) + "\n\n" + long_dynamics_table(summary) + "\n\n" + long_grouping_table(summary)
+            + "\n\n" + orderings_table(summary) + "\n\n" + selection_table(summary, LONG_NAMES) + "\n")
 
 
 INTERACTIONS = {False: "results/interactions.json", True: "results/interactions_masses.json"}
@@ -678,6 +800,7 @@ def make_readme_interactions() -> str:
 DOCUMENTS = {os.path.join(ROOT, "README.md"): make_readme, RESULTS_MD: make, os.path.join(ROOT, "docs", "pixels.md"): make_pixels,
              os.path.join(ROOT, "docs", "reproducibility.md"): make_reproducibility,
              os.path.join(ROOT, "docs", "network.md"): make_network,
+             os.path.join(ROOT, "docs", "network.md") + "#long": make_network_long,
              os.path.join(ROOT, "README.md") + "#network": make_readme_network,
              os.path.join(ROOT, "docs", "interactions.md"): make_interactions,
              os.path.join(ROOT, "README.md") + "#interactions": make_readme_interactions}   # path#name: the block named name
