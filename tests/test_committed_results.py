@@ -74,7 +74,7 @@ def close(committed, recomputed, where):
 
 
 def test_every_committed_result_has_a_slice_test():
-    assert set(COMMITTED_JSON) == (set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS) | set(NETWORK_RESULTS) | {NETWORK_SUMMARY}
+    assert set(COMMITTED_JSON) == (set(RUNS) | set(SWEEPS) | set(PIXEL_RESULTS) | set(NETWORK_RESULTS) | set(NETWORK_SUMMARIES)
                                    | set(INTERACTIONS) | set(INTERACTIONS_SUMMARIES))
 
 
@@ -309,15 +309,17 @@ def test_renderer_training_starts_as_committed(name, slow_slices_result):
 
 # The paper's network (relational_nem_network.py): float32, so its slices agree to float32 rounding
 # across BLAS kernels (measured: docs/network.md), not to RTOL.
-NETWORK_RESULTS = [f for f in COMMITTED_JSON if f.startswith("results/network/")]
-NETWORK_SUMMARY = "results/network_summary.json"
+NETWORK_RESULTS = [f for f in COMMITTED_JSON if f.startswith(("results/network/", "results/network_long/"))]
+NETWORK_SUMMARIES = {name: folder for name, folder in (("results/network_summary.json", "results/network"),
+                                                       ("results/network_long_summary.json", "results/network_long"))
+                     if name in COMMITTED_JSON}
 NETWORK_RTOL = 1e-4      # float32 losses and BCEs summed in another order by another kernel
 NETWORK_ARI_ATOL = 0.01  # an ARI moves by ~1e-3 when one pixel's argmax flips between near-equal components
 
 
 def network_model(name: str):
-    """The committed model a network result was measured from (models/network/<name>.npz), or None."""
-    model = os.path.join("models", "network", os.path.basename(name)[:-5] + ".npz")
+    """The committed model a network result was measured from (models/<its folder>/<name>.npz), or None."""
+    model = os.path.join("models", os.path.basename(os.path.dirname(name)), os.path.basename(name)[:-5] + ".npz")
     return model if os.path.isfile(os.path.join(ROOT, model)) else None
 
 
@@ -342,11 +344,13 @@ def test_network_models_are_the_seed0_results():
             assert meta["selected"] == load(name)["selected"] and meta["history"] == load(name)["history"], name
 
 
-def test_network_summary_is_the_summary_of_the_committed_files():
+@pytest.mark.parametrize("name", sorted(NETWORK_SUMMARIES))
+def test_network_summary_is_the_summary_of_the_committed_files(name):
     import relational_nem_network as N
-    committed = load(NETWORK_SUMMARY)
-    again = json.loads(json.dumps(N.summarise(os.path.join(ROOT, "results", "network"))))
-    assert again["models"] == committed["models"] and again["orderings"] == committed["orderings"]
+    committed = load(name)
+    again = json.loads(json.dumps(N.summarise(os.path.join(ROOT, NETWORK_SUMMARIES[name]))))
+    for key in ("models", "orderings", "beats_baselines"):
+        assert again[key] == committed[key], f"{name}: {key}"
 
 
 # Interactions learned from frames (relational_nem_interactions.py): the seed-0 file's last round is
