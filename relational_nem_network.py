@@ -63,6 +63,9 @@ class NetworkConfig:
                              "with --components 1 it is the paper's RNN)", choices=network.KINDS)
     size: int = config_field(24, "frame side in pixels")
     k_balls: int = config_field(4, "balls per training, validation and test sequence")
+    train_balls: str = config_field("", "balls per training sequence instead, as a list (e.g. 3,4,5: equal shares, "
+                                        "so that the number of empty components varies); validation and test keep "
+                                        "--k-balls")
     components: int = config_field(5, "K, components per sequence")
     hidden: int = config_field(100, "M, the recurrent state of a component")
     masses: bool = config_field(False, "the paper's two ball types (1.25x the radius and 6x the mass)")
@@ -127,6 +130,13 @@ def check_config(cfg: NetworkConfig) -> None:
         raise ConfigError(f"--curtain must be in [0, 0.5] (the band's width in box units; got {cfg.curtain})")
     if cfg.batch > cfg.n_train:
         raise ConfigError(f"--batch must be at most --n-train = {cfg.n_train} (got {cfg.batch})")
+    try:
+        counts = ball_counts(cfg.train_balls)
+    except ValueError:
+        counts = [0]
+    if any(not 1 <= k <= R.max_balls(RADIUS) for k in counts) or len(counts) > cfg.n_train:
+        raise ConfigError(f"--train-balls must be a list of numbers of balls in 1..{R.max_balls(RADIUS)}, at most "
+                          f"--n-train of them (got {cfg.train_balls!r})")
     if cfg.masses and cfg.k_balls > R.max_balls(RADIUS * R.HEAVY_RADIUS):
         raise ConfigError(f"--k-balls must be in 1..{R.max_balls(RADIUS * R.HEAVY_RADIUS)} with --masses "
                           f"(got {cfg.k_balls})")
@@ -179,6 +189,22 @@ def make_scenes(cfg: NetworkConfig, n: int, purpose: str, k_balls: int | None = 
     """n sequences of k_balls (default cfg.k_balls) balls as cfg describes them (rnem.scenes.ball_scenes)."""
     return ball_scenes(n, cfg.t_frames, k_balls or cfg.k_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain,
                        cfg.frame_steps)
+
+
+def ball_counts(text: str) -> list:
+    """The list of --train-balls ([] for none); ValueError if it is not a list of whole numbers."""
+    return [int(part) for part in text.split(",")] if text else []
+
+
+def training_frames(cfg: NetworkConfig) -> np.ndarray:
+    """(T, n_train, D) the training frames: of --k-balls balls, or of each count of --train-balls in
+    equal shares (sequences in the order of the list; the batches draw them at random)."""
+    counts = ball_counts(cfg.train_balls)
+    if not counts:
+        return flat_frames(make_scenes(cfg, cfg.n_train, "network/train"))
+    shares = np.diff(np.linspace(0, cfg.n_train, len(counts) + 1).round().astype(int))
+    return np.concatenate([flat_frames(make_scenes(cfg, n, f"network/train/balls{k}", k))
+                           for k, n in zip(counts, shares)], axis=1)
 
 
 def flat_frames(scenes: dict) -> np.ndarray:
@@ -499,7 +525,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     lowest validation loss (the paper's loss: no labels); measures it on the test sequences.
     Returns the result payload (config, env, curves, selection, test measures, timing)."""
     t0 = time.perf_counter()
-    train_frames = flat_frames(make_scenes(cfg, cfg.n_train, "network/train"))         # (T, N, D)
+    train_frames = training_frames(cfg)                                                 # (T, N, D)
     val = make_scenes(cfg, cfg.n_val, "network/val")
     net = new_network(cfg)
     adam = Adam(net.flat, cfg.lr)

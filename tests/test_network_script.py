@@ -24,7 +24,8 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
     (["--summarise", "nowhere"], "--summarise must be a folder"), (["--patience", "-1"], "--patience must be in 0..1000"),
     (["--frame-steps", "5"], "--frame-steps must be in 1..4"), (["--lr-drop", "0"], "--lr-drop must be in (0, 1]"),
-    (["--own-input", "1.5"], "--own-input must be in [0, 1]"), (["--select-from", "7", "--iterations", "6"],
+    (["--own-input", "1.5"], "--own-input must be in [0, 1]"), (["--train-balls", "3,x"], "--train-balls must be"),
+    (["--train-balls", "0,4"], "--train-balls must be a list of numbers of balls in 1..22"), (["--select-from", "7", "--iterations", "6"],
                                                                 "--select-from must be in 0..6"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
@@ -103,6 +104,17 @@ def test_learning_rate_drop_takes_effect_at_its_step(tmp_path, capsys, monkeypat
         flats[name] = N.load_network(str(tmp_path / f"{name}.npz"))[0].flat
     assert np.abs(flats["dropped"] - flats["three"]).max() < 1e-9
     assert np.abs(flats["six"] - flats["three"]).max() > 1e-4
+
+
+def test_training_frames_with_several_numbers_of_balls():
+    cfg = N.NetworkConfig(size=12, t_frames=12, n_train=7, train_balls="1,3")
+    frames = N.training_frames(cfg)                                                       # (T, N, D)
+    assert frames.shape == (12, 7, 144)
+    lit = frames.sum(axis=2).mean(axis=0)                                                 # pixels lit per sequence
+    assert lit[:4].max() < lit[4:].min()                                                  # 4 of one ball, 3 of three
+    np.testing.assert_array_equal(N.training_frames(N.NetworkConfig(size=12, t_frames=12, n_train=7)),
+                                  N.flat_frames(N.make_scenes(N.NetworkConfig(size=12, t_frames=12, n_train=7), 7,
+                                                              "network/train")))
 
 
 def test_grouping_ari_of_a_perfect_and_a_merged_grouping():
