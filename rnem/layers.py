@@ -277,8 +277,9 @@ def bernoulli_losses_forward(logits, x, gamma, psi=None):
     + (1 - gamma) softplus(l); from logits, so no clipping is needed. gamma is held fixed
     (no gradient). logits, x, gamma broadcast to one shape; psi: sigmoid(l) if the caller has it
     already (it is kept for the backward pass). Returns (loss, cache)."""
-    sp = softplus(logits)
-    return gamma * (sp - x * logits) + (1.0 - gamma) * sp, (sigmoid(logits) if psi is None else psi, x, gamma)
+    loss = softplus(logits)                          # = gamma (softplus(l) - x l) + (1 - gamma) softplus(l)
+    loss -= gamma * x * logits
+    return loss, (sigmoid(logits) if psi is None else psi, x, gamma)
 
 
 def bernoulli_losses_backward(dout, cache):
