@@ -33,9 +33,9 @@ for _var in BLAS_THREAD_VARS:             # before numpy loads: one BLAS thread
     os.environ.setdefault(_var, "1")
 import numpy as np  # noqa: E402
 
-import relational_nem_bouncing_balls as R  # noqa: E402
 from rnem import dynamics_measures as dyn  # noqa: E402
 from rnem import network  # noqa: E402
+from rnem.balls import HEAVY_RADIUS  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
@@ -46,6 +46,7 @@ from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 from rnem.processes import Interrupted, raise_interrupted  # noqa: E402
 from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
+from rnem.simulator import max_balls, rng_for  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
 
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
@@ -109,7 +110,7 @@ class NetworkConfig:
 
 def check_config(cfg: NetworkConfig) -> None:
     """ConfigError naming the option and its valid range, before any work."""
-    ranges = {"size": (8, 128), "k_balls": (1, R.max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
+    ranges = {"size": (8, 128), "k_balls": (1, max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
               "t_frames": (LAST_STEPS + 2, 200), "frame_steps": (1, 4), "n_train": (1, 100_000), "n_val": (1, 10_000),
               "n_test": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
               "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
@@ -134,11 +135,11 @@ def check_config(cfg: NetworkConfig) -> None:
         counts = ball_counts(cfg.train_balls)
     except ValueError:
         counts = [0]
-    if any(not 1 <= k <= R.max_balls(RADIUS) for k in counts) or len(counts) > cfg.n_train:
-        raise ConfigError(f"--train-balls must be a list of numbers of balls in 1..{R.max_balls(RADIUS)}, at most "
+    if any(not 1 <= k <= max_balls(RADIUS) for k in counts) or len(counts) > cfg.n_train:
+        raise ConfigError(f"--train-balls must be a list of numbers of balls in 1..{max_balls(RADIUS)}, at most "
                           f"--n-train of them (got {cfg.train_balls!r})")
-    if cfg.masses and cfg.k_balls > R.max_balls(RADIUS * R.HEAVY_RADIUS):
-        raise ConfigError(f"--k-balls must be in 1..{R.max_balls(RADIUS * R.HEAVY_RADIUS)} with --masses "
+    if cfg.masses and cfg.k_balls > max_balls(RADIUS * HEAVY_RADIUS):
+        raise ConfigError(f"--k-balls must be in 1..{max_balls(RADIUS * HEAVY_RADIUS)} with --masses "
                           f"(got {cfg.k_balls})")
     if cfg.retest and not os.path.isfile(cfg.retest):
         raise ConfigError(f"--retest must be a network file written by --save-model (got {cfg.retest!r})")
@@ -156,7 +157,7 @@ NETWORK_SHAPE = ("kind", "size", "hidden", "dtype")       # the config fields th
 def new_network(cfg) -> network.Network:
     """The network cfg (a NetworkConfig or its dict) describes, with its seeded initial weights."""
     get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
-    return network.Network(get("kind"), get("size") ** 2, get("hidden"), rng=R.rng_for(get("seed"), "network/init"),
+    return network.Network(get("kind"), get("size") ** 2, get("hidden"), rng=rng_for(get("seed"), "network/init"),
                            dtype=np.dtype(get("dtype")))
 
 
@@ -247,7 +248,7 @@ def ball_disks(scenes: dict, size: int, rows=slice(None), wider: float = 0.0) ->
 
 def input_noise(frames, cfg: NetworkConfig, purpose: str):
     """frames (T, n, D) with the training's bit-flip noise (cfg.bitflip) drawn by rng_for(seed, purpose)."""
-    return network.bitflip(frames, R.rng_for(cfg.seed, f"{purpose}/noise"), cfg.bitflip)
+    return network.bitflip(frames, rng_for(cfg.seed, f"{purpose}/noise"), cfg.bitflip)
 
 
 def run_network(net, scenes: dict, components: int, seed: int, purpose: str, keep: int | None = None,
@@ -265,7 +266,7 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
     T, n, D = frames.shape
     size = int(math.isqrt(D))
     area = float(ball_disks(scenes, size, slice(0, 1))[0].sum(axis=-1).mean())          # pixels of one ball
-    gamma0 = network.initial_gamma(R.rng_for(seed, f"{purpose}/gamma0"), n, components, D)
+    gamma0 = network.initial_gamma(rng_for(seed, f"{purpose}/gamma0"), n, components, D)
     visible = scenes["visible"].reshape(n, D)
     out = {"ari": [], "real": [], "max": [], "loss": 0.0, "moved": [], "moves": [], "attention": [], "real_k": []}
     for lo in range(0, min(n, limit or n), EVAL_CHUNK):
@@ -403,8 +404,8 @@ def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, pur
     T, n, D = frames.shape
     steps = T - seen
     size = cfg.size
-    gamma0 = network.initial_gamma(R.rng_for(cfg.seed, f"{purpose}/gamma0"), n, components, D)
-    noise = (R.rng_for(cfg.seed, f"{purpose}/{protocol}/noise"), cfg.bitflip) if noisy else None
+    gamma0 = network.initial_gamma(rng_for(cfg.seed, f"{purpose}/gamma0"), n, components, D)
+    noise = (rng_for(cfg.seed, f"{purpose}/{protocol}/noise"), cfg.bitflip) if noisy else None
     disks = ball_disks(scenes, size)[:T]                                                # (T', n, B, D)
     centres = dyn.centroid(disks, size)[0]                                              # (T', n, B, 2) the truth
     visible = scenes["visible"].reshape(n, 1, D)
@@ -529,7 +530,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
     val = make_scenes(cfg, cfg.n_val, "network/val")
     net = new_network(cfg)
     adam = Adam(net.flat, cfg.lr)
-    rng = R.rng_for(cfg.seed, "network/batches")
+    rng = rng_for(cfg.seed, "network/batches")
     history = {"iteration": [], "train_loss": [], "val_loss": [], "val_ari_last": [], "val_bce_real": [],
                "val_motion_slope": [], "val_attention_on_real": [], "val_attention_on_empty": [],
                "val_sim_bce_real": [], "val_sim_bce_hold": [], "val_sim_position_error_px": [],
@@ -594,7 +595,7 @@ def untrained_slice(cfg: NetworkConfig) -> float:
     """The untrained network's loss on the first SLICE_SEQUENCES validation sequences: the seed's
     data and initial weights, in one number."""
     val = flat_frames(make_scenes(cfg, cfg.n_val, "network/val"))[:, :SLICE_SEQUENCES]
-    gamma0 = network.initial_gamma(R.rng_for(cfg.seed, "network/slice-gamma0"), val.shape[1], cfg.components,
+    gamma0 = network.initial_gamma(rng_for(cfg.seed, "network/slice-gamma0"), val.shape[1], cfg.components,
                                    val.shape[2])
     return float(network.em_forward(new_network(cfg), val, val, gamma0)[0])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnem.frames import ball_pixels, curtain_mask, render_binary
+from rnem.simulator import rng_for, simulate_sequences
 
 DT, RADIUS = 0.05, 0.11     # the simulator's time step and the ball radius (the default experiment's)
 
@@ -18,9 +19,8 @@ def ball_scenes(n: int, t_frames: int, k: int, size: int, seed: int, purpose: st
     frame_steps: simulator steps of DT between two frames (2: the balls move twice as far a frame,
     with the same physics). The generators are rng_for(seed, f"{purpose}/k{k}") and
     rng_for(seed, f"{purpose}/curtain/k{k}")."""
-    import relational_nem_bouncing_balls as R                     # the simulator (imported when first used)
-    states, events = R.simulate_sequences(n, (t_frames - 1) * frame_steps + 1, k, DT, RADIUS,
-                                          R.rng_for(seed, f"{purpose}/k{k}"), masses)
+    states, events = simulate_sequences(n, (t_frames - 1) * frame_steps + 1, k, DT, RADIUS,
+                                        rng_for(seed, f"{purpose}/k{k}"), masses)
     if frame_steps > 1:                                           # every frame_steps-th state; a collision
         pair = events["pair"][:(t_frames - 1) * frame_steps]      # between two frames is one in any step between
         events = {"pair": np.concatenate([pair.reshape((t_frames - 1, frame_steps) + pair.shape[1:]).any(axis=1),
@@ -28,7 +28,7 @@ def ball_scenes(n: int, t_frames: int, k: int, size: int, seed: int, purpose: st
         states = states[::frame_steps]
     radii = states[0, :, :, 4] if masses else np.full((n, k), RADIUS)
     frames, labels = render_binary(states[..., :2], radii, size)
-    visible = curtain_mask(n, size, curtain, R.rng_for(seed, f"{purpose}/curtain/k{k}"))
+    visible = curtain_mask(n, size, curtain, rng_for(seed, f"{purpose}/curtain/k{k}"))
     return {"states": states, "pair": events["pair"], "frames": frames & visible, "labels": labels,
             "visible": visible, "radii": radii}
 

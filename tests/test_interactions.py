@@ -14,6 +14,7 @@ import relational_nem_bouncing_balls as R  # noqa: E402
 import relational_nem_interactions as I  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
 from rnem import tracks  # noqa: E402
+from rnem.balls import mirror_into_box  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
 
 TINY = ["--n-train", "12", "--n-val", "4", "--t-frames", "16", "--size", "32", "--rounds", "2", "--steps", "20",
@@ -151,7 +152,7 @@ def test_rollouts_never_leave_the_box_even_when_the_wall_gate_never_fires(name):
 def test_mirror_into_box_is_the_simulators_wall_pass():
     pos = np.array([[0.05, 0.5], [0.95, 0.99], [0.5, 0.5]])
     vel = np.array([[-1.0, 0.2], [0.3, 0.4], [0.1, -0.1]])
-    new_pos, new_vel, mirrored = R.mirror_into_box(pos, vel, 0.11, 0.89)
+    new_pos, new_vel, mirrored = mirror_into_box(pos, vel, 0.11, 0.89)
     np.testing.assert_allclose(new_pos, [[0.17, 0.5], [0.83, 0.79], [0.5, 0.5]])
     np.testing.assert_allclose(new_vel, [[1.0, 0.2], [-0.3, -0.4], [0.1, -0.1]])
     assert mirrored.tolist() == [[True, False], [True, True], [False, False]]

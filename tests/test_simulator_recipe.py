@@ -8,6 +8,7 @@ import pytest
 
 import relational_nem_bouncing_balls as R
 from rnem import balls, rollout_measures, simulator_model
+from rnem.balls import HEAVY_MASS
 from conftest import MAIN, run_script
 from rnem.gradcheck import numerical_grad, rel_error
 
@@ -94,7 +95,7 @@ def test_masked_pairs_contribute_exactly_zero():
 
 def test_pair_impulses_conserve_momentum_by_construction():
     model = soft_model("relational")
-    model.params["mass.alpha"][...] = -math.log(R.HEAVY_MASS)   # the true masses
+    model.params["mass.alpha"][...] = -math.log(HEAVY_MASS)   # the true masses
     S, _ = sequences(20, 6, True, steps=30)
     x, v, r = S[..., :2], S[..., 2:4], model.radii(S)
     _, dv, cache = model.pairs_forward(x, v, x + DT * v, r)
@@ -118,7 +119,7 @@ def test_hard_gate_rollouts_keep_the_energy_exactly():
 def test_unequal_masses_collide_elastically_by_hand():
     # heavy (m = 6) at +1 meets light (m = 1) at -1 head on: v' = 3/7 and 17/7
     radii = np.array([[R.HEAVY_RADIUS * RADIUS, RADIUS]])
-    mass = np.array([[R.HEAVY_MASS, 1.0]])
+    mass = np.array([[HEAVY_MASS, 1.0]])
     pos = np.array([[[0.25, 0.5], [0.65, 0.5]]])               # 0.4 apart, closing at 2: contact in step 1
     vel = np.array([[[1.0, 0.0], [-1.0, 0.0]]])
     states, events = R.simulate(pos, vel, 3, DT, radii, return_events=True, mass=mass)
