@@ -1,6 +1,7 @@
 """Micro-benchmarks behind docs/performance.md.
 
     python3 benchmarks/bench.py            # the floor, data generation, training-step and overhead timings
+    python3 benchmarks/bench.py --floor    # the floor alone: quote a timing as its ratio to this
 
 Every timing is also given as a ratio to the floor: the time this machine takes for the
 282 240 float64 products of a (128, 64) by a (64, 64) matrix on one thread that the hidden
@@ -126,6 +127,8 @@ def bench_aggregators(ks=(4, 8, 16, 32), batch=32, t_bptt=4, n_windows=10, dtype
 if __name__ == "__main__":
     floor = floor_seconds()
     print(f"floor {floor:.2f} s ({FLOOR_PRODUCTS} float64 products of (128, 64) x (64, 64), one thread)")
+    if sys.argv[1:] == ["--floor"]:
+        sys.exit(0)
     bench_data()
     bench_steps(floor)
     bench_steps(floor, dtype=np.float32)

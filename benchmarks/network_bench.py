@@ -6,9 +6,9 @@ what a short training gives under a second BLAS kernel.
 
 Speed: one training step (unrolled EM forward, BPTT backward, Adam) of the default configuration
 (24 px, K = 5, M = 100, batch 16, 20 frames), one BLAS thread; the models and the floor
-(benchmarks/bench.py: the same float64 products as ../shared/bench/floor.py) take turns, and each
+(benchmarks/bench.py --floor) take turns, and each
 figure is the median of the repeats. One R-NEM step is 2.06 G multiply-adds (counted from the
-layer shapes in ../shared/reference/rnem-network-prototype.md).
+layer shapes of rnem/network.py).
 
 Kernels: the same short training (KERNEL_ARGS: 500 steps, long enough for the components to
 split the balls) run twice side by side, under this machine's OpenBLAS kernel and under
