@@ -816,8 +816,8 @@ def network_frames_figure(ns: dict, plt, title: str):
 
 def network_simulation_frames_figure(ns: dict, plt, title: str):
     """The paper's Figure 4 (left): the true frames and the network's simulation after the frames it saw."""
-    obs, T = ns["observed"], len(ns["frames"])
-    shown = list(range(max(0, obs - 2), T))
+    obs = ns["observed"]
+    shown = list(range(max(0, obs - 2), obs + len(ns["sim"])))            # the last 2 seen, then the simulated
     fig, axes = plt.subplots(2, len(shown), figsize=(1.0 * len(shown) + 1.2, 2.9), squeeze=False)
     for j, t in enumerate(shown):
         axes[0, j].imshow(np.where(ns["frames"][t], 0.15, 1.0), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -829,7 +829,8 @@ def network_simulation_frames_figure(ns: dict, plt, title: str):
             ax.set_yticks([])
     axes[0, 0].set_ylabel("truth", fontsize=8)
     axes[1, 0].set_ylabel("seen, then\nsimulated", fontsize=8)
-    fig.suptitle(f"{title}: frames 0..{obs - 1} seen, then the network runs on its own predictions", fontsize=9)
+    fig.suptitle(f"{title}: frames 0..{obs - 1} seen, then the network runs on its own predictions (clean "
+                 "protocol: its max_k psi > 0.1 fed back)", fontsize=9)
     fig.tight_layout()
     return fig
 

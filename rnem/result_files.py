@@ -134,7 +134,8 @@ def network_sample(run: dict, path: str) -> dict:
     """The sample test sequence of a relational_nem_network.py result (run with --sample), decoded
     into arrays: frames (T, S, S), visible (S, S), truth (T, B, 2), radii (B,), psi and gamma
     (T-1, K, S, S), prediction (T-1, S, S), attention (T-1, K, K) or None, collisions (T, B),
-    sim (T - observed, S, S), observed, size (ConfigError when anything is missing or malformed)."""
+    sim (steps, S, S) of frames observed .. observed + steps - 1, observed, size (ConfigError when
+    anything is missing or malformed)."""
     def bad(what):
         raise ConfigError(f"--network {path}: {what}; produce it with python3 relational_nem_network.py --sample")
     balls = run.get("test", {}).get("balls") if isinstance(run.get("test"), dict) else None
@@ -158,5 +159,10 @@ def network_sample(run: dict, path: str) -> dict:
     if not shapes_ok or not all(np.isfinite(a).all() for a in out.values() if a is not None):
         bad("malformed sample (arrays of the wrong shape or not finite)")
     out["frames"], out["visible"], out["collisions"] = out["frames"] > 0, out["visible"] > 0, out["collisions"] > 0
-    out["size"], out["observed"] = S, T - len(out["sim"])
+    sims = balls.get("simulation")
+    clean = sims.get("clean") if isinstance(sims, dict) else None
+    seen = clean.get("seen") if isinstance(clean, dict) else None            # older results: the last frames
+    if seen is not None and (not isinstance(seen, int) or not 1 <= seen <= T - len(out["sim"])):
+        bad("malformed sample (the simulation's frames seen do not fit the sequence)")
+    out["size"], out["observed"] = S, T - len(out["sim"]) if seen is None else seen
     return out
