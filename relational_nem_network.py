@@ -23,6 +23,7 @@ import glob
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -143,12 +144,22 @@ def check_config(cfg: NetworkConfig) -> None:
                           f"(got {cfg.k_balls})")
     if cfg.retest and not os.path.isfile(cfg.retest):
         raise ConfigError(f"--retest must be a network file written by --save-model (got {cfg.retest!r})")
+    if cfg.retest or cfg.summarise:
+        given = [f.name for f in dataclasses.fields(cfg) if f.name not in RETEST_OPTIONS
+                 and getattr(cfg, f.name) != f.default]
+        if given:
+            which = "--retest measures a saved network with its own config" if cfg.retest else \
+                "--summarise reads results"
+            raise ConfigError(f"{which}: --{given[0].replace('_', '-')} is a training option; give only "
+                              f"{', '.join('--' + o for o in RETEST_OPTIONS)}")
     if cfg.summarise and not os.path.isdir(cfg.summarise):
         raise ConfigError(f"--summarise must be a folder of result files (got {cfg.summarise!r})")
     check_output_path(cfg.out, "--out")
     if cfg.save_model:
         check_output_path(cfg.save_model, "--save-model", suffix=".npz")
 
+
+RETEST_OPTIONS = ("retest", "summarise", "out", "sample")   # the options --retest and --summarise take
 
 MODEL_FILE_FORMAT = "relational-nem-network 1"
 NETWORK_SHAPE = ("kind", "size", "hidden", "dtype")       # the config fields that decide a network's parameters
@@ -700,15 +711,24 @@ def summarise(folder: str) -> dict:
     95 % interval of each measure, and each of the paper's orderings checked seed by seed."""
     groups = {}
     for path in sorted(glob.glob(os.path.join(folder, "*_seed*.json"))):
-        name, seed = os.path.basename(path)[:-5].rsplit("_seed", 1)
-        with open(path) as f:
-            groups.setdefault(name, {})[int(seed)] = json.load(f)
+        match = re.fullmatch(r"(.+)_seed(\d+)\.json", os.path.basename(path))
+        if match is None:                                          # e.g. pixels_seeds.json: not a network result
+            continue
+        try:
+            with open(path) as f:
+                groups.setdefault(match[1], {})[int(match[2])] = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"--summarise {folder}: {path} is not a readable JSON result ({err})")
     if not groups:
         raise ConfigError(f"--summarise {folder}: no result files <name>_seed<N>.json there")
     models = {}
     for name, runs in groups.items():
         seeds = sorted(runs)
-        values = [derived_measures(runs[s]) for s in seeds]
+        try:
+            values = [derived_measures(runs[s]) for s in seeds]
+        except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as err:
+            raise ConfigError(f"--summarise {folder}: {name}_seed*.json are not results of relational_nem_network.py "
+                              f"({type(err).__name__}: {err})")
         config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
         sim_per_step = np.mean([runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0)
         sims = [runs[s]["test"]["balls"].get("simulation") for s in seeds]

@@ -118,6 +118,26 @@ def test_training_frames_with_several_numbers_of_balls():
                                                               "network/train")))
 
 
+def test_summarise_and_retest_refuse_what_they_cannot_use(tmp_path, capsys, monkeypatch):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "pixels_seeds.json").write_text("{}")                    # not <name>_seed<N>.json: skipped
+    done = call_main(N.main, ["--summarise", "runs", "--out", "s.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "no result files <name>_seed<N>.json there")
+    (tmp_path / "runs" / "r_nem_seed0.json").write_text("{not json")
+    done = call_main(N.main, ["--summarise", "runs", "--out", "s.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "r_nem_seed0.json is not a readable JSON result")
+    (tmp_path / "runs" / "r_nem_seed0.json").write_text('{"config": {}}')
+    done = call_main(N.main, ["--summarise", "runs", "--out", "s.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "r_nem_seed*.json are not results of relational_nem_network.py")
+    done = call_main(N.main, ["--summarise", "runs", "--iterations", "5", "--out", "s.json"], tmp_path, capsys,
+                     monkeypatch)
+    assert_one_line_error(done, "--summarise reads results: --iterations is a training option")
+    (tmp_path / "m.npz").write_bytes(b"")
+    done = call_main(N.main, ["--retest", "m.npz", "--lr", "0.1", "--out", "r.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--retest measures a saved network with its own config: --lr is a training option")
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "runs"]
+
+
 def test_grouping_ari_of_a_perfect_and_a_merged_grouping():
     labels = np.full((1, 4, 4), -1)
     labels[0, :2, :2], labels[0, 2:, 2:] = 0, 1                                           # two balls
