@@ -22,6 +22,7 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
+from rnem.names import MAIN_NETWORKS, NETWORK_NAMES
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
 from rnem.result_files import check_samples, load_run, network_sample, pixel_sample, require_keys
 from rnem.scenes import hidden_balls
@@ -748,8 +749,7 @@ def pixel_figures(path: str, out: str) -> list:
 
 
 # ----------------------------------------------------------------------------- the network (relational_nem_network.py)
-NETWORK_MODELS = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM, no attention", "r_nem": "R-NEM",
-                  "r_nem_k8": "R-NEM, trained with K = 8"}           # summary names, worst to best in the paper
+NETWORK_MODELS = {name: NETWORK_NAMES[name] for name in MAIN_NETWORKS}   # the paper's models, worst to best
 NETWORK_COLUMNS = 8
 HEADLINE_PROTOCOL = "original"     # the simulation the dynamics figure shows (docs/network.md says why)
 
@@ -954,7 +954,7 @@ def network_figures(path: str, out: str) -> list:
     else:
         cfg = run.get("config", {})
         stem = os.path.splitext(os.path.basename(path))[0]
-        title = (f"{NETWORK_MODELS.get(cfg.get('kind'), cfg.get('kind'))}, K = {cfg.get('components')}, "
+        title = (f"{NETWORK_NAMES.get(cfg.get('kind'), cfg.get('kind'))}, K = {cfg.get('components')}, "
                  f"{cfg.get('k_balls')} balls" + (", two ball types" if cfg.get("masses") else "")
                  + (f", curtain {cfg.get('curtain')}" if cfg.get("curtain") else "") + f", seed {cfg.get('seed')}")
         figures = {f"{stem}_frames.png": lambda: network_frames_figure(ns, plt, title),
