@@ -139,6 +139,10 @@ figures() {
   for n in r_nem rnn_em r_nem_k8 r_nem_curtain rnn_em_curtain r_nem_masses; do        # Figures 2, 4 (left), 5
     python3 $V --network results/network/${n}_seed0.json --out viz/network
   done
+  if [ -e results/network_long_summary.json ]; then                                   # the long training
+    python3 $V --network results/network_long_summary.json --out viz/network_long
+    for f in results/network_long/*_seed0.json; do python3 $V --network "$f" --out viz/network_long; done
+  fi
   python3 $G --network results/network/r_nem_seed0.json --out viz/network/r_nem.gif --fps 4
   python3 $G --network results/network/r_nem_curtain_seed0.json --out viz/network/r_nem_curtain.gif --fps 4
   for r in interactions interactions_masses; do                                      # interactions learned from frames
