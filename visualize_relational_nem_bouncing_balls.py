@@ -17,6 +17,7 @@ of one seed (--interactions results/interactions_seed0.json): *_tracks.png.
 import multiprocessing
 import os
 import sys
+import textwrap
 
 import numpy as np
 
@@ -904,7 +905,8 @@ def network_summary_figures(summary: dict, plt) -> dict:
         axes[0].set(xlabel="simulated step", ylabel="BCE of sum_k gamma psi_k (nats per frame)")
         axes[1].set(xlabel="simulated step", ylabel="position error of the owning component (px)")
         axes[0].set_title(f"simulation ({HEADLINE_PROTOCOL} protocol)", fontsize=10)
-        axes[1].set_title("where the component puts its ball", fontsize=10)
+        axes[1].set_title("where the component puts its ball\n(the RNN's one component: the centroid of all balls)",
+                          fontsize=9)
         for ax in axes[:2]:
             ax.legend(fontsize=7)
             ax.xaxis.get_major_locator().set_params(integer=True)
@@ -925,7 +927,7 @@ def network_summary_figures(summary: dict, plt) -> dict:
                            yerr=[[entry["mean"] - ci[0]], [ci[1] - entry["mean"]]], capsize=3)
                     ax.plot([x] * len(entry["per_seed"]), entry["per_seed"], "k.", ms=4)
             ax.set_xticks([i * (len(keys) + 1) + (len(keys) - 1) / 2 for i in range(len(models))])
-            ax.set_xticklabels([NETWORK_MODELS[m].replace(", ", ",\n") for m in models], fontsize=7)
+            ax.set_xticklabels([textwrap.fill(NETWORK_MODELS[m], 12) for m in models], fontsize=7)
             ax.set_title(title + f"\n(dark: {keys[0][1]}; light: {keys[1][1]})", fontsize=9)
         axes[2].axhline(1.0, color="0.5", lw=0.8)
         fig.suptitle("does the network know how the balls move? (mean over seeds, 95 % interval, dots: seeds)",
