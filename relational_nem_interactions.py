@@ -315,7 +315,7 @@ def summarise_seeds(results: dict, oracle_path: str | None) -> dict:
 RANGES = {"k_balls": (1, R.max_balls(RADIUS)), "n_train": (2, 100_000), "n_val": (1, 10_000), "t_frames": (8, 1000),
           "size": (16, 256), "components": (1, 16), "em_iters": (1, 20), "rounds": (1, 20), "steps": (1, 10_000_000),
           "n_eval": (2, 10_000),
-          "jobs": (0, 1024)}
+          "jobs": (0, 1024), "seed": (0, 2**32 - 1)}
 
 
 def default_out(cfg: InteractionsConfig) -> str:

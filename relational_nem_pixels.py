@@ -685,7 +685,8 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 RANGES = {"components": (1, 16), "n_seq": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
-          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, R.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000)}
+          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, R.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000),
+          "seed": (0, 2**32 - 1)}
 
 
 def check_config(cfg: PixelConfig) -> None:

@@ -238,7 +238,7 @@ def test_sigterm_while_tracking_stops_the_workers_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--rounds", "0"], "--rounds must be in 1..20"),
+    (["--rounds", "0"], "--rounds must be in 1..20"), (["--seed", "-1"], "--seed must be in 0..4294967295"),
     (["--eval-k", "3,40"], "--eval-k must list numbers of balls in 1.."),
     (["--eval-k", "x"], "--eval-k must be comma-separated integers"),
     (["--components", "3"], "--components must be at least --k-balls"),

@@ -157,6 +157,7 @@ def test_learned_renderer_draws_point_symmetric_shapes():
 
 def test_pixels_bad_input(tmp_path, capsys, monkeypatch):
     cases = [(["--size", "8"], "--size must be in 16..256"), (["--out", "no/dir/p.json"], "--out no/dir/p.json"),
+             (["--seed", "-1"], "--seed must be in 0..4294967295"),
              (["--k-balls", "99"], "--k-balls must be within 1.."), (["--k-balls", "8-6"], "--k-balls must be within"),
              (["--k-balls", "x"], "--k-balls must be a number"), (["--curtain", "0.7"], "--curtain must be in [0, 0.5]"),
              (["--bitflip", "0.5"], "--bitflip must be in [0, 0.5)"), (["--renderer", "magic"], "argument --renderer: invalid choice"),
