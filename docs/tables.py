@@ -622,11 +622,12 @@ def make_readme_network() -> str:
     pipeline = load(os.path.join("benchmarks", "network_vs_pixels.json"))["summary"]["simulator.relational/ari_last"]["mean"]
     long = ""
     if os.path.exists(os.path.join(ROOT, LONG_SUMMARY)):
+        summary_long = load(LONG_SUMMARY)
+        done = ", ".join(f"{NETWORK_NAMES[n]} {len(m['seeds'])}" for n, m in summary_long["models"].items())
         long = f"""**The long training** (30-frame sequences, balls at 1.8 px a frame, up to 10 000 steps, then a
-curriculum on its own predictions; seeds so far in brackets; `{LONG_SUMMARY}`), against the goals
-of docs/network.md:
+curriculum on its own predictions; `{LONG_SUMMARY}`; seeds so far: {done}), against its goals:
 
-{long_goals_table(load(LONG_SUMMARY))}
+{long_goals_table(summary_long)}
 
 """
     return long + f"""**The first training** ({seeds} seeds; 20-frame sequences, 1 500 Adam steps of 16 sequences),
