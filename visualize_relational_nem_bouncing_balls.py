@@ -23,7 +23,7 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.files import TEMP_PREFIX, write_atomic
-from rnem.names import MAIN_NETWORKS, NETWORK_NAMES
+from rnem.names import HEADLINE_PROTOCOL, MAIN_NETWORKS, NETWORK_NAMES
 from rnem.pictures import PANEL_COLOURS, component_rgb, gamma_rgb, panel_titles, radii_of, render_frames, truth_rgb
 from rnem.result_files import check_samples, load_run, network_sample, pixel_sample, require_keys
 from rnem.scenes import hidden_balls
@@ -752,7 +752,6 @@ def pixel_figures(path: str, out: str) -> list:
 # ----------------------------------------------------------------------------- the network (relational_nem_network.py)
 NETWORK_MODELS = {name: NETWORK_NAMES[name] for name in MAIN_NETWORKS}   # the paper's models, worst to best
 NETWORK_COLUMNS = 8
-HEADLINE_PROTOCOL = "original"     # the simulation the dynamics figure shows (docs/network.md says why)
 
 
 def tinted(k: int, amount) -> np.ndarray:

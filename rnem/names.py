@@ -7,3 +7,4 @@ NETWORK_NAMES = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM w
                  "rnn_em_curtain": "RNN-EM, curtain (3 balls)", "r_nem_masses": "R-NEM, two ball types",
                  "rnn_em_masses": "RNN-EM, two ball types"}
 MAIN_NETWORKS = ("rnn", "rnn_em", "r_nem_sum", "r_nem", "r_nem_k8")      # trained on 4 balls, no curtain, equal masses
+HEADLINE_PROTOCOL = "original"   # the simulation protocol the figures and tables lead with (docs/network.md says why)

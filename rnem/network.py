@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from rnem.layers import (ParamBuffer, affine_forward, bernoulli_losses_backward,
+from rnem.layers import (ParamBuffer, affine_backward, affine_forward, bernoulli_losses_backward,
                          bernoulli_losses_forward, elu_backward, elu_forward, layernorm_fast_backward,
                          layernorm_fast_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward,
                          sigmoid_forward, tanh_backward, tanh_forward)
@@ -58,23 +58,16 @@ def add_weight_grad(G: dict, name: str, x, dz) -> None:
     G[name] += x.reshape(-1, x.shape[-1]).T @ dz.reshape(-1, dz.shape[-1])
 
 
-def dense_backward(dz, cache, name: str, G: dict):
-    """The backward pass of affine_forward(x, P[name.W], P[name.b]) (cache (x, W)): dz (..., out)
-    -> dx (..., in); name.W's gradient by add_weight_grad, name.b's summed into G."""
-    x, W = cache
-    dz2 = dz.reshape(-1, dz.shape[-1])                                 # (rows, out): one product, not one per row
-    add_weight_grad(G, f"{name}.W", x, dz2)
-    G[f"{name}.b"] += dz2.sum(axis=0)
-    return mm(dz2, W.T).reshape(x.shape)
-
-
 def block_backward(dy, cache, name: str, G: dict):
     """Accumulates name's parameter gradients into G; returns dx (..., n_in)."""
     c_aff, c_ln, c_act, act = cache
     dz, dg, ds = layernorm_fast_backward(ACTIVATIONS[act][1](dy, c_act), c_ln)
+    dx, dW, db = affine_backward(dz, c_aff)
+    G[f"{name}.W"] += dW
+    G[f"{name}.b"] += db
     G[f"{name}.g"] += dg
     G[f"{name}.s"] += ds
-    return dense_backward(dz, c_aff, name, G)
+    return dx
 
 
 # ----------------------------------------------------------------------------- the network
@@ -186,7 +179,9 @@ class Network:
         """dtheta (B, K, M) from later steps, dlogits (B, K, D) -> (dx_in, dtheta_prev); parameter
         gradients into G."""
         P, (c0, c1, h, U, c_u, c_ln, theta, c_d, c_out) = self.params, cache
-        dd0 = dense_backward(dlogits, c_out, "dec1", G)
+        dd0, dW, db = affine_backward(dlogits, c_out)
+        G["dec1.W"] += dW
+        G["dec1.b"] += db
         dtheta = dtheta + block_backward(dd0, c_d, "dec0", G)
         dz, dg, ds = layernorm_fast_backward(sigmoid_backward(dtheta, theta), c_ln)     # (B, K, M)
         G["cell.g"] += dg
