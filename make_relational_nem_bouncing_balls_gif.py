@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
+from rnem.entry import run_main
 from rnem.files import check_output_path, write_atomic
 from rnem.pictures import (LEVELS, PANEL_COLOURS, component_rgb, gamma_rgb, panel_palette, panel_titles, radii_of,
                            render_levels, truth_rgb)
@@ -130,7 +131,8 @@ def build_network_frames(ns: dict, kind: str, frame_size: int) -> np.ndarray:
                         frame_size)
 
 
-def main(argv=None) -> int:
+def command(argv) -> int:
+    """The CLI's work (bad input raises ConfigError before anything is written)."""
     parser = OneLineParser(description=" ".join(__doc__.split("\n\n")[0].split()), formatter_class=HelpFormatter,
                            epilog="examples:\n" + __doc__.split("\n\n")[-1].rstrip('"\n'))
     parser.add_argument("--run", default=None, help=f"result JSON written by the main script (default: {DEFAULT_RUN})")
@@ -145,37 +147,33 @@ def main(argv=None) -> int:
     parser.add_argument("--frame-size", type=int, default=160,
                         help="pixel size of each square panel, in [64, 1024] (default: 160)")
     args = parser.parse_args(argv)
-    try:
-        if sum(map(bool, (args.pixels, args.network, args.run is not None))) > 1:
-            raise ConfigError("--run, --pixels and --network: give one of them (--pixels draws a pixel result, "
-                              "--network a network result, --run a run.json)")
-        args.run = args.run or DEFAULT_RUN
-        if not args.out.lower().endswith(".gif"):
-            raise ConfigError(f"--out must be a file path ending in .gif (got {args.out!r})")
-        if not (math.isfinite(args.fps) and FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]):
-            raise ConfigError(f"--fps must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] (got {args.fps})")
-        if not 64 <= args.frame_size <= 1024:
-            raise ConfigError(f"--frame-size must be in [64, 1024] pixels (got {args.frame_size})")
-        check_output_path(args.out, "--out")
-        if args.pixels:
-            frames = build_pixel_frames(pixel_sample(load_run(args.pixels, ("sample",), "--pixels"), args.pixels),
-                                        args.frame_size)
-            palette = None
-        elif args.network:
-            run = load_run(args.network, ("config", "test"), "--network")
-            frames = build_network_frames(network_sample(run, args.network), str(run["config"].get("kind")),
-                                          args.frame_size)
-            palette = None
-        else:
-            run = load_run(args.run)
-            arrays = check_samples(run["samples"], args.run)
-            n = arrays["truth"].shape[1]
-            if not 0 <= args.sample < n:
-                raise ConfigError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
-            frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if sum(map(bool, (args.pixels, args.network, args.run is not None))) > 1:
+        raise ConfigError("--run, --pixels and --network: give one of them (--pixels draws a pixel result, "
+                          "--network a network result, --run a run.json)")
+    args.run = args.run or DEFAULT_RUN
+    if not args.out.lower().endswith(".gif"):
+        raise ConfigError(f"--out must be a file path ending in .gif (got {args.out!r})")
+    if not (math.isfinite(args.fps) and FPS_RANGE[0] <= args.fps <= FPS_RANGE[1]):
+        raise ConfigError(f"--fps must be in [{FPS_RANGE[0]:g}, {FPS_RANGE[1]:g}] (got {args.fps})")
+    if not 64 <= args.frame_size <= 1024:
+        raise ConfigError(f"--frame-size must be in [64, 1024] pixels (got {args.frame_size})")
+    check_output_path(args.out, "--out")
+    if args.pixels:
+        frames = build_pixel_frames(pixel_sample(load_run(args.pixels, ("sample",), "--pixels"), args.pixels),
+                                    args.frame_size)
+        palette = None
+    elif args.network:
+        run = load_run(args.network, ("config", "test"), "--network")
+        frames = build_network_frames(network_sample(run, args.network), str(run["config"].get("kind")),
+                                      args.frame_size)
+        palette = None
+    else:
+        run = load_run(args.run)
+        arrays = check_samples(run["samples"], args.run)
+        n = arrays["truth"].shape[1]
+        if not 0 <= args.sample < n:
+            raise ConfigError(f"--sample must be in [0, {n - 1}] for this run.json (got {args.sample})")
+        frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
     import imageio.v3 as iio
 
     if palette is None:                          # RGB frames: the GIF writer quantises them
@@ -193,6 +191,12 @@ def main(argv=None) -> int:
           f"(dark = ground truth, red = non-relational, green = relational; "
           f"light grey = true positions under each model)")
     return 0
+
+
+def main(argv=None) -> int:
+    """The CLI, under the exit codes of rnem.entry: 0 done; 2 bad input (one `error:` line, nothing
+    written); 130 / 143 stopped by SIGINT / SIGTERM (no partial file)."""
+    return run_main(lambda: command(argv))
 
 
 if __name__ == "__main__":

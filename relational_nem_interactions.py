@@ -25,9 +25,7 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 from rnem.blas import BLAS_THREAD_VARS  # noqa: E402  (imports no numpy)
@@ -35,15 +33,15 @@ for _var in BLAS_THREAD_VARS:             # before numpy loads: one BLAS thread
     os.environ.setdefault(_var, "1")
 import numpy as np  # noqa: E402
 
-import relational_nem_bouncing_balls as R  # noqa: E402
-import relational_nem_pixels as P  # noqa: E402
-from rnem import tracks  # noqa: E402
+from rnem import simulator, state_config, state_evaluation, state_models, state_training
+from rnem import tracker, tracks  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
+from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_int_list, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
-from rnem.processes import Interrupted, exit_if_worker_startup, raise_interrupted, run_workers  # noqa: E402
+from rnem.processes import exit_if_worker_startup, run_workers  # noqa: E402
 from rnem.scenes import DT, RADIUS  # noqa: E402
 from rnem.sweeps import mean_interval, run_jobs_in_folders, seed_file, summarise  # noqa: E402
 
@@ -88,9 +86,9 @@ class InteractionsConfig:
                                    "by relational_nem_pixels.py --models)")
 
 
-def simulator_config(cfg: InteractionsConfig, **changes) -> R.Config:
+def simulator_config(cfg: InteractionsConfig, **changes) -> state_config.Config:
     """The simulator recipe's config of this seed (its model sizes, optimizer, evaluation)."""
-    return R.Config(**{**R.SIMULATOR_DEFAULTS, "recipe": "simulator", "masses": cfg.masses, "seed": cfg.seed,
+    return state_config.Config(**{**state_config.SIMULATOR_DEFAULTS, "recipe": "simulator", "masses": cfg.masses, "seed": cfg.seed,
                        "k_train": cfg.k_balls, "n_eval": cfg.n_eval, "eval_k": parse_int_list(cfg.eval_k, "--eval-k"),
                        "jobs": cfg.jobs, **changes})
 
@@ -101,10 +99,10 @@ def _track_job(job):
     B, 2), radii (n, B), size, components, em_iters, dynamics: None or (relational model, masses))."""
     positions, radii, size, components, em_iters, dynamics = job
     frames, _ = render_binary(positions, radii[None], size)                           # (T, n, S, S)
-    step = (P.make_step("constant_velocity", {}) if dynamics is None else
-            P.make_step("simulator.relational", {"simulator.relational": dynamics[0]}, dynamics[1]))
+    step = (tracker.make_step("constant_velocity", {}) if dynamics is None else
+            tracker.make_step("simulator.relational", {"simulator.relational": dynamics[0]}, dynamics[1]))
     visible = np.ones(frames.shape[1:], bool)
-    return P.follow(frames, visible, components, step, P.KnownRenderer(size, P.PixelConfig.softness), em_iters)
+    return tracker.follow(frames, visible, components, step, tracker.KnownRenderer(size, tracker.SOFTNESS), em_iters)
 
 
 def track_all(states, radii, cfg: InteractionsConfig, model=None) -> dict:
@@ -163,7 +161,7 @@ def first_chunk_slice(tr: dict, cfg: InteractionsConfig) -> dict:
 
 def scenes(cfg: InteractionsConfig, n: int, purpose: str):
     """n sequences of cfg.k_balls balls (the simulator): (states (T, n, B, D), radii (n, B))."""
-    states, _ = R.simulate_sequences(n, cfg.t_frames, cfg.k_balls, DT, RADIUS, R.rng_for(cfg.seed, purpose), cfg.masses)
+    states, _ = simulator.simulate_sequences(n, cfg.t_frames, cfg.k_balls, DT, RADIUS, simulator.rng_for(cfg.seed, purpose), cfg.masses)
     return states, states[0, :, :, 4] if cfg.masses else np.full(states.shape[1:3], RADIUS)
 
 
@@ -181,8 +179,8 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
     train_states, train_radii = scenes(cfg, cfg.n_train, "interactions/train")
     val_states, val_radii = scenes(cfg, cfg.n_val, "interactions/val")
     eval_cfg = simulator_config(cfg)
-    eval_sets = {k: R.test_set(eval_cfg, k, "eval") for k in eval_cfg.eval_k}     # the oracle's test sequences
-    long_sets = {k: R.test_set(eval_cfg, k, "long") for k in eval_cfg.eval_k}
+    eval_sets = {k: state_training.test_set(eval_cfg, k, "eval") for k in eval_cfg.eval_k}     # the oracle's test sequences
+    long_sets = {k: state_training.test_set(eval_cfg, k, "long") for k in eval_cfg.eval_k}
     rounds, model, models = [], None, None
     for r in range(1, cfg.rounds + 1):
         t_round = time.perf_counter()
@@ -202,10 +200,10 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
         train_cfg = simulator_config(cfg, n_train=len(windows), n_val=len(val_windows), t_train=2,
                                      epochs=max(1, math.ceil(cfg.steps / per_epoch)))
         t1 = time.perf_counter()
-        models, histories, timings = R.train_both(train_cfg, {cfg.k_balls: windows}, {cfg.k_balls: val_windows},
+        models, histories, timings = state_training.train_both(train_cfg, {cfg.k_balls: windows}, {cfg.k_balls: val_windows},
                                                   verbose=False)
         t_train = time.perf_counter() - t1
-        rollouts, one_step, long_horizon, _, _ = R.evaluate(models, eval_sets, long_sets, eval_cfg)
+        rollouts, one_step, long_horizon, _, _ = state_evaluation.evaluate(models, eval_sets, long_sets, eval_cfg)
         model = models["relational"]
         horizons = {k: long_horizon[k]["relational"]["horizon"] for k in long_horizon}
         log(f"round {r} ({'constant velocity' if r == 1 else 'relational model of round ' + str(r - 1)}): "
@@ -221,7 +219,7 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
                                    "total": time.perf_counter() - t_round},
                        "rollout": rollouts, "one_step": one_step, "long_horizon": long_horizon})
     payload = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
-               "env": environment("float64", __file__), "simulator_config": R.payload_config(eval_cfg),
+               "env": environment("float64", __file__), "simulator_config": state_config.payload_config(eval_cfg),
                "numbers_depend_on": "seed and config (float64); the closed-loop measures move with the BLAS kernel "
                                     "as the oracle-trained ones do (rnem.sweeps.CHAOTIC_METRICS)",
                "first_chunk": first_chunk, "sample": sample, "rounds": rounds, "seconds": time.perf_counter() - t0}
@@ -259,7 +257,7 @@ def run_seeds(cfg: InteractionsConfig, log=print) -> dict:
     outcome = run_jobs_in_folders(_seed_job, jobs, [folder], failed_payloads, workers, log)
     failed = sorted(f"seed {seed}: {error}" for _, seed, _, error in outcome if error)
     if failed:
-        raise R.TrainingError("; ".join(failed))
+        raise state_training.TrainingError("; ".join(failed))
     results = {}
     for _, seed, path, _ in outcome:
         with open(path) as f:
@@ -312,7 +310,7 @@ def summarise_seeds(results: dict, oracle_path: str | None) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-RANGES = {"k_balls": (1, R.max_balls(RADIUS)), "n_train": (2, 100_000), "n_val": (1, 10_000), "t_frames": (8, 1000),
+RANGES = {"k_balls": (1, simulator.max_balls(RADIUS)), "n_train": (2, 100_000), "n_val": (1, 10_000), "t_frames": (8, 1000),
           "size": (16, 256), "components": (1, 16), "em_iters": (1, 20), "rounds": (1, 20), "steps": (1, 10_000_000),
           "n_eval": (2, 10_000),
           "jobs": (0, 1024), "seed": (0, 2**32 - 1)}
@@ -332,8 +330,8 @@ def check_config(cfg: InteractionsConfig) -> None:
         raise ConfigError(f"--components must be at least --k-balls ({cfg.k_balls}) and at most "
                           f"{RANGES['components'][1]} (got {cfg.components})")
     for k in parse_int_list(cfg.eval_k, "--eval-k"):
-        if not 1 <= k <= R.max_balls(RADIUS):
-            raise ConfigError(f"--eval-k must list numbers of balls in 1..{R.max_balls(RADIUS)} (got {cfg.eval_k!r})")
+        if not 1 <= k <= simulator.max_balls(RADIUS):
+            raise ConfigError(f"--eval-k must list numbers of balls in 1..{simulator.max_balls(RADIUS)} (got {cfg.eval_k!r})")
     if cfg.velocity not in tracks.VELOCITY_METHODS:
         raise ConfigError(f"--velocity must be one of {', '.join(tracks.VELOCITY_METHODS)} (got {cfg.velocity!r})")
     if not (0 < cfg.penalty <= 1e6):
@@ -356,40 +354,31 @@ def oracle_sweep(cfg: InteractionsConfig) -> str:
                         f"sweep_simulator{'_masses' if cfg.masses else ''}.json")
 
 
-def main(argv=None) -> int:
-    """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written); 1 a seed
-    failed; 130 / 143 stopped by SIGINT / SIGTERM (workers stopped, no partial output)."""
-    exit_if_worker_startup()
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_interrupted)
+def command(argv) -> int:
+    """The CLI's work: one chain or --seeds (bad input raises ConfigError first)."""
     parser = parser_from_config(InteractionsConfig, __doc__)
     cfg = InteractionsConfig(**vars(parser.parse_args(argv)))
     cfg.out = cfg.out or default_out(cfg)
-    try:
-        check_config(cfg)
-        if cfg.seeds:
-            write_json_atomic(cfg.out, run_seeds(cfg))
-        else:
-            result, models, train_cfg = chain(cfg, log=lambda line: print(line, flush=True))
-            write_json_atomic(cfg.out, result)
-            if cfg.save_model:
-                last = result["rounds"][-1]
-                R.save_models(cfg.save_model, models, train_cfg, last["history"],
-                              {kind: {} for kind in models},
-                              extra={"trained_from": "frames", "interactions_config": dataclasses.asdict(cfg),
-                                     "interactions_source_sha256": source_sha256(__file__)})
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except R.TrainingError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as err:
-        name = str(err) if isinstance(err, Interrupted) else "SIGINT"
-        print(f"error: stopped by {name}: workers stopped, no partial output written", file=sys.stderr)
-        return 128 + getattr(signal, name, signal.SIGINT)
+    check_config(cfg)
+    if cfg.seeds:
+        write_json_atomic(cfg.out, run_seeds(cfg))
+    else:
+        result, models, train_cfg = chain(cfg, log=lambda line: print(line, flush=True))
+        write_json_atomic(cfg.out, result)
+        if cfg.save_model:
+            last = result["rounds"][-1]
+            state_models.save_models(cfg.save_model, models, train_cfg, last["history"],
+                                     {kind: {} for kind in models}, __file__,
+                                     extra={"trained_from": "frames", "interactions_config": dataclasses.asdict(cfg)})
     print(f"wrote {cfg.out}" + (f" and {cfg.save_model}" if cfg.save_model else ""))
     return 0
+
+
+def main(argv=None) -> int:
+    """The CLI, under the exit codes of rnem.entry: 0 done; 2 bad input (one `error:` line, nothing
+    written); 1 a seed failed; 130 / 143 stopped by SIGINT / SIGTERM (workers stopped, no partial output)."""
+    exit_if_worker_startup()
+    return run_main(lambda: command(argv), stopped="workers stopped, no partial output written")
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ import json
 import math
 import os
 import re
-import signal
 import sys
-import threading
 import time
 
 from rnem.blas import BLAS_THREAD_VARS  # noqa: E402  (imports no numpy)
@@ -38,6 +36,7 @@ from rnem import dynamics_measures as dyn  # noqa: E402
 from rnem import network  # noqa: E402
 from rnem.balls import HEAVY_RADIUS  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
+from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
@@ -45,7 +44,6 @@ from rnem.frames import ball_pixels  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
-from rnem.processes import Interrupted, raise_interrupted  # noqa: E402
 from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
 from rnem.simulator import max_balls, rng_for  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
@@ -770,31 +768,17 @@ def summarise(folder: str) -> dict:
     return {"models": models, "orderings": orderings, "beats_baselines": beats, "env": environment("float64", __file__)}
 
 
-def main(argv=None) -> int:
-    """The CLI. Exit codes: 0 done; 2 bad input (one `error:` line, nothing written); 1 training
-    diverged; 130 / 143 stopped by SIGINT / SIGTERM (nothing written)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_interrupted)
+def command(argv) -> int:
+    """The CLI's work: a training, --retest or --summarise (bad input raises ConfigError first)."""
     parser = parser_from_config(NetworkConfig, __doc__)
     cfg = NetworkConfig(**vars(parser.parse_args(argv)))
-    try:
-        check_config(cfg)
-        if cfg.summarise:
-            write_json_atomic(cfg.out, summarise(cfg.summarise))
-            print(f"wrote {cfg.out}")
-            return 0
-        result = retest(cfg) if cfg.retest else train(cfg)
-        write_json_atomic(cfg.out, result)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except FloatingPointError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as err:
-        name = str(err) if isinstance(err, Interrupted) else "SIGINT"
-        print(f"error: stopped by {name}: nothing written", file=sys.stderr)
-        return 128 + getattr(signal, name, signal.SIGINT)
+    check_config(cfg)
+    if cfg.summarise:
+        write_json_atomic(cfg.out, summarise(cfg.summarise))
+        print(f"wrote {cfg.out}")
+        return 0
+    result = retest(cfg) if cfg.retest else train(cfg)
+    write_json_atomic(cfg.out, result)
     t, sel = result["test"], result["selected"]
     print(f"selected step {sel['iteration']} (lowest validation loss); test, {result['config']['k_balls']} balls: ARI (last "
           f"{LAST_STEPS} steps) {t['balls']['ari_last']:.3f}, BCE of the prediction {t['balls']['bce_real']:.1f} nats "
@@ -803,6 +787,12 @@ def main(argv=None) -> int:
           f"{'-'.join(map(str, EXTRAPOLATE_BALLS))} balls: ARI {t['more_balls']['ari_last']:.3f}, BCE "
           f"{t['more_balls']['bce_real']:.1f}; wrote {cfg.out}")
     return 0
+
+
+def main(argv=None) -> int:
+    """The CLI, under the exit codes of rnem.entry: 0 done; 2 bad input (one `error:` line, nothing
+    written); 1 training diverged; 130 / 143 stopped by SIGINT / SIGTERM (nothing written)."""
+    return run_main(lambda: command(argv))
 
 
 if __name__ == "__main__":

@@ -36,32 +36,23 @@ for _var in BLAS_THREAD_VARS:                     # before numpy loads: one BLAS
     os.environ.setdefault(_var, "1")
 import numpy as np  # noqa: E402
 
-import relational_nem_bouncing_balls as R  # noqa: E402
+from rnem import simulator, state_models  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
+from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
-from rnem.frames import pixel_centres, squared_distances  # noqa: E402
+from rnem.frames import squared_distances  # noqa: E402
 from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 from rnem.result_files import COMPONENT_CHARS  # noqa: E402
-from rnem.scenes import DT, RADIUS, ball_scenes, collision_region, hidden_balls, hidden_fractions  # noqa: E402
+from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls, hidden_fractions  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
+from rnem.tracker import (SOFTNESS, Components, KnownRenderer, advance, e_step, em, em_after_prediction,  # noqa: E402
+                          make_step, nearest_component)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-# ----------------------------------------------------------------------------- EM constants
-LIKELIHOOD_FLOOR = 1e-9  # the E-step's probabilities are kept in [eps, 1 - eps] (far below BACKGROUND_P)
-BACKGROUND_P = 0.02      # the background component lights every pixel with this probability
-EMPTY_MASS = 0.25        # a seen component that claims fewer lit pixels than this becomes empty
-EMPTY_VIEW = 0.9         # a component that claims nothing is emptied only if this much of it is observed
-SEEN_FRACTION = 0.2      # a component with less of its rendering observed is hidden: it keeps its prediction
-FULL_VIEW = 0.98         # the radius is re-estimated only from components seen this completely
-UNEXPLAINED = 0.1        # a lit pixel that no component lights with this probability is unexplained
-DISCOVERY_FILL = 0.5     # a component is placed where unexplained pixels fill this much of a square r wide
-DUPLICATE_DISTANCE = 1.0  # of two present components closer than this many radii (balls: >= 2), the weaker is emptied
-
 
 DYNAMICS = ("constant_velocity", "simulator.non_relational", "simulator.relational")
 RENDERERS = ("known", "learned")
@@ -82,7 +73,7 @@ class PixelConfig:
     # EM
     components: int = config_field(5, 'K, components per sequence (the paper: 5 for 4 balls, 8 for 6-8)')
     em_iters: int = config_field(3, 'EM iterations per frame')
-    softness: float = config_field(0.5, "known renderer: pixels over which a disk's edge goes from 1 to 0")
+    softness: float = config_field(SOFTNESS, "known renderer: pixels over which a disk's edge goes from 1 to 0")
     dynamics: str = config_field("all", 'constant_velocity, simulator.non_relational, simulator.relational, or all '
                                         'three', choices=DYNAMICS + ("all",))
     models: str = config_field("", "the simulator recipe's saved models ('': models/simulator[_masses]_seed0.npz)")
@@ -102,21 +93,6 @@ class PixelConfig:
 
 
 # ----------------------------------------------------------------------------- renderers
-class KnownRenderer:
-    """psi_ik = sigmoid((r_k - |p_i - x_k|) S / softness): a disk of the component's radius
-    whose edge goes from 1 to 0 over `softness` pixels."""
-
-    name = "known"
-
-    def __init__(self, size: int, softness: float):
-        self.size, self.softness = size, softness
-
-    def __call__(self, positions: np.ndarray, radii: np.ndarray) -> np.ndarray:
-        """positions (n, K, 2), radii (n, K) -> psi (n, K, S, S)."""
-        dist = np.sqrt(squared_distances(positions, self.size))                            # (n, K, S, S)
-        return sigmoid((radii[..., None, None] - dist) * self.size / self.softness)
-
-
 class LearnedRenderer:
     """N-EM's decoder, small: psi_ik = sigmoid(prior(u) + h(u)), u = (p_i - x_k) / r_k the pixel's
     offset from the component in units of its radius; h a network 3 -> H tanh -> H tanh -> 1
@@ -200,202 +176,6 @@ class LearnedRenderer:
         return loss, self.h_backward(dlogit[near], h_cache)
 
 
-# ----------------------------------------------------------------------------- EM
-def e_step(frames: np.ndarray, psi: np.ndarray) -> np.ndarray:
-    """gamma (n, K + 1, S, S): the posterior of each component (the last: background) for each
-    pixel of frames (n, S, S), with Bernoulli likelihoods psi^x (1 - psi)^(1 - x) and equal
-    mixing weights; sums to 1 per pixel. psi (n, K, S, S)."""
-    p = np.clip(psi, LIKELIHOOD_FLOOR, 1.0 - LIKELIHOOD_FLOOR)
-    x = frames[:, None]
-    like = np.concatenate([np.where(x, p, 1.0 - p), np.where(x, BACKGROUND_P, 1.0 - BACKGROUND_P)], axis=1)
-    return like / like.sum(axis=1, keepdims=True)
-
-
-@dataclasses.dataclass
-class Components:
-    """The state of every component of n sequences: positions, velocities (n, K, 2), radii (n, K),
-    present (n, K) bool, frames_present (n, K) int (frames seen whole; radius averaging),
-    seen (n, K) the fraction of each one's rendering on observed pixels at the last M-step."""
-    positions: np.ndarray
-    velocities: np.ndarray
-    radii: np.ndarray
-    present: np.ndarray
-    frames_present: np.ndarray
-    seen: np.ndarray
-
-    @classmethod
-    def empty(cls, n: int, k: int):
-        return cls(parked(n, k), np.zeros((n, k, 2)), np.full((n, k), RADIUS), np.zeros((n, k), bool),
-                   np.zeros((n, k), int), np.ones((n, k)))
-
-    def copy(self):
-        return Components(*(a.copy() for a in dataclasses.astuple(self)))
-
-    def shown(self):
-        """positions with the empty components parked off the frame (they render nothing)."""
-        return np.where(self.present[..., None], self.positions, parked(*self.present.shape))
-
-
-def parked(n: int, k: int) -> np.ndarray:
-    """(n, K, 2) places off the frame, 3 box widths apart: nothing there is rendered or interacts."""
-    spots = np.stack([-3.0 - 3.0 * np.arange(k), np.full(k, -3.0)], axis=-1)                # (K, 2)
-    return np.broadcast_to(spots, (n, k, 2)).copy()
-
-
-def centre_of(weight: np.ndarray, size: int) -> np.ndarray:
-    """(n, K, 2) sum over pixels of weight (n, K, S, S) times the pixel centre (x, y): through
-    the column sums (x) and the row sums (y)."""
-    c = (np.arange(size) + 0.5) / size
-    return np.stack([weight.sum(axis=2) @ c, weight.sum(axis=3) @ c[::-1]], axis=-1)
-
-
-def m_step(frames, visible, gamma, psi, comp: Components, size: int) -> None:
-    """The generalised M-step, in place. A present component that is seen (a fraction f >=
-    SEEN_FRACTION of its rendering falls on observed pixels) moves by f ((centre of the observed
-    lit pixels it claims) - (centre of its rendering on the observed pixels)): with the whole
-    disk in view this is the centre of what it claims; half hidden, the hidden half is not
-    mistaken for a move, and the move counts for half (a sliver is a poor measurement).
-    A seen component claiming fewer than EMPTY_MASS lit pixels becomes empty; a hidden one keeps
-    its (predicted) position. Fully seen, its radius is the running mean of sqrt(claimed area / pi).
-    Of two seen components closer than DUPLICATE_DISTANCE radii, the one claiming less is
-    emptied (two balls are at least two radii apart; two components splitting one ball are not)."""
-    claim = gamma[:, :-1] * (frames & visible)[:, None]                                   # (n, K, S, S)
-    mass = claim.sum(axis=(2, 3))                                                         # (n, K) lit pixels claimed
-    observed = psi * visible[:, None]
-    seen_mass, full_mass = observed.sum(axis=(2, 3)), psi.sum(axis=(2, 3))
-    comp.seen = seen_mass / np.maximum(full_mass, 1e-12)
-    seen = comp.present & (comp.seen > SEEN_FRACTION)
-    claimed_centre = centre_of(claim, size) / np.maximum(mass, 1e-12)[..., None]
-    rendered_centre = centre_of(observed, size) / np.maximum(seen_mass, 1e-12)[..., None]
-    keep = seen & (mass > EMPTY_MASS)
-    move = comp.seen[..., None] * (claimed_centre - rendered_centre)                  # a partial view counts less
-    comp.positions = np.where(keep[..., None], comp.positions + move, comp.positions)
-    comp.present &= ~(comp.present & (comp.seen > EMPTY_VIEW) & (mass <= EMPTY_MASS))
-    full = keep & (seen_mass > FULL_VIEW * full_mass)
-    estimate = np.sqrt(mass / math.pi) / size
-    count = comp.frames_present
-    comp.radii = np.where(full, (comp.radii * count + estimate) / (count + 1), comp.radii)
-    comp.frames_present = count + full
-    # duplicates: of two seen components closer than DUPLICATE_DISTANCE radii, empty the weaker
-    gap = np.linalg.norm(comp.positions[:, :, None] - comp.positions[:, None], axis=-1)  # (n, K, K)
-    both = seen[:, :, None] & seen[:, None, :] & comp.present[:, :, None] & comp.present[:, None, :]
-    close = both & (gap < DUPLICATE_DISTANCE * comp.radii[:, :, None]) & ~np.eye(len(gap[0]), dtype=bool)
-    weaker = close & ((mass[:, :, None] < mass[:, None, :]) |
-                      ((mass[:, :, None] == mass[:, None, :]) & np.tri(len(gap[0]), k=-1, dtype=bool).T))
-    comp.present &= ~weaker.any(axis=2)
-
-
-def box_count(image: np.ndarray, half: int) -> np.ndarray:
-    """(n, S, S): for every pixel, how many True pixels of image (n, S, S) lie in the square of
-    side 2 half + 1 around it (an integral image)."""
-    n, s, _ = image.shape
-    integral = np.zeros((n, s + 1, s + 1))
-    integral[:, 1:, 1:] = image.cumsum(1).cumsum(2)
-    lo = np.clip(np.arange(s) - half, 0, s)
-    hi = np.clip(np.arange(s) + half + 1, 0, s)
-    return (integral[:, hi][:, :, hi] - integral[:, lo][:, :, hi] - integral[:, hi][:, :, lo]
-            + integral[:, lo][:, :, lo])
-
-
-def discover(frames, visible, psi, comp: Components, size: int) -> np.ndarray:
-    """Places at most one empty component per sequence, in place: on the pixel whose square about
-    r wide holds the most unexplained lit pixels (observed, lit, no component lights it with
-    probability UNEXPLAINED), if they fill DISCOVERY_FILL of it. The square fits inside a ball,
-    so it is fullest at a ball's centre, not between two touching balls. Returns (n,) bool: placed."""
-    unexplained = frames & visible & (psi.max(axis=1) < UNEXPLAINED)                      # (n, S, S)
-    half = max(1, int(round(RADIUS * size / 2)))                                          # side 2 half + 1 ~ r
-    density = box_count(unexplained, half).reshape(len(frames), -1)                       # (n, S*S)
-    best = density.argmax(axis=1)
-    free = ~comp.present
-    placed = (density.max(axis=1) >= DISCOVERY_FILL * (2 * half + 1) ** 2) & free.any(axis=1)
-    seqs, slot = np.nonzero(placed)[0], free.argmax(axis=1)[placed]
-    comp.positions[seqs, slot] = pixel_centres(size).reshape(-1, 2)[best[placed]]
-    comp.velocities[seqs, slot] = 0.0
-    comp.radii[seqs, slot], comp.frames_present[seqs, slot] = RADIUS, 0
-    comp.present[seqs, slot] = True
-    return placed
-
-
-def em(frames, visible, comp: Components, renderer, iters: int):
-    """iters E and M steps on frames (n, S, S), in place; then discovery of what no component
-    explains, each new component refined by further EM. Returns (psi, gamma) of the final state."""
-    size = frames.shape[-1]
-    for _ in range(iters):
-        psi = renderer(comp.shown(), comp.radii)
-        m_step(frames, visible, e_step(frames, psi), psi, comp, size)
-    psi = renderer(comp.shown(), comp.radii)
-    for _ in range(comp.present.shape[1]):
-        if not discover(frames, visible, psi, comp, size).any():
-            break
-        for _ in range(iters):
-            psi = renderer(comp.shown(), comp.radii)
-            m_step(frames, visible, e_step(frames, psi), psi, comp, size)
-        psi = renderer(comp.shown(), comp.radii)
-    return psi, e_step(frames, psi)
-
-
-# ----------------------------------------------------------------------------- measures
-def nearest_component(truth_xy: np.ndarray, comp: Components) -> np.ndarray:
-    """(n, B) distance from every true ball (n, B, 2) to the nearest present component (inf: none)."""
-    d = np.linalg.norm(truth_xy[:, :, None] - comp.positions[:, None], axis=-1)           # (n, B, K)
-    return np.where(comp.present[:, None], d, np.inf).min(axis=2)
-
-
-# ----------------------------------------------------------------------------- dynamics
-def make_step(name: str, models: dict, masses: bool = False):
-    """Components -> predicted (positions, velocities) one frame later, for the present ones:
-    constant velocity, or a model of models/ rolled one step (the empty ones are parked apart,
-    where they meet nothing; their prediction is ignored); masses: the models read the radius."""
-    def step(comp: Components):
-        if name == "constant_velocity":
-            return comp.positions + DT * comp.velocities, comp.velocities.copy()
-        model = models[name]
-        x = comp.shown()
-        S = np.concatenate([x, comp.velocities] + ([comp.radii[..., None]] if masses else []), -1)
-        out = S + model.forward(S)[0]                                                     # (n, K, D)
-        keep = comp.present[..., None]
-        return np.where(keep, out[..., :2], comp.positions), np.where(keep, out[..., 2:4], comp.velocities)
-    return step
-
-
-def advance(comp: Components, step) -> Components:
-    """The components one frame later, as the dynamics predict them."""
-    nxt = comp.copy()
-    nxt.positions, nxt.velocities = step(comp)
-    return nxt
-
-
-def em_after_prediction(frames, visible, comp: Components, pred: Components, renderer, iters: int):
-    """EM on frames from the prediction pred of comp; returns (the new components, psi, gamma).
-    A component present before and after keeps the prediction's velocity corrected by the
-    M-step's move, weighted by the fraction f of its rendering in view: v = v_pred + f (x_em -
-    x_pred) / dt (f = 1 without a curtain); a new one starts at rest."""
-    new = pred.copy()
-    psi, gamma = em(frames, visible, new, renderer, iters)
-    tracked = (comp.present & new.present)[..., None]
-    correction = new.seen[..., None] * (new.positions - pred.positions) / DT         # a partial view counts less
-    new.velocities = np.where(tracked, pred.velocities + correction, 0.0)
-    return new, psi, gamma
-
-
-def follow(frames, visible, components: int, step, renderer, iters: int) -> dict:
-    """The tracker alone, as track() runs it but without measures: discovery and EM on frame 0 of
-    frames (T, n, S, S), then per frame the dynamics' prediction and EM on the frame. Returns the
-    components after each frame's EM: positions, velocities (T, n, K, 2) (the prediction's,
-    corrected by the M-step's move), radii (T, n, K) (running means of the claimed area) and
-    present (T, n, K) bool."""
-    T, n = frames.shape[:2]
-    comp = Components.empty(n, components)
-    em(frames[0], visible, comp, renderer, iters)
-    out = {key: [] for key in ("positions", "velocities", "radii", "present")}
-    for t in range(T):
-        if t:
-            comp = em_after_prediction(frames[t], visible, comp, advance(comp, step), renderer, iters)[0]
-        for key in out:
-            out[key].append(getattr(comp, key).copy())
-    return {key: np.stack(value) for key, value in out.items()}
-
-
 # ----------------------------------------------------------------------------- data and a run
 def group_sizes(cfg: PixelConfig, n: int) -> list:
     """[(balls, sequences)]: n sequences split as evenly as possible over the ball counts of cfg.k_balls."""
@@ -410,8 +190,8 @@ def parse_balls(text: str) -> list:
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
         raise ConfigError(f"--k-balls must be a number of balls or a range like 6-8 (got {text!r})")
-    if not 1 <= lo <= hi <= R.max_balls(RADIUS):
-        raise ConfigError(f"--k-balls must be within 1..{R.max_balls(RADIUS)}, low to high (got {text!r})")
+    if not 1 <= lo <= hi <= simulator.max_balls(RADIUS):
+        raise ConfigError(f"--k-balls must be within 1..{simulator.max_balls(RADIUS)}, low to high (got {text!r})")
     return list(range(lo, hi + 1))
 
 
@@ -526,7 +306,7 @@ def default_models(cfg: PixelConfig) -> str:
 
 def load_dynamics(cfg: PixelConfig, names) -> dict:
     """The saved models the selected dynamics need (checked in main)."""
-    return R.load_models(default_models(cfg)) if any(n != "constant_velocity" for n in names) else {}
+    return state_models.load_models(default_models(cfg)) if any(n != "constant_velocity" for n in names) else {}
 
 
 def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
@@ -537,10 +317,10 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     gamma from the E-step on the noisy frame given that prediction, held fixed. Adam, one step
     per batch (gradient summed over frames, divided by the batch's lit-pixel count). Returns
     (renderer, history of mean losses per lit pixel)."""
-    renderer = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+    renderer = LearnedRenderer(cfg.size, cfg.hidden, simulator.rng_for(cfg.seed, "pixels/renderer-init"))
     data = make_frames(dataclasses.replace(cfg, curtain=0.0), cfg.train_k_balls, cfg.train_seq, "pixels/train")
     adam = Adam(renderer.flat, cfg.lr)
-    rng = R.rng_for(cfg.seed, "pixels/train-batches")
+    rng = simulator.rng_for(cfg.seed, "pixels/train-batches")
     history = []
     for it in range(cfg.train_iters):
         seqs = rng.choice(cfg.train_seq, size=min(cfg.batch, cfg.train_seq), replace=False)
@@ -622,14 +402,14 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     models = load_dynamics(cfg, names)
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
     result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
-              "main_source_sha256": source_sha256(R.__file__), "models": default_models(cfg) if models else None,
+              "models": default_models(cfg) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
               "env": environment("float64", __file__)}
     if cfg.renderer == "learned":
         t0 = time.perf_counter()
         trainer = "simulator.relational" if "simulator.relational" in names else names[0]
         renderer, history = train_renderer(cfg, make_step(trainer, models, cfg.masses), log)
-        untrained = LearnedRenderer(cfg.size, cfg.hidden, R.rng_for(cfg.seed, "pixels/renderer-init"))
+        untrained = LearnedRenderer(cfg.size, cfg.hidden, simulator.rng_for(cfg.seed, "pixels/renderer-init"))
         result["renderer_training"] = {"dynamics": trainer, "seconds": time.perf_counter() - t0,
                                        "loss_per_lit_pixel": [round(h, 6) for h in history],
                                        "parameters": {k: v.tolist() for k, v in renderer.params.items()},
@@ -660,7 +440,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
     runs = [run(dataclasses.replace(cfg, seed=s, seeds=""), log, with_sample=False) for s in seeds]
     names = [n for n in DYNAMICS if n in runs[0]]
     result = {"config": dataclasses.asdict(cfg), "seeds": seeds,
-              **{key: runs[0][key] for key in ("source_sha256", "main_source_sha256", "models", "numbers_depend_on")}}
+              **{key: runs[0][key] for key in ("source_sha256", "models", "numbers_depend_on")}}
     for name in names + (["untrained_renderer"] if "untrained_renderer" in runs[0] else []):
         result[name] = {}
         for key, value in runs[0][name].items():
@@ -685,7 +465,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
 
 # ----------------------------------------------------------------------------- CLI
 RANGES = {"components": (1, 16), "n_seq": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
-          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, R.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000),
+          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, simulator.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000),
           "seed": (0, 2**32 - 1)}
 
 
@@ -718,11 +498,11 @@ def check_config(cfg: PixelConfig) -> None:
         raise ConfigError(f"--renderer must be one of {', '.join(RENDERERS)} (got {cfg.renderer!r})")
     if cfg.dynamics != "constant_velocity":
         try:
-            models = R.load_models(default_models(cfg))
+            models = state_models.load_models(default_models(cfg))
         except ConfigError as err:
             raise ConfigError(str(err).replace("--load-model", "--models", 1))
         need = {"simulator.relational", "simulator.non_relational"}
-        if not need <= set(models) or R.read_model_meta(default_models(cfg))["config"].get("masses") != cfg.masses:
+        if not need <= set(models) or state_models.read_model_meta(default_models(cfg))["config"].get("masses") != cfg.masses:
             raise ConfigError(f"--models {default_models(cfg)}: needs the simulator recipe's models"
                                 f"{' trained with --masses' if cfg.masses else ' (equal masses)'} (--recipe simulator "
                                 f"--save-model)")
@@ -731,19 +511,13 @@ def check_config(cfg: PixelConfig) -> None:
     check_output_path(cfg.out, "--out")
 
 
-def main(argv=None) -> int:
+def command(argv) -> int:
+    """The CLI's work: one run or --seeds (bad input raises ConfigError first)."""
     parser = parser_from_config(PixelConfig, __doc__)
     cfg = PixelConfig(**vars(parser.parse_args(argv)))
-    try:
-        check_config(cfg)
-        seeds = parse_seeds(cfg.seeds).copy() if cfg.seeds else None
-        result = run_seeds(cfg, seeds) if seeds else run(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing written", file=sys.stderr)
-        return 130
+    check_config(cfg)
+    seeds = parse_seeds(cfg.seeds).copy() if cfg.seeds else None
+    result = run_seeds(cfg, seeds) if seeds else run(cfg)
     write_json_atomic(cfg.out, result)
     for name in (n for n in DYNAMICS + ("untrained_renderer",) if n in result):
         r = {key: value["mean"] if isinstance(value, dict) else value for key, value in result[name].items()}
@@ -758,6 +532,12 @@ def main(argv=None) -> int:
         print(f"seeds in which the relational simulator is better: {result['relational_wins']}")
     print(f"wrote {cfg.out}")
     return 0
+
+
+def main(argv=None) -> int:
+    """The CLI, under the exit codes of rnem.entry: 0 done; 2 bad input (one `error:` line, nothing
+    written); 130 / 143 stopped by SIGINT / SIGTERM (nothing written)."""
+    return run_main(lambda: command(argv))
 
 
 if __name__ == "__main__":

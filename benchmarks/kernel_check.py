@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 import relational_nem_bouncing_balls as R  # noqa: E402
-from rnem import environment, files, sweeps  # noqa: E402
+from rnem import environment, files, state_evaluation, sweeps  # noqa: E402
 from rnem.cli import OneLineParser  # noqa: E402
 
 EXACT = 1e-8             # relative difference below which two numbers count as the same
@@ -58,7 +58,7 @@ def kernel_under(coretype):
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     if coretype:
         env["OPENBLAS_CORETYPE"] = coretype
-    code = "import numpy, relational_nem_bouncing_balls as R; print(R.blas_info()['kernel'])"
+    code = "import numpy; from rnem.blas import blas_info; print(blas_info()['kernel'])"
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -126,7 +126,7 @@ def families(payload):
                     walk(value[LONG_EXACT:], f"long_horizon steps >= {LONG_EXACT}")
     for metric, read in sweeps.SWEEP_METRICS.items():
         for k in payload["rollout"]:
-            for name in R.PREDICTORS:
+            for name in state_evaluation.PREDICTORS:
                 value = read(payload, k, name)
                 if value is not None:
                     out.setdefault(f"measure {metric}", []).append(float(value))

@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 
 import relational_nem_network as N  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
+from rnem import tracker  # noqa: E402
 from rnem.files import write_json_atomic  # noqa: E402
 from rnem.measures import BCE_CLIP  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
@@ -50,7 +51,7 @@ def one_seed(model_path: str) -> dict:
     models = P.load_dynamics(pcfg, PIPELINES)
     for name in PIPELINES:
         t0 = time.perf_counter()
-        tracked = P.track(scenes, pcfg, P.make_step(name, models), P.KnownRenderer(pcfg.size, pcfg.softness))
+        tracked = P.track(scenes, pcfg, tracker.make_step(name, models), tracker.KnownRenderer(pcfg.size, pcfg.softness))
         out[name] = {"ari_last": float(np.mean(tracked["ari_after_em"][-LAST:])),
                      "bce_max": float(np.mean(tracked["next_frame_bce"][1:])), "seconds": time.perf_counter() - t0}
     return out

@@ -14,10 +14,20 @@
     sweeps       the measures a sweep summarises, statistics over seeds, --aggregate
     result_files reading and checking result JSON for the figure and GIF scripts
     pictures     anti-aliased disks and the colours of the models, for figures and GIFs
+    frame_figures    the figures of the pipelines on frames (pixels, the network, interactions)
+    names        the display names of the network's models, one table for the figures and the docs
     balls        the paper's two ball types: radii and masses; the simulator's wall pass
+    simulator    the bouncing-balls simulator (elastic collisions, two ball types) and its data sets
+    state_config the state models' experiment config (the design card's CLI is built from it)
+    state_models the non-relational and relational dynamics models on ball states, their files
+    state_training   BPTT training, the two models in two workers, rollouts, a run's data
+    state_evaluation closed-loop errors by collision event, baselines, long horizon, attention
+    mixture      the E-step of a spatial mixture of Bernoulli components
+    tracker      the E-step tracker on frames: components, renderer, M-step, discovery, dynamics
     simulator_model  the simulator recipe's model (free flight plus learned, gated impulses)
     rollout_measures errors, horizon, energy and distribution distances of a rollout
     scenes       frames of balls with everything true about them (states, collisions, labels, the curtain)
+    dynamics_measures  whether a network learned the motion: motion fraction, positions, Brier, attention
     network      the paper's network (RNN-EM, R-NEM): encoder, Upsilon, recurrence, decoder, unrolled EM
     tracks       tracks of the E-step tracker turned into training states: velocities, usable windows
 """

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from rnem.mixture import e_step as mixture_e_step
 from rnem.layers import (ParamBuffer, affine_backward, affine_forward, bernoulli_losses_backward,
                          bernoulli_losses_forward, elu_backward, elu_forward, layernorm_fast_backward,
                          layernorm_fast_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward,
@@ -198,11 +199,11 @@ class Network:
 GAMMA_FLOOR = 1e-6       # added to every component's likelihood in the E-step (the paper's)
 
 
-def e_step(psi, x):
+def e_step(x, psi):
     """gamma (B, K, D): the posterior of each component for each pixel of the binary frame x
-    (B, D) under Bernoulli likelihoods psi (B, K, D), x psi + (1 - x)(1 - psi) + floor, normalised over K."""
-    like = np.where(x[:, None, :], psi, 1.0 - psi) + GAMMA_FLOOR
-    return like / like.sum(axis=1, keepdims=True)
+    (B, D) under Bernoulli likelihoods psi (B, K, D): the mixture's E-step (rnem.mixture) with
+    GAMMA_FLOOR added to every likelihood, as the paper's."""
+    return mixture_e_step(x, psi, GAMMA_FLOOR)
 
 
 def initial_gamma(rng, batch: int, k: int, pixels: int):
@@ -215,7 +216,7 @@ def em_forward(net: Network, noisy, clean, gamma0, gammas=None, own_from=None, o
     """The unrolled EM over T frames: noisy, clean (T, B, D) binary frames (the input sees the
     noisy ones, the E-step and the loss the clean next frame), gamma0 (B, K, D).
     Step t (0 .. T-2): x~ = gamma_t (noisy_t - psi_t), (theta, logits) = step(x~, theta),
-    psi_{t+1} = sigmoid(logits), gamma_{t+1} = e_step(psi_{t+1}, clean_{t+1}) (held fixed, no
+    psi_{t+1} = sigmoid(logits), gamma_{t+1} = e_step(clean_{t+1}, psi_{t+1}) (held fixed, no
     gradient); loss_t = sum over k and pixels of bernoulli_losses(logits, clean_{t+1}, gamma_{t+1}).
     gammas, if given, replaces every E-step's gamma (what the gradient holds fixed: the test of
     em_backward differentiates this). own_from (a step, or None): from that step on the input is
@@ -237,7 +238,7 @@ def em_forward(net: Network, noisy, clean, gamma0, gammas=None, own_from=None, o
         theta, logits, cache = net.step_forward(x_in, theta)
         psi = sigmoid(logits)
         target = clean[t + 1][:, None, :].astype(dtype)                              # (B, 1, D)
-        gamma_in, gamma = gamma, (e_step(psi, clean[t + 1]) if gammas is None else gammas[t])
+        gamma_in, gamma = gamma, (e_step(clean[t + 1], psi) if gammas is None else gammas[t])
         if own_from is not None:
             own = (gamma_in * psi).sum(axis=1)                                       # sum_k gamma_t psi_{t+1}
         loss, c_loss = bernoulli_losses_forward(logits, target, gamma, psi)
@@ -307,5 +308,5 @@ def em_simulate(net: Network, frames, gamma0, observed: int, feed: str = "binary
             out["real"].append(real)
             out["max"].append(psi.max(axis=1))
             out["psi"].append(psi)
-        gamma = e_step(psi, e_frame)
+        gamma = e_step(e_frame, psi)
     return {key: (np.stack(value) if isinstance(value, list) else value) for key, value in out.items()}

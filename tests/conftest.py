@@ -80,29 +80,35 @@ def processes():
 
 
 # ---------------------------------------------------------------- slow checks on the second core
-SLOW_TESTS = ("test_pixel_run_tracked_whole_gives_the_committed_measures", "test_renderer_training_starts_as_committed",
-              "test_network_result_slices_are_recomputed", "test_interactions_first_chunk_is_tracked_again",
-              "test_seed0_models_give_the_committed_evaluation", "test_first_epoch_of_training_gives_the_committed_history",
-              "test_interactions_models_give_the_last_rounds_evaluation")
+# A test that recomputes a slow slice of a committed result asks for the fixture slow_slices_result:
+# when the tests start (not at collection), one background process recomputes every slow slice
+# (test_committed_results.slow_slices) beside the other tests, which run first.
+SLOW_FIXTURE = "slow_slices_result"
 _background = {}
+
+
+def _needs_slow_slices(item) -> bool:
+    return SLOW_FIXTURE in getattr(item, "fixturenames", ())
 
 
 def pytest_collection_modifyitems(session, config, items):
     """The tests that wait for the background process run last, when it has had the most time."""
-    items.sort(key=lambda item: item.originalname in SLOW_TESTS)
+    items.sort(key=_needs_slow_slices)
 
 
-def pytest_collection_finish(session):
-    """Starts test_committed_results.slow_slices in its own process when a test that needs it is
-    collected, so that it runs beside the other tests."""
-    if any(item.originalname in SLOW_TESTS for item in session.items):
-        folder = tempfile.mkdtemp(prefix="rnem-tests-")
-        out = os.path.join(folder, "slow_slices.json")
-        code = f"import test_committed_results as T; T.slow_slices({out!r})"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), ROOT])}
-        _background.update(folder=folder, out=out, process=subprocess.Popen(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=lambda: os.nice(10)))                   # the tests in the foreground come first
+def pytest_runtestloop(session):
+    """Starts the background process when the tests run (never for --collect-only) and a collected
+    test needs it; returns None, so that pytest's own loop then runs the tests."""
+    if session.config.option.collectonly or not any(_needs_slow_slices(item) for item in session.items):
+        return None
+    folder = tempfile.mkdtemp(prefix="rnem-tests-")
+    out = os.path.join(folder, "slow_slices.json")
+    code = f"import test_committed_results as T; T.slow_slices({out!r})"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), ROOT])}
+    _background.update(folder=folder, out=out, process=subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.nice(10)))                       # the tests in the foreground come first
+    return None
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -116,17 +122,30 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_background.pop("folder"), ignore_errors=True)
 
 
+SLOW_WAIT_S = float(os.environ.get("RNEM_SLOW_WAIT_S", 120))   # a loaded machine may allow more
+
+
+class SlowSlices(dict):
+    """The background process's slices by name; reading one that failed fails with its traceback."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if isinstance(value, dict) and "error" in value:
+            raise AssertionError(f"recomputing the slow slice {name} failed:\n{value['error']}")
+        return value
+
+
 @pytest.fixture(scope="session")
 def slow_slices_result():
-    """The background process's answer (waits at most two minutes for it)."""
+    """The background process's answer (waits at most SLOW_WAIT_S seconds for it)."""
     process = _background.get("process")
     assert process is not None, "the background check was not started"
     try:
-        _, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=SLOW_WAIT_S)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
-        raise AssertionError("the slow slices took more than two minutes")
+        raise AssertionError(f"the slow slices took more than {SLOW_WAIT_S:.0f} s (RNEM_SLOW_WAIT_S raises the wait)")
     assert process.returncode == 0, err.decode(errors="replace")
     with open(_background["out"]) as f:
-        return json.load(f)
+        return SlowSlices(json.load(f))

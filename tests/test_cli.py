@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import state_config
 from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, run_script
 
 TINY = ["--epochs", "2", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8",
@@ -22,16 +23,16 @@ def test_quick_run_then_figures_and_gif(tmp_path):
     assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "one_step", "long_horizon",
                         "samples"}
     assert run["params"] == {"non_relational": 4740, "relational": 6348}
-    assert run["config"]["quick"] and run["config"]["epochs"] == R.QUICK["epochs"]
+    assert run["config"]["quick"] and run["config"]["epochs"] == state_config.QUICK["epochs"]
     assert list(run["rollout"]) == ["4", "3", "5", "6"]
     for key, entry in run["rollout"].items():
         assert entry["K"] == int(key) and entry["T"] == run["config"]["t_eval"]
-        for model in R.MODEL_KINDS:
+        for model in state_config.MODEL_KINDS:
             for metric in ("pos_err", "vel_err", "pos_mse", "vel_mse"):
                 assert len(entry[model][metric]) == entry["T"]
                 assert entry[model][f"mean_{metric}"] == pytest.approx(np.mean(entry[model][metric]))
-    for model in R.MODEL_KINDS:
-        assert run["history"][model]["epoch"] == list(range(1, R.QUICK["epochs"] + 1))
+    for model in state_config.MODEL_KINDS:
+        assert run["history"][model]["epoch"] == list(range(1, state_config.QUICK["epochs"] + 1))
         assert run["timing"]["steps_per_sec"][model] > 0
     truth = np.asarray(run["samples"]["truth"])
     assert truth.shape == (run["config"]["t_eval"], 3, 4, 4)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import files, rollout_measures, sweeps
+from rnem import (cli, files, rollout_measures, simulator, state_config, state_evaluation, state_models, state_training,
+                  sweeps)
 from conftest import ROOT, assert_one_line_error, call_main, draw_figures
 
 R_, DT = 0.11, 0.05
@@ -18,7 +19,7 @@ def test_events_of_a_head_on_collision():
     # centres 0.4 apart closing at 2 per unit time: 0.3 after step 0, 0.2 < 2r during step 1
     pos = np.array([[[0.3, 0.5], [0.7, 0.5]]])
     vel = np.array([[[1.0, 0.0], [-1.0, 0.0]]])
-    states, events = R.simulate(pos, vel, 4, DT, R_, return_events=True)
+    states, events = simulator.simulate(pos, vel, 4, DT, R_, return_events=True)
     expected = np.zeros((4, 1, 2, 2), bool)
     expected[1, 0, 0, 1] = expected[1, 0, 1, 0] = True
     np.testing.assert_array_equal(events["pair"], expected)
@@ -28,7 +29,7 @@ def test_events_of_a_head_on_collision():
 
 def test_events_of_a_wall_bounce():
     # x: 0.2 -> 0.15 -> 0.10 (< r during step 1: mirrored to 0.12, vx = +1) -> 0.17
-    states, events = R.simulate(np.array([[[0.2, 0.5]]]), np.array([[[-1.0, 0.0]]]), 4, DT, R_,
+    states, events = simulator.simulate(np.array([[[0.2, 0.5]]]), np.array([[[-1.0, 0.0]]]), 4, DT, R_,
                                 return_events=True)
     np.testing.assert_array_equal(events["wall"][:, 0, 0], [False, True, False, False])
     assert not events["pair"].any()
@@ -40,9 +41,9 @@ def test_constant_velocity_equals_simulator_when_no_balls_touch():
     # two balls on horizontal lanes far apart: walls only
     pos = np.array([[[0.3, 0.2], [0.6, 0.8]]])
     vel = np.array([[[0.9, 0.0], [-0.7, 0.0]]])
-    truth, events = R.simulate(pos, vel, 60, DT, R_, return_events=True)
+    truth, events = simulator.simulate(pos, vel, 60, DT, R_, return_events=True)
     assert events["wall"].any() and not events["pair"].any()
-    predictors = R.make_predictors({}, R.Config())
+    predictors = state_evaluation.make_predictors({}, state_config.Config())
     rollout_fn, step_fn = predictors["constant_velocity"]
     np.testing.assert_array_equal(rollout_fn(truth[0], 60), truth)
     np.testing.assert_array_equal(step_fn(truth[:-1].reshape(-1, 2, 4)), truth[1:].reshape(-1, 2, 4))
@@ -50,9 +51,9 @@ def test_constant_velocity_equals_simulator_when_no_balls_touch():
 
 def test_uninformed_guess():
     init = np.random.default_rng(0).uniform(size=(3, 2, 4))
-    pred = R.make_predictors({}, R.Config())["uninformed"][0](init, 4)
+    pred = state_evaluation.make_predictors({}, state_config.Config())["uninformed"][0](init, 4)
     np.testing.assert_array_equal(pred[0], init)
-    assert (pred[1:] == R.UNINFORMED_STATE).all()
+    assert (pred[1:] == state_evaluation.UNINFORMED_STATE).all()
 
 
 def test_wasserstein1_and_pair_distances_by_hand():
@@ -70,7 +71,7 @@ def test_long_horizon_metrics_by_hand():
     pred = truth.copy()
     pred[0, 0, 1, 0] = 0.05                       # ball 1's centre at x = 0.05 < r: overlaps the wall
     pred[0, 0, :, 2:] *= 2                        # doubled speeds: 4x the kinetic energy
-    m = R.long_horizon_metrics(pred, truth, R_)
+    m = rollout_measures.long_horizon_metrics(pred, truth, R_)
     assert m["outside_frac"] == [0.5]
     assert m["energy_ratio"] == [4.0]
     assert m["speed_w1"] == [1.0]                 # speeds {2, 2} vs {1, 1}
@@ -81,7 +82,7 @@ def test_long_horizon_metrics_by_hand():
 def test_post_collision_mask_and_error_by_hand():
     pair = np.zeros((6, 1, 3, 3), bool)
     pair[1, 0, 0, 1] = pair[1, 0, 1, 0] = True    # balls 0 and 1 collide during step 1 -> 2
-    mask = R.post_collision_mask(pair, window=2)
+    mask = rollout_measures.post_collision_mask(pair, window=2)
     expected = np.zeros((6, 1, 3), bool)
     expected[2:4, 0, :2] = True                   # states 2 and 3 of balls 0 and 1
     np.testing.assert_array_equal(mask, expected)
@@ -89,8 +90,8 @@ def test_post_collision_mask_and_error_by_hand():
     pred = truth.copy()
     pred[2, 0, 0, 2:] = [2.0, 0.0]                # one counted entry off by 4 in vx^2
     pred[5, 0, 2, 2:] = [9.0, 9.0]                # not counted
-    assert R.masked_vel_mse(pred, truth, mask) == 4.0 / (4 * 2)
-    assert R.masked_vel_mse(pred, truth, np.zeros_like(mask)) is None
+    assert rollout_measures.masked_vel_mse(pred, truth, mask) == 4.0 / (4 * 2)
+    assert rollout_measures.masked_vel_mse(pred, truth, np.zeros_like(mask)) is None
 
 
 def test_one_step_by_event_by_hand():
@@ -102,7 +103,7 @@ def test_one_step_by_event_by_hand():
 
     def step(S):
         return S + offsets
-    out = R.one_step_by_event(step, truth, events)
+    out = rollout_measures.one_step_by_event(step, truth, events)
     assert out["ball"] == {"pos_mse": 0.25, "vel_mse": (4 + 16) / 4, "count": 2}
     assert out["wall"] == {"pos_mse": 4.5, "vel_mse": 1.0, "count": 1}
     assert out["free"] == {"pos_mse": None, "vel_mse": None, "count": 0}
@@ -115,11 +116,11 @@ def test_mean_interval():
     assert sweeps.mean_interval([5.0]) == {"mean": 5.0, "std": None, "ci95": None}
 
 
-TINY = R.Config(epochs=1, n_train=16, n_val=4, n_eval=4, t_eval=8, t_long=12, eval_k=(3, 4), n_samples=1, jobs=2)
+TINY = state_config.Config(epochs=1, n_train=16, n_val=4, n_eval=4, t_eval=8, t_long=12, eval_k=(3, 4), n_samples=1, jobs=2)
 
 
 def test_the_sweep_compares_the_main_scripts_predictors():
-    assert sweeps.PREDICTORS == R.PREDICTORS == R.MODEL_KINDS + R.BASELINES
+    assert sweeps.PREDICTORS == state_evaluation.PREDICTORS == state_config.MODEL_KINDS + state_evaluation.BASELINES
 
 
 def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
@@ -127,18 +128,18 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
     summary = R.run_sweep(cfg, log=lambda *_: None)
     assert summary["seeds"] == [0, 1] and summary["failed"] == {} and summary["timing"]["workers"] == 2
     for seed in (0, 1):
-        with open(R.seed_file(cfg.seed_dir, seed)) as f:
+        with open(sweeps.seed_file(cfg.seed_dir, seed)) as f:
             swept = json.load(f)
         single = R.run(dataclasses.replace(TINY, seed=seed, jobs=1), log=None)
         for key in ("history", "rollout", "one_step", "long_horizon", "samples"):
             assert swept[key] == single[key], key
-    rebuilt = R.aggregate_files([R.seed_file(cfg.seed_dir, s) for s in (1, 0)])
+    rebuilt = sweeps.aggregate_files([sweeps.seed_file(cfg.seed_dir, s) for s in (1, 0)])
     summary.pop("timing")
     assert json.loads(json.dumps(rebuilt)) == json.loads(json.dumps(summary))
     k = "4"
     values = []
     for seed in (0, 1):
-        with open(R.seed_file(cfg.seed_dir, seed)) as f:
+        with open(sweeps.seed_file(cfg.seed_dir, seed)) as f:
             values.append(json.load(f)["rollout"][k])
     rel = [v["relational"]["mean_vel_mse"] for v in values]
     non = [v["non_relational"]["mean_vel_mse"] for v in values]
@@ -149,7 +150,7 @@ def test_two_seed_sweep_equals_single_runs_and_aggregate(tmp_path):
     assert summary["chaotic_metrics"] == list(sweeps.CHAOTIC_METRICS["stub"])
     for metric in sweeps.CHAOTIC_METRICS["stub"]:                        # a mean with its interval, no win count
         assert metric not in summary["wins"][k] and summary["summary"][k][metric]["relational"]["ci95"] is not None
-    assert set(summary["summary"][k]["vel_mse"]) == set(R.PREDICTORS)
+    assert set(summary["summary"][k]["vel_mse"]) == set(state_evaluation.PREDICTORS)
     assert set(summary["summary"][k]["long_outside_frac"]) == {"non_relational", "relational", "constant_velocity"}
     # the visualize script draws a summary when given one
     # every stub measure is chaotic: no win count, so no wins figure
@@ -169,7 +170,7 @@ def test_failed_seed_is_reported_not_dropped(tmp_path):
     assert summary["seeds"] == [0] and summary["n_seeds"] == 1
     assert list(summary["failed"]) == ["1"]
     assert "training diverged (non-finite loss) in epoch 1; try a smaller --lr" in summary["failed"]["1"]
-    assert R.aggregate_files([R.seed_file(cfg.seed_dir, s) for s in (0, 1)])["failed"] == summary["failed"]
+    assert sweeps.aggregate_files([sweeps.seed_file(cfg.seed_dir, s) for s in (0, 1)])["failed"] == summary["failed"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -198,8 +199,8 @@ def test_aggregate_rejects_mixed_configs(tmp_path):
     b = R.run(dataclasses.replace(TINY, seed=1, jobs=1, lr=1e-3), log=None)
     for seed, payload in ((0, a), (1, b)):
         files.write_json_atomic(str(tmp_path / f"seed_{seed}.json"), payload)
-    with pytest.raises(R.ConfigError, match=r"seed 1 was run with a different config \(lr\)"):
-        R.aggregate_files([str(tmp_path / "seed_0.json"), str(tmp_path / "seed_1.json")])
+    with pytest.raises(cli.ConfigError, match=r"seed 1 was run with a different config \(lr\)"):
+        sweeps.aggregate_files([str(tmp_path / "seed_0.json"), str(tmp_path / "seed_1.json")])
 
 
 def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
@@ -210,7 +211,7 @@ def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
     assert summary["seeds"] == [0]
 
     def load(variant, seed=0):
-        with open(R.seed_file(cfg.seed_dir, seed, variant)) as f:
+        with open(sweeps.seed_file(cfg.seed_dir, seed, variant)) as f:
             return json.load(f)
     mean, attention, curriculum = load("mean"), load("attention"), load("attention+curriculum")
     # one non-relational model per seed and training regime, shared by the variants
@@ -222,9 +223,9 @@ def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
     single = R.run(dataclasses.replace(TINY, seed=0, agg="attention", jobs=1), log=None)
     for key in ("history", "rollout", "one_step", "long_horizon", "samples", "attention"):
         assert attention[key] == json.loads(json.dumps(single[key])), key
-    files = [R.seed_file(cfg.seed_dir, 0, v) for v in summary["variants"]]
+    files = [sweeps.seed_file(cfg.seed_dir, 0, v) for v in summary["variants"]]
     summary.pop("timing")
-    assert json.loads(json.dumps(R.aggregate_files(files))) == json.loads(json.dumps(summary))
+    assert json.loads(json.dumps(sweeps.aggregate_files(files))) == json.loads(json.dumps(summary))
     # figures: the variant comparison for the summary, the attention figures for an attention run
     assert draw_figures(json.loads(json.dumps(summary)), tmp_path / "figs", ["sweep_variants.png"]) == \
         ["sweep_variants.png"]
@@ -233,10 +234,10 @@ def test_variant_sweep_reuses_the_non_relational_model_and_draws(tmp_path):
 
 
 def test_diverging_rollout_stays_finite():
-    model = R.RelationalDynamics(8, 3, rng=np.random.default_rng(0), agg="sum")
+    model = state_models.RelationalDynamics(8, 3, rng=np.random.default_rng(0), agg="sum")
     model.flat *= 50                                 # a model whose closed loop blows up
-    traj = R.rollout(model, np.random.default_rng(1).uniform(size=(2, 6, 4)), 30)
-    assert np.isfinite(traj).all() and np.abs(traj).max() == R.ROLLOUT_BOUND
+    traj = state_training.rollout(model, np.random.default_rng(1).uniform(size=(2, 6, 4)), 30)
+    assert np.isfinite(traj).all() and np.abs(traj).max() == state_training.ROLLOUT_BOUND
 
 
 def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
@@ -244,9 +245,9 @@ def test_a_ratio_to_zero_is_null_and_json_is_strict(tmp_path):
     runs = {}
     for seed, wall in ((0, 0.0), (1, 0.5)):
         payload = json.loads(json.dumps(run))
-        payload["rollout"] = {"4": {name: {"mean_vel_err": 1.0} for name in R.PREDICTORS}}
+        payload["rollout"] = {"4": {name: {"mean_vel_err": 1.0} for name in state_evaluation.PREDICTORS}}
         payload["one_step"] = {"4": {name: {"wall": {"vel_mse": wall if name == "non_relational" else 0.1}}
-                                     for name in R.PREDICTORS}}
+                                     for name in state_evaluation.PREDICTORS}}
         payload["long_horizon"] = {"4": {}}
         runs[seed] = payload
     summary = sweeps.summarise(runs, {})

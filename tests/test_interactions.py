@@ -10,9 +10,10 @@ import pytest
 from conftest import ROOT, assert_one_line_error, call_main
 
 sys.path.insert(0, ROOT)
-import relational_nem_bouncing_balls as R  # noqa: E402
+from rnem import simulator, state_config, state_models, state_training
 import relational_nem_interactions as I  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
+from rnem import tracker  # noqa: E402
 from rnem import tracks  # noqa: E402
 from rnem.balls import mirror_into_box  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
@@ -29,8 +30,8 @@ def test_two_balls_moving_apart_give_their_velocities_back():
     x0 = np.array([[0.38, 0.5], [0.62, 0.5]])
     truth = x0 + np.arange(T)[:, None, None] * R_DT * v                                # (T, 2, 2)
     frames, _ = render_binary(truth[:, None], 0.11, 48)                                # (T, 1, S, S)
-    tr = P.follow(frames, np.ones((1, 48, 48), bool), 3, P.make_step("constant_velocity", {}),
-                  P.KnownRenderer(48, 0.5), 3)
+    tr = tracker.follow(frames, np.ones((1, 48, 48), bool), 3, tracker.make_step("constant_velocity", {}),
+                  tracker.KnownRenderer(48, 0.5), 3)
     ok = tracks.steady(tr, 2)
     assert ok.all()
     sigma = tracks.noise_scale(tr["positions"], tr["present"])
@@ -106,7 +107,7 @@ def test_velocities_from_the_simulators_own_positions_are_exact():
     # noise-free positions of the simulator (walls and ball collisions): straight segments, the
     # corner of a ball collision given to the segment after it, wall bounces folded; every frame
     # with a velocity gets the true one (to rounding), and most frames get one
-    truth, events = R.simulate_sequences(4, 40, 3, R_DT, 0.11, np.random.default_rng(5), False)
+    truth, events = simulator.simulate_sequences(4, 40, 3, R_DT, 0.11, np.random.default_rng(5), False)
     assert events["wall"].any() and events["pair"].any()
     x = truth[..., :2]                                                                 # (T, n, B, 2)
     breaks = np.zeros((39,) + x.shape[1:3], bool)
@@ -135,16 +136,16 @@ def test_a_corner_goes_to_the_segment_after_it():
 def test_rollouts_never_leave_the_box_even_when_the_wall_gate_never_fires(name):
     # the oracle- and the frame-trained models, 200 steps at K = 8, and each with its wall gate off
     masses = name.endswith("masses")
-    models = R.load_models(os.path.join(ROOT, "models", f"{name}_seed0.npz"))
-    truth, _ = R.simulate_sequences(8, 2, 8, R_DT, 0.11, np.random.default_rng(3), masses)
+    models = state_models.load_models(os.path.join(ROOT, "models", f"{name}_seed0.npz"))
+    truth, _ = simulator.simulate_sequences(8, 2, 8, R_DT, 0.11, np.random.default_rng(3), masses)
     radii = truth[0, ..., 4] if masses else 0.11
     for model in models.values():
-        deaf = R.make_model(model.kind, R.Config(recipe="simulator", masses=masses, hidden=model.params["wall.W0"].shape[1]),
+        deaf = state_models.make_model(model.kind, state_config.Config(recipe="simulator", masses=masses, hidden=model.params["wall.W0"].shape[1]),
                             np.random.default_rng(0))
         deaf.flat[...] = model.flat
         deaf.params["wall.b2"][...] = -50.0                                            # the wall gate never fires
         for m in (model, deaf) if model.kind == "relational" else (deaf,):
-            pred = R.rollout(m, truth[0], 200)                                         # K = 8, 200 steps
+            pred = state_training.rollout(m, truth[0], 200)                                         # K = 8, 200 steps
             r = radii if np.isscalar(radii) else radii[None, ..., None]
             assert ((pred[..., :2] >= r) & (pred[..., :2] <= 1 - r)).all()
 

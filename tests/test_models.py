@@ -2,24 +2,23 @@
 import numpy as np
 import pytest
 
-import relational_nem_bouncing_balls as R
-from rnem import layers
+from rnem import layers, optim, rollout_measures, state_config, state_models, state_training
 from rnem.gradcheck import numerical_grad, rel_error
 
 GRAD_TOL = 1e-7   # centred differences in float64 with h = 1e-6 agree to ~1e-9 on these smooth pieces
 
 
 # every model: the non-relational one and the relational one with each aggregator
-VARIANTS = ["non_relational"] + [f"relational-{agg}" for agg in R.AGGREGATORS]
+VARIANTS = ["non_relational"] + [f"relational-{agg}" for agg in state_models.AGGREGATORS]
 
 
 def small_model(kind, seed=0):
     rng = np.random.default_rng(seed)
     if kind == "non_relational":
-        model = R.NonRelationalDynamics(hidden=7, rng=rng)
+        model = state_models.NonRelationalDynamics(hidden=7, rng=rng)
     else:
         agg = kind.split("-")[1] if "-" in kind else "mean"
-        model = R.RelationalDynamics(hidden=8, msg_dim=3, rng=rng, agg=agg)
+        model = state_models.RelationalDynamics(hidden=8, msg_dim=3, rng=rng, agg=agg)
     model.flat += rng.normal(0.0, 0.2, model.flat.shape)    # nonzero biases, off the initial scale
     return model
 
@@ -27,11 +26,11 @@ def small_model(kind, seed=0):
 def test_mlp_gradients():
     """The MLP block alone: every weight, bias and the input, through two ReLU layers."""
     rng = np.random.default_rng(0)
-    mlp = R.MLP("m", (5, 6, 4, 3))
-    layout = R.ParamBuffer(mlp.param_shapes())
+    mlp = layers.MLP("m", (5, 6, 4, 3))
+    layout = layers.ParamBuffer(mlp.param_shapes())
     flat = rng.normal(size=layout.size)
     p, A = layout.views(flat), layout.affine(flat, mlp.layers)
-    ws = R.Workspace(1, 1, 9, mlp.workspace_shapes(9), np.float64, mlp.lead())
+    ws = layers.Workspace(1, 1, 9, mlp.workspace_shapes(9), np.float64, mlp.lead())
     mlp.add_views(ws)
     x = np.ones((9, 6))                                      # [1, input]
     x[:, 1:] = rng.normal(size=(9, 5))
@@ -52,13 +51,13 @@ def test_mlp_gradients():
 
 
 def test_affine_view_is_bias_then_weight():
-    layout = R.ParamBuffer(R.affine_shapes("f.0", 3, 2))
+    layout = layers.ParamBuffer(layers.affine_shapes("f.0", 3, 2))
     flat = np.arange(layout.size, dtype=float)
     p, A = layout.views(flat), layout.affine(flat, ["f.0"])["f.0"]
     x = np.array([[0.5, -1.0, 2.0]])
     np.testing.assert_array_equal(np.hstack([np.ones((1, 1)), x]) @ A, x @ p["f.W0"] + p["f.b0"])
     with pytest.raises(ValueError, match="right before"):
-        R.ParamBuffer({"f.W0": (3, 2), "f.b0": (2,)}).affine(flat, ["f.0"])
+        layers.ParamBuffer({"f.W0": (3, 2), "f.b0": (2,)}).affine(flat, ["f.0"])
 
 
 @pytest.mark.parametrize("kind", VARIANTS)
@@ -83,9 +82,9 @@ def test_model_gradients_every_parameter_and_input(kind):
 def test_bptt_loss_gradients(kind):
     model = small_model(kind, seed=2)
     window = np.random.default_rng(3).uniform(0, 1, (4, 2, 3, 4))   # t_bptt = 3, B = 2, K = 3
-    loss, grads = R.bptt_loss_and_grads(model, window)
+    loss, grads = state_training.bptt_loss_and_grads(model, window)
     for name, param in model.params.items():
-        numeric = numerical_grad(lambda: R.bptt_loss_and_grads(model, window)[0], param)
+        numeric = numerical_grad(lambda: state_training.bptt_loss_and_grads(model, window)[0], param)
         assert rel_error(grads[name], numeric) < GRAD_TOL, name
 
 
@@ -96,7 +95,7 @@ def test_bptt_equals_plain_per_step_loop(kind):
     model = small_model(kind, seed=4)
     window = np.random.default_rng(5).uniform(0, 1, (5, 3, 4, 4))
     T = len(window) - 1
-    loss, grads = R.bptt_loss_and_grads(model, window)
+    loss, grads = state_training.bptt_loss_and_grads(model, window)
 
     states, caches = [window[0]], []
     for t in range(T):
@@ -133,7 +132,7 @@ def plain_interaction(p, agg, s_k, s_j, gates=None):
     return effect, float(gate[0]) if gates is None else gates
 
 
-@pytest.mark.parametrize("agg", R.AGGREGATORS)
+@pytest.mark.parametrize("agg", state_models.AGGREGATORS)
 def test_relational_forward_equals_plain_pair_loop(agg):
     """Fast forward (split first layer, aggregation before the affine second layer, strided
     context view, vectorised gates) against the formula written per ordered pair j != k."""
@@ -179,16 +178,16 @@ def test_attention_with_gates_forced_to_one_is_the_plain_sum_of_effects():
 def test_context_view_equals_gather():
     c = np.random.default_rng(0).normal(size=(5, 2, 3))
     view = layers.context_view(np.concatenate([c, c]))
-    np.testing.assert_array_equal(view, c[R.context_index(5)])
-    assert all(k not in R.context_index(5)[:, k] for k in range(5))   # no diagonal pair
+    np.testing.assert_array_equal(view, c[layers.context_index(5)])
+    assert all(k not in layers.context_index(5)[:, k] for k in range(5))   # no diagonal pair
 
 
 def test_parameter_counts_of_the_defaults():
-    assert R.NonRelationalDynamics(64).n_params == 4740
-    assert R.RelationalDynamics(64, 8).n_params == 6348
-    assert R.RelationalDynamics(64, 8, agg="sum").n_params == 6348
+    assert state_models.NonRelationalDynamics(64).n_params == 4740
+    assert state_models.RelationalDynamics(64, 8).n_params == 6348
+    assert state_models.RelationalDynamics(64, 8, agg="sum").n_params == 6348
     # enc 4*32+32, emb 64*32+32, eff 32*8+8, att 32*16+16 + 16+1, dyn 5252
-    assert R.RelationalDynamics(64, 8, agg="attention").n_params == 160 + 2080 + 264 + 545 + 5252
+    assert state_models.RelationalDynamics(64, 8, agg="attention").n_params == 160 + 2080 + 264 + 545 + 5252
 
 
 def test_workspace_forward_equals_fresh_forward():
@@ -202,7 +201,7 @@ def test_workspace_forward_equals_fresh_forward():
 
 def test_adam_matches_hand_computed_steps():
     theta = np.array([1.0, -2.0])
-    adam = R.Adam(theta, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)
+    adam = optim.Adam(theta, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8)
     g1, g2 = np.array([0.5, -0.1]), np.array([-0.2, 0.3])
     adam.step(g1)
     adam.step(g2)
@@ -216,10 +215,10 @@ def test_adam_matches_hand_computed_steps():
 
 def test_clip_grad_norm():
     g = np.array([3.0, 4.0])
-    assert R.clip_grad_norm(g, 1.0) == 5.0
+    assert optim.clip_grad_norm(g, 1.0) == 5.0
     np.testing.assert_allclose(g, [0.6, 0.8])
     g = np.array([0.3, 0.4])
-    assert R.clip_grad_norm(g, 1.0) == pytest.approx(0.5)
+    assert optim.clip_grad_norm(g, 1.0) == pytest.approx(0.5)
     np.testing.assert_array_equal(g, [0.3, 0.4])
 
 
@@ -235,7 +234,7 @@ def test_rollout_metrics_by_hand():
     truth = np.zeros((2, 1, 2, 4))
     pred = np.zeros((2, 1, 2, 4))
     pred[1, 0, 0] = [3.0, 4.0, 0.0, 1.0]          # ball 0: position off by (3, 4), velocity by (0, 1)
-    m = R.rollout_metrics(pred, truth)
+    m = rollout_measures.rollout_metrics(pred, truth)
     assert m["pos_err"] == [0.0, 2.5]               # mean over 2 balls of |(3, 4)| = 5 and 0
     assert m["pos_mse"] == [0.0, 25.0 / 4]          # (9 + 16) / 4 elements
     assert m["vel_err"] == [0.0, 0.5]
@@ -244,14 +243,14 @@ def test_rollout_metrics_by_hand():
 
 
 def test_mixed_k_training_records_the_k_of_every_batch():
-    cfg = R.Config(k_train=(2, 3, 5), n_train=12, n_val=6, epochs=2, batch=4, agg="attention", log_every=99)
-    train, val, _, _ = R.make_data(R.Config(**{**cfg.__dict__, "eval_k": (3,), "n_eval": 2, "t_long": 30}))
+    cfg = state_config.Config(k_train=(2, 3, 5), n_train=12, n_val=6, epochs=2, batch=4, agg="attention", log_every=99)
+    train, val, _, _ = state_training.make_data(state_config.Config(**{**cfg.__dict__, "eval_k": (3,), "n_eval": 2, "t_long": 30}))
     assert {k: v.shape[:1] + v.shape[2:3] for k, v in train.items()} == {2: (4, 2), 3: (4, 3), 5: (4, 5)}
-    model, history, timing = R.train_model("relational", cfg, train, val, log=lambda *_: None)
+    model, history, timing = state_training.train_model("relational", cfg, train, val, log=lambda *_: None)
     assert len(history["batch_k"]) == cfg.epochs * cfg.steps_per_epoch == timing["optimizer_steps"]
     assert set(history["batch_k"]) == {2, 3, 5}
     assert all(np.isfinite(history["val_mse_bptt"]))
-    single = R.train_model("relational", R.Config(n_train=12, n_val=6, epochs=1, batch=4, log_every=99),
+    single = state_training.train_model("relational", state_config.Config(n_train=12, n_val=6, epochs=1, batch=4, log_every=99),
                            {4: train[3][:, :, :1].repeat(4, axis=2)}, {4: val[3][:, :, :1].repeat(4, axis=2)},
                            log=lambda *_: None)[1]
     assert "batch_k" not in single

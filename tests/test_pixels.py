@@ -10,6 +10,7 @@ from conftest import ROOT, assert_one_line_error, call_main
 
 sys.path.insert(0, ROOT)
 import relational_nem_pixels as P  # noqa: E402
+from rnem import tracker  # noqa: E402
 from rnem import environment, measures  # noqa: E402
 from rnem import frames as F  # noqa: E402
 
@@ -41,18 +42,18 @@ def test_fast_geometry_equals_the_plain_formulas():
     plain = ((F.pixel_centres(16) - x[..., None, None, :]) ** 2).sum(-1)
     np.testing.assert_allclose(F.squared_distances(x, 16), plain, atol=1e-15)
     w = rng.uniform(size=(3, 4, 16, 16))
-    np.testing.assert_allclose(P.centre_of(w, 16), np.einsum("nkij,ijc->nkc", w, F.pixel_centres(16)), rtol=1e-12)
+    np.testing.assert_allclose(tracker.centre_of(w, 16), np.einsum("nkij,ijc->nkc", w, F.pixel_centres(16)), rtol=1e-12)
     image = rng.uniform(size=(2, 12, 12)) < 0.3
     loop = np.array([[[image[n, max(i - 2, 0):i + 3, max(j - 2, 0):j + 3].sum() for j in range(12)] for i in range(12)]
                      for n in range(2)])
-    np.testing.assert_array_equal(P.box_count(image, 2), loop)
+    np.testing.assert_array_equal(tracker.box_count(image, 2), loop)
 
 
 def test_gamma_sums_to_one_per_pixel():
     rng = np.random.default_rng(0)
     frames, _ = F.render_binary(np.array([[[0.3, 0.4], [0.7, 0.6]]]), 0.11, 32)
-    psi = P.KnownRenderer(32, 0.5)(rng.uniform(size=(1, 5, 2)), np.full((1, 5), 0.11))
-    gamma = P.e_step(frames, psi)
+    psi = tracker.KnownRenderer(32, 0.5)(rng.uniform(size=(1, 5, 2)), np.full((1, 5), 0.11))
+    gamma = tracker.e_step(frames, psi)
     assert gamma.shape == (1, 6, 32, 32)
     np.testing.assert_allclose(gamma.sum(axis=1), 1.0, rtol=1e-12)
     assert (gamma >= 0).all()
@@ -68,8 +69,8 @@ def test_bce_on_a_hand_computed_case():
 def em_on(truth, size=48, components=3, visible=None, renderer=None):
     frames, labels = F.render_binary(truth[None], 0.11, size)
     visible = np.ones_like(frames) if visible is None else visible
-    comp = P.Components.empty(1, components)
-    psi, gamma = P.em(frames & visible, visible, comp, renderer or P.KnownRenderer(size, 0.5), 3)
+    comp = tracker.Components.empty(1, components)
+    psi, gamma = tracker.em(frames & visible, visible, comp, renderer or tracker.KnownRenderer(size, 0.5), 3)
     return comp, gamma, labels
 
 
@@ -91,13 +92,13 @@ def test_a_half_hidden_ball_is_not_pulled_into_the_open():
     visible = np.ones((1, size, size), bool)
     visible[:, :, :size // 2] = False
     frames, _ = F.render_binary(truth[None], 0.11, size)
-    comp = P.Components.empty(1, 2)
+    comp = tracker.Components.empty(1, 2)
     comp.positions[0, 0], comp.present[0, 0] = truth[0], True
-    P.em(frames & visible, visible, comp, P.KnownRenderer(size, 0.5), 3)
+    tracker.em(frames & visible, visible, comp, tracker.KnownRenderer(size, 0.5), 3)
     assert comp.present[0, 0] and not comp.present[0, 1]
     assert np.linalg.norm(comp.positions[0, 0] - truth[0]) * size < 0.5               # within half a pixel
     comp.positions[0, 0] = (0.3, 0.5)                                                    # wholly behind the band
-    P.em(frames & visible, visible, comp, P.KnownRenderer(size, 0.5), 3)
+    tracker.em(frames & visible, visible, comp, tracker.KnownRenderer(size, 0.5), 3)
     np.testing.assert_array_equal(comp.positions[0, 0], (0.3, 0.5))                      # hidden: it keeps its place
     assert comp.present[0, 0]
 

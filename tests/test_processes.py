@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import blas
+from rnem import blas, cli
 from rnem.processes import run_workers
 from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, processes
 from test_robustness import TINY, TINY_CFG, companion_main
@@ -41,7 +41,7 @@ def test_in_process_numbers_do_not_depend_on_the_callers_blas_threads():
         pytest.skip("the thread count is set through OpenBLAS")
     try:
         two = R.run(cfg, log=None)
-        assert R.blas_info()["threads"] == 2                        # restored after the call
+        assert blas.blas_info()["threads"] == 2                        # restored after the call
         set_blas_threads(1)
         one = R.run(cfg, log=None)
     finally:
@@ -58,9 +58,9 @@ def test_one_blas_thread_restores_the_count_also_on_error():
     try:
         with pytest.raises(ZeroDivisionError):
             with blas.one_blas_thread():
-                assert R.blas_info()["threads"] == 1
+                assert blas.blas_info()["threads"] == 1
                 1 / 0
-        assert R.blas_info()["threads"] == 2
+        assert blas.blas_info()["threads"] == 2
     finally:
         set_blas_threads(before)
 
@@ -94,7 +94,8 @@ def test_a_module_loaded_under_another_name_runs_here_instead_of_hanging(tmp_pat
         module = importlib.util.module_from_spec(spec)
         sys.modules["renamed_rnem"] = module
         spec.loader.exec_module(module)
-        sys.exit(module.main({TINY + ["--out", "q.json"]!r}))
+        if __name__ == "__main__":          # a sweep's jobs run a function of the renamed module
+            sys.exit(module.main({TINY + ["--seeds", "0-1", "--out", "q.json", "--seed-dir", "runs"]!r}))
     """)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
@@ -157,7 +158,7 @@ def test_a_diverged_training_with_finite_numbers_is_an_error(tmp_path, capsys, m
 
 def test_a_diverged_seed_is_a_failed_seed(tmp_path):
     cfg = dataclasses.replace(TINY_CFG, seeds="0", jobs=1, lr=0.07, seed_dir=str(tmp_path / "runs"))
-    with pytest.raises(R.ConfigError, match="no successful seed"):
+    with pytest.raises(cli.ConfigError, match="no successful seed"):
         R.run_sweep(cfg, log=lambda *_: None)
     failed = json.loads((tmp_path / "runs" / "seed_0.json").read_text())
     assert "training diverged: the last epoch's mean loss" in failed["error"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
+from rnem import blas, cli, rollout_measures, state_config, state_models, state_training
 from rnem import files, pictures
 from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, processes, run_script
 
@@ -65,10 +66,10 @@ def test_float64_gives_the_same_numbers_under_two_blas_kernels(tmp_path):
 
 def test_workers_run_one_blas_thread_whatever_the_parent_loaded(tmp_path):
     # numpy imported first, with no thread variable set: the parent's OpenBLAS starts all its threads
-    env = {key: value for key, value in os.environ.items() if key not in R.BLAS_THREAD_VARS}
-    code = ("import numpy, json, sys; sys.path.insert(0, sys.argv[1]); import relational_nem_bouncing_balls as R; "
+    env = {key: value for key, value in os.environ.items() if key not in blas.BLAS_THREAD_VARS}
+    code = ("import numpy, json, sys; sys.path.insert(0, sys.argv[1]); import relational_nem_bouncing_balls as R; from rnem import blas; "
             "cfg = R.config_from_args(sys.argv[2:]); p = R.run(cfg, log=None); "
-            "print(json.dumps([R.blas_info()['threads'], p['timing']['blas_threads']]))")
+            "print(json.dumps([blas.blas_info()['threads'], p['timing']['blas_threads']]))")
     done = subprocess.run([sys.executable, "-c", code, ROOT, *TINY, "--jobs", "2", "--no-save"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -90,12 +91,12 @@ def test_save_then_load_gives_the_same_evaluation(tmp_path, capsys, monkeypatch)
         assert a[key] == b[key], key
     assert b["loaded_model"]["path"] == "m.npz" and b["loaded_model"]["source_sha256"] == a["env"]["source_sha256"]
     # the Python API: load_models, rollout, then the metrics
-    models = R.load_models(str(tmp_path / "m.npz"))
+    models = state_models.load_models(str(tmp_path / "m.npz"))
     assert sorted(models) == ["stub.non_relational", "stub.relational"]
-    truth, _ = R.make_data(R.config_from_args(TINY + ["--no-save"]))[2][4]
-    pred = R.rollout(models["stub.relational"], truth[0], truth.shape[0])
+    truth, _ = state_training.make_data(R.config_from_args(TINY + ["--no-save"]))[2][4]
+    pred = state_training.rollout(models["stub.relational"], truth[0], truth.shape[0])
     assert pred.shape == truth.shape
-    metrics = R.rollout_metrics(pred, truth)
+    metrics = rollout_measures.rollout_metrics(pred, truth)
     assert metrics["mean_vel_mse"] == pytest.approx(a["rollout"]["4"]["relational"]["mean_vel_mse"], rel=1e-12)
     # new evaluation K without retraining
     more = call_main(R.main, [*TINY, "--load-model", "m.npz", "--eval-k", "5,6", "--out", "c.json"], tmp_path, capsys,
@@ -120,11 +121,11 @@ def test_bad_model_files(tmp_path, capsys, monkeypatch):
         if name in ("short.npz", "nan.npz"):             # the arrays are checked when the models are built
             assert_one_line_error(call_main(R.main, ["--load-model", name], tmp_path, capsys, monkeypatch), message)
         else:                                            # the rest while the options are parsed
-            with pytest.raises(R.ConfigError, match=message):
+            with pytest.raises(cli.ConfigError, match=message):
                 R.config_from_args(["--load-model", str(tmp_path / name)])
         if name != "missing.npz":
-            with pytest.raises(R.ConfigError, match=message):
-                R.load_models(str(tmp_path / name))
+            with pytest.raises(cli.ConfigError, match=message):
+                state_models.load_models(str(tmp_path / name))
     assert_one_line_error(run_script(MAIN, "--load-model", "text.npz", cwd=tmp_path), "--load-model text.npz: not a")
     assert_one_line_error(run_script(MAIN, "--load-model", "m.npz", "--hidden", "32", cwd=tmp_path),
                           "--hidden 32 does not match the model loaded from m.npz (trained with 64)")
@@ -143,8 +144,8 @@ def test_quick_never_writes_over_a_full_run(tmp_path):
 
 def test_explicit_flags_win_over_quick_even_at_their_default():
     cfg = R.config_from_args(["--quick", "--t-long", "100", "--epochs", "60"])
-    assert cfg.t_long == 100 and cfg.epochs == 60 and cfg.n_train == R.QUICK["n_train"]
-    assert R.config_from_args(["--quick"]).t_long == R.QUICK["t_long"]
+    assert cfg.t_long == 100 and cfg.epochs == 60 and cfg.n_train == state_config.QUICK["n_train"]
+    assert R.config_from_args(["--quick"]).t_long == state_config.QUICK["t_long"]
 
 
 def test_help_shows_defaults_choices_quick_settings_and_examples():

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-import relational_nem_bouncing_balls as R
+from rnem import simulator
 
 
 def simulate_one_sequence(pos, vel, n_steps, dt, radius):
@@ -45,8 +45,8 @@ def simulate_one_sequence(pos, vel, n_steps, dt, radius):
 @pytest.mark.parametrize("k", [3, 4, 6])
 def test_vectorised_simulator_equals_per_sequence_loop(k):
     rng = np.random.default_rng(k)
-    pos, vel = R.initial_state(12, k, 0.11, rng)
-    states = R.simulate(pos, vel, 40, 0.05, 0.11)
+    pos, vel = simulator.initial_state(12, k, 0.11, rng)
+    states = simulator.simulate(pos, vel, 40, 0.05, 0.11)
     for s in range(12):
         reference = simulate_one_sequence(pos[s], vel[s], 40, 0.05, 0.11)
         # same operations in the same order on IEEE doubles: equal up to the last bit
@@ -55,22 +55,22 @@ def test_vectorised_simulator_equals_per_sequence_loop(k):
 
 def test_simulator_has_collisions_to_compare():
     """The comparison above is only meaningful if ball-ball and wall events happen."""
-    pos, vel = R.initial_state(12, 6, 0.11, np.random.default_rng(6))
-    _, events = R.simulate(pos, vel, 40, 0.05, 0.11, return_events=True)
+    pos, vel = simulator.initial_state(12, 6, 0.11, np.random.default_rng(6))
+    _, events = simulator.simulate(pos, vel, 40, 0.05, 0.11, return_events=True)
     assert events["pair"].sum() > 10 and events["wall"].sum() > 10
 
 
 @pytest.mark.parametrize("k", [3, 4, 6, 8])
 def test_containment_energy_and_start(k):
     rng = np.random.default_rng(100 + k)
-    pos, vel = R.initial_state(200, k, 0.11, rng)
+    pos, vel = simulator.initial_state(200, k, 0.11, rng)
     # start: centres inside, at least 2.2 r apart, speeds in [0.6, 1.0]
     assert pos.min() >= 0.11 and pos.max() <= 0.89
     gaps = np.linalg.norm(pos[:, :, None] - pos[:, None, :], axis=-1) + np.eye(k) * 9
     assert gaps.min() >= 2.2 * 0.11
     speed = np.linalg.norm(vel, axis=-1)
     assert speed.min() >= 0.6 and speed.max() <= 1.0
-    states = R.simulate(pos, vel, 60, 0.05, 0.11)
+    states = simulator.simulate(pos, vel, 60, 0.05, 0.11)
     # containment holds exactly: every recorded centre lies in [r, 1 - r]
     assert states[..., :2].min() >= 0.11 and states[..., :2].max() <= 0.89
     # equal masses: total kinetic energy per sequence is conserved (to rounding)
@@ -81,7 +81,7 @@ def test_containment_energy_and_start(k):
 def test_pair_collision_conserves_momentum_and_separates():
     pos = np.array([[[0.40, 0.5], [0.60, 0.5]]])
     vel = np.array([[[0.8, 0.3], [-0.6, 0.3]]])
-    states = R.simulate(pos, vel, 5, 0.05, 0.11)
+    states = simulator.simulate(pos, vel, 5, 0.05, 0.11)
     momentum = states[..., 2:].sum(axis=2)                      # (T, 1, 2)
     np.testing.assert_allclose(momentum, np.broadcast_to(momentum[0], momentum.shape), atol=1e-14)
     # centres level, same vy: head-on along x, the x components are exchanged in the first step
@@ -89,12 +89,12 @@ def test_pair_collision_conserves_momentum_and_separates():
 
 
 def test_make_dataset_shape_and_determinism():
-    a = R.make_dataset(5, 7, 3, 0.05, 0.11, np.random.default_rng(3))
-    b = R.make_dataset(5, 7, 3, 0.05, 0.11, np.random.default_rng(3))
+    a = simulator.make_dataset(5, 7, 3, 0.05, 0.11, np.random.default_rng(3))
+    b = simulator.make_dataset(5, 7, 3, 0.05, 0.11, np.random.default_rng(3))
     assert a.shape == (5, 7, 3, 4)
     assert np.array_equal(a, b)
 
 
 def test_impossible_placement_is_an_error():
     with pytest.raises(ValueError, match="cannot place 40 balls of radius 0.11"):
-        R.initial_state(4, 40, 0.11, np.random.default_rng(0))
+        simulator.initial_state(4, 40, 0.11, np.random.default_rng(0))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import balls, rollout_measures, simulator_model
+from rnem import balls, rollout_measures, simulator, simulator_model, state_models, state_training
 from rnem.balls import HEAVY_MASS
 from conftest import MAIN, run_script
 from rnem.gradcheck import numerical_grad, rel_error
@@ -17,13 +17,13 @@ RADIUS, DT = 0.11, 0.05
 
 def sequences(n, k, masses, seed=0, steps=12):
     """(S, S_next) (n (steps-1), K, D) transitions of fresh simulated sequences."""
-    states, _ = R.simulate_sequences(n, steps, k, DT, RADIUS, np.random.default_rng(seed), masses)
+    states, _ = simulator.simulate_sequences(n, steps, k, DT, RADIUS, np.random.default_rng(seed), masses)
     D = states.shape[-1]
     return states[:-1].reshape(-1, k, D), states[1:].reshape(-1, k, D)
 
 
 def soft_model(kind, seed=1, hidden=8):
-    model = R.SimulatorModel(kind, hidden, RADIUS, DT, rng=np.random.default_rng(seed))
+    model = simulator_model.SimulatorModel(kind, hidden, RADIUS, DT, rng=np.random.default_rng(seed))
     model.hard_gates = False
     for name in model.blocks:                     # gates near 0.5: every branch of the gradient is exercised
         model.params[f"{name}.b{model.n_layers - 1}"][...] = 0.0
@@ -72,7 +72,7 @@ def test_permutation_of_balls_permutes_the_step():
 
 
 def test_far_from_walls_and_partners_a_ball_flies_exactly_straight():
-    model = R.SimulatorModel("relational", 8, RADIUS, DT, rng=np.random.default_rng(0))   # hard gates
+    model = simulator_model.SimulatorModel("relational", 8, RADIUS, DT, rng=np.random.default_rng(0))   # hard gates
     model.params["pair.b2"][...] = 50.0           # every pair gate within reach would fire ...
     S = np.array([[[0.3, 0.5, 0.5, 0.2], [0.75, 0.5, -0.3, 0.4]]])              # ... but these are 0.45 apart
     out, cache = model.step_forward(S)
@@ -107,22 +107,22 @@ def test_pair_impulses_conserve_momentum_by_construction():
 
 
 def test_hard_gate_rollouts_keep_the_energy_exactly():
-    model = R.SimulatorModel("relational", 8, RADIUS, DT, rng=np.random.default_rng(3))
+    model = simulator_model.SimulatorModel("relational", 8, RADIUS, DT, rng=np.random.default_rng(3))
     model.params["pair.b2"][...] = 0.5            # an untrained model whose gates fire often
     model.params["wall.b2"][...] = 0.5
-    states, _ = R.simulate_sequences(10, 2, 6, DT, RADIUS, np.random.default_rng(1), False)
-    pred = R.rollout(model, states[0], 80)
+    states, _ = simulator.simulate_sequences(10, 2, 6, DT, RADIUS, np.random.default_rng(1), False)
+    pred = state_training.rollout(model, states[0], 80)
     energy = (pred[..., 2:4] ** 2).sum(axis=(-1, -2))                           # (T, n)
     np.testing.assert_allclose(energy, np.broadcast_to(energy[0], energy.shape), rtol=1e-12)
 
 
 def test_unequal_masses_collide_elastically_by_hand():
     # heavy (m = 6) at +1 meets light (m = 1) at -1 head on: v' = 3/7 and 17/7
-    radii = np.array([[R.HEAVY_RADIUS * RADIUS, RADIUS]])
+    radii = np.array([[balls.HEAVY_RADIUS * RADIUS, RADIUS]])
     mass = np.array([[HEAVY_MASS, 1.0]])
     pos = np.array([[[0.25, 0.5], [0.65, 0.5]]])               # 0.4 apart, closing at 2: contact in step 1
     vel = np.array([[[1.0, 0.0], [-1.0, 0.0]]])
-    states, events = R.simulate(pos, vel, 3, DT, radii, return_events=True, mass=mass)
+    states, events = simulator.simulate(pos, vel, 3, DT, radii, return_events=True, mass=mass)
     assert events["pair"][1, 0, 0, 1] and not events["pair"][0].any()
     np.testing.assert_allclose(states[2, 0, :, 2], [3.0 / 7.0, 17.0 / 7.0], rtol=1e-14)
     momentum = (mass[0, :, None] * states[:, 0, :, 2:]).sum(axis=1)
@@ -132,13 +132,13 @@ def test_unequal_masses_collide_elastically_by_hand():
 
 
 def test_simulator_with_masses_conserves_energy_and_keeps_balls_inside():
-    states, events = R.simulate_sequences(40, 150, 6, DT, RADIUS, np.random.default_rng(5), True)
+    states, events = simulator.simulate_sequences(40, 150, 6, DT, RADIUS, np.random.default_rng(5), True)
     mass = balls.ball_masses(states, RADIUS)
     energy = (mass * (states[..., 2:4] ** 2).sum(-1)).sum(-1)                  # (T, n)
     np.testing.assert_allclose(energy, np.broadcast_to(energy[0], energy.shape), rtol=1e-12)
     r = states[..., 4:5]
     assert ((states[..., :2] >= r - 1e-12) & (states[..., :2] <= 1 - r + 1e-12)).all()
-    assert events["pair"].sum() > 100 and set(np.unique(r)) == {RADIUS, R.HEAVY_RADIUS * RADIUS}
+    assert events["pair"].sum() > 100 and set(np.unique(r)) == {RADIUS, balls.HEAVY_RADIUS * RADIUS}
 
 
 def test_chaos_measures_by_hand():
@@ -149,7 +149,7 @@ def test_chaos_measures_by_hand():
     pred = truth.copy()
     pred[2:, 0, 0, 0] += 0.3                                  # ball 0 off by 0.3 from step 2: mean error 0.15 > r
     pred[1:, 0, 1, 2:] = [0.0, 2.0]                           # ball 1: perpendicular, twice as fast
-    m = R.long_horizon_metrics(pred, truth, RADIUS)
+    m = rollout_measures.long_horizon_metrics(pred, truth, RADIUS)
     assert m["horizon"] == 2 and m["horizon_censored"] == 0
     assert m["vel_cos"] == [1.0, 0.5, 0.5, 0.5]               # mean of cos 1 (ball 0) and cos 0 (ball 1)
     assert m["speed_rel_err"] == [0.0, 0.5, 0.5, 0.5]         # |2 - 1| / 1 for ball 1, 0 for ball 0
@@ -157,9 +157,9 @@ def test_chaos_measures_by_hand():
     assert np.array_equal(rollout_measures.horizon_steps(truth, truth, RADIUS), [4])          # never exceeded: T
     close = truth.copy()
     close[:, 0, 1, 0] = close[:, 0, 0, 0] + 0.18              # 0.18 < 0.9 * 2r = 0.198: overlapping
-    assert R.overlap_fraction(close, RADIUS).tolist() == [1.0] * 4
+    assert rollout_measures.overlap_fraction(close, RADIUS).tolist() == [1.0] * 4
     close[:, 0, 1, 0] = close[:, 0, 0, 0] + 0.2               # 0.2: touching, not overlapping by 10 %
-    assert R.overlap_fraction(close, RADIUS).tolist() == [0.0] * 4
+    assert rollout_measures.overlap_fraction(close, RADIUS).tolist() == [0.0] * 4
 
 
 def test_simulator_recipe_quick_run(tmp_path):
@@ -172,9 +172,9 @@ def test_simulator_recipe_quick_run(tmp_path):
     long = run["long_horizon"]["4"]
     for name in ("non_relational", "relational", "constant_velocity"):
         assert 0 < long[name]["horizon"] <= long["T"] and len(long[name]["overlap_frac"]) == long["T"]
-    models = R.load_models(str(tmp_path / "sim.npz"))
+    models = state_models.load_models(str(tmp_path / "sim.npz"))
     assert sorted(models) == ["simulator.non_relational", "simulator.relational"]
     cfg = R.config_from_args(["--recipe", "simulator", "--masses", "--quick", "--eval-k", "3,4", "--no-save"])
-    truth, _ = R.make_data(cfg)[2][4]                          # the run's K=4 evaluation sequences
-    pred = R.rollout(models["simulator.relational"], truth[0], len(truth))
-    assert R.rollout_metrics(pred, truth)["mean_vel_mse"] == run["rollout"]["4"]["relational"]["mean_vel_mse"]
+    truth, _ = state_training.make_data(cfg)[2][4]                          # the run's K=4 evaluation sequences
+    pred = state_training.rollout(models["simulator.relational"], truth[0], len(truth))
+    assert rollout_measures.rollout_metrics(pred, truth)["mean_vel_mse"] == run["rollout"]["4"]["relational"]["mean_vel_mse"]
