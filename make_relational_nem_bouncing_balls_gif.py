@@ -19,13 +19,14 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.entry import run_main
+from rnem import provenance
 from rnem.files import check_output_path, write_atomic
 from rnem.pictures import (LEVELS, PANEL_COLOURS, component_rgb, gamma_rgb, panel_palette, panel_titles, radii_of,
                            render_levels, truth_rgb)
 from rnem.result_files import PANELS, check_samples, load_run, network_sample, pixel_sample
 
 DEFAULT_RUN = "run.json"                # the design card's run -> the headline GIF
-DEFAULT_OUT = "relational_nem_bouncing_balls.gif"
+DEFAULT_OUT = "runs/relational_nem_bouncing_balls.gif"   # git-ignored (regenerate.sh names the committed one)
 GAP = 6                 # pixels between panels
 STRIP = 6               # height of the colour strip above each panel
 PROGRESS = 4            # height of the progress bar under the panels
@@ -159,15 +160,18 @@ def command(argv) -> int:
         raise ConfigError(f"--frame-size must be in [64, 1024] pixels (got {args.frame_size})")
     check_output_path(args.out, "--out")
     if args.pixels:
+        source = args.pixels
         frames = build_pixel_frames(pixel_sample(load_run(args.pixels, ("sample",), "--pixels"), args.pixels),
                                     args.frame_size)
         palette = None
     elif args.network:
+        source = args.network
         run = load_run(args.network, ("config", "test"), "--network")
         frames = build_network_frames(network_sample(run, args.network), str(run["config"].get("kind")),
                                       args.frame_size)
         palette = None
     else:
+        source = args.run
         run = load_run(args.run)
         arrays = check_samples(run["samples"], args.run)
         n = arrays["truth"].shape[1]
@@ -176,16 +180,18 @@ def command(argv) -> int:
         frames, palette = build_frames(run["samples"], args.sample, args.frame_size, run.get("config"), args.run)
     import imageio.v3 as iio
 
+    comment = provenance.record(source).encode()  # what the GIF was drawn from (rnem.provenance)
     if palette is None:                          # RGB frames: the GIF writer quantises them
         write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / args.fps,
-                                                       loop=0), ".gif")
+                                                       loop=0, comment=comment), ".gif")
         print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px (truth, the "
               f"prediction before each frame, {'psi and ' if args.network else ''}gamma"
               f"{'' if args.network else ' after its EM'}; colour = component, pale red = the curtain)")
         return 0
     # palette-indexed frames with their palette: the GIF writer has nothing to quantise
     write_atomic(args.out, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", mode="P",
-                                                   palette=palette.tobytes(), duration=1000.0 / args.fps, loop=0),
+                                                   palette=palette.tobytes(), duration=1000.0 / args.fps, loop=0,
+                                                   comment=comment),
                  ".gif")
     print(f"wrote {args.out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} px "
           f"(dark = ground truth, red = non-relational, green = relational; "

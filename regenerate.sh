@@ -23,17 +23,18 @@ G=make_relational_nem_bouncing_balls_gif.py
 N=relational_nem_network.py
 
 states() {
-  python3 $M --recipe simulator --save-model models/simulator_seed0.npz                  # results/run_simulator.json
-  python3 $M --recipe simulator --masses --save-model models/simulator_masses_seed0.npz  # results/run_simulator_masses.json
-  python3 $M --recipe simulator --seeds 0-9                                              # results/sweep_simulator.json
-  python3 $M --recipe simulator --masses --seeds 0-9                                     # results/sweep_simulator_masses.json
-  python3 $M --seed 0 --save-model models/stub_seed0.npz                                 # run.json
+  python3 $M --recipe simulator --save-model models/simulator_seed0.npz --out results/run_simulator.json
+  python3 $M --recipe simulator --masses --save-model models/simulator_masses_seed0.npz --out results/run_simulator_masses.json
+  python3 $M --recipe simulator --seeds 0-9 --out results/sweep_simulator.json --seed-dir results/sweep_runs_simulator
+  python3 $M --recipe simulator --masses --seeds 0-9 --out results/sweep_simulator_masses.json --seed-dir results/sweep_runs_simulator_masses
+  python3 $M --seed 0 --save-model models/stub_seed0.npz --out run.json                  # the design card's run
   python3 $M --seed 0 --agg attention --out results/run_attention.json --save-model models/stub_attention_seed0.npz
-  python3 $M --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8   # results/sweep.json
+  python3 $M --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8 --out results/sweep.json \
+    --seed-dir results/sweep_runs
 }
 
 pixels_known() {    # a seed-0 file (with the sample sequence the figures draw) and ten seeds for each setting
-  python3 $P                                                                        # results/pixels.json: 4 balls, K = 5
+  python3 $P --out results/pixels.json                                              # 4 balls, K = 5
   python3 $P --seeds 0-9 --out results/pixels_seeds.json
   python3 $P --k-balls 6-8 --components 8 --out results/pixels_k6-8.json                   # extrapolation, K = 8
   python3 $P --k-balls 6-8 --components 8 --seeds 0-9 --out results/pixels_k6-8_seeds.json
@@ -106,10 +107,10 @@ network_long() {      # about 25 trainings of 10-40 min, two at a time; resumes 
 interactions() {    # interactions learned from frames (about 50 min on 2 cores): seed 0 with its models, ten seeds,
                     # then the pixel pipeline with the frame-trained models (relational simulator only)
   local I=relational_nem_interactions.py
-  python3 $I --save-model models/interactions_seed0.npz                              # results/interactions_seed0.json
-  python3 $I --masses --save-model models/interactions_masses_seed0.npz              # results/interactions_masses_seed0.json
-  python3 $I --seeds 0-9                                                             # results/interactions.json
-  python3 $I --masses --seeds 0-9                                                    # results/interactions_masses.json
+  python3 $I --save-model models/interactions_seed0.npz --out results/interactions_seed0.json
+  python3 $I --masses --save-model models/interactions_masses_seed0.npz --out results/interactions_masses_seed0.json
+  python3 $I --seeds 0-9 --out results/interactions.json --seed-dir results/interactions_runs
+  python3 $I --masses --seeds 0-9 --out results/interactions_masses.json --seed-dir results/interactions_runs_masses
   local F="--dynamics simulator.relational --models models/interactions_seed0.npz"
   python3 $P $F --out results/pixels_frames.json
   python3 $P $F --seeds 0-9 --out results/pixels_frames_seeds.json
@@ -121,15 +122,15 @@ interactions() {    # interactions learned from frames (about 50 min on 2 cores)
 }
 
 figures() {
-  python3 $V                                                                        # viz/ (run.json)
-  python3 $V --run results/sweep.json
+  python3 $V --run run.json --out viz
+  python3 $V --run results/sweep.json --out viz
   python3 $V --run results/run_attention.json --out viz/attention
   for r in simulator simulator_masses; do
     python3 $V --run results/run_$r.json --out viz/$r
     python3 $V --run results/sweep_$r.json --out viz/$r
     python3 $G --run results/run_$r.json --out viz/$r/rollout.gif
   done
-  python3 $G                                                                        # the headline GIF (run.json)
+  python3 $G --run run.json --out relational_nem_bouncing_balls.gif                  # the headline GIF
   python3 $G --run results/run_attention.json --out viz/attention/rollout.gif
   python3 $V --pixels results/pixels.json --out viz/pixels                          # Figure 2 analogue
   python3 $V --pixels results/pixels_curtain.json --out viz/pixels                  # Figure 5 analogue

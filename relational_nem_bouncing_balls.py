@@ -44,17 +44,17 @@ Python API: rnem.state_models.load_models(path) -> {name: model} for a file writ
 rnem.rollout_measures.rollout_metrics(pred, truth).
 
 Examples:
-    python3 relational_nem_bouncing_balls.py --seed 0            # full run -> run.json
-    python3 relational_nem_bouncing_balls.py --quick             # smoke run, about a second -> run_quick.json
-    python3 relational_nem_bouncing_balls.py --seed 0 --save-model m.npz      # also keep both trained models
-    python3 relational_nem_bouncing_balls.py --load-model m.npz --eval-k 3,4,5,6,7,8 --out more_k.json
-    python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out /tmp/run.json
-    python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> results/sweep.json
+    python3 relational_nem_bouncing_balls.py --seed 0            # full run -> runs/run.json (runs/ is git-ignored)
+    python3 relational_nem_bouncing_balls.py --quick             # smoke run, about a second -> runs/run_quick.json
+    python3 relational_nem_bouncing_balls.py --seed 0 --save-model runs/m.npz      # also keep both trained models
+    python3 relational_nem_bouncing_balls.py --load-model runs/m.npz --eval-k 3,4,5,6,7,8 --out runs/more_k.json
+    python3 relational_nem_bouncing_balls.py --agg attention --k-train 2,3,4,5,6 --out runs/attention.json
+    python3 relational_nem_bouncing_balls.py --seeds 0-9 --eval-k 3,4,5,6,7,8          # -> runs/sweep.json
     python3 relational_nem_bouncing_balls.py --seeds 0-9 --agg mean,sum,attention --curriculum 2,3,4,5,6 --eval-k 3,4,5,6,7,8
-                                                                  # the full comparison -> results/sweep.json
-    python3 relational_nem_bouncing_balls.py --aggregate results/sweep_runs/*.json --out summary.json
-    python3 relational_nem_bouncing_balls.py --recipe simulator                   # -> results/run_simulator.json
-    python3 relational_nem_bouncing_balls.py --recipe simulator --masses --seeds 0-9   # -> results/sweep_simulator_masses.json
+                                                                  # the full comparison -> runs/sweep.json
+    python3 relational_nem_bouncing_balls.py --aggregate results/sweep_runs/*.json --out runs/summary.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator                   # -> runs/run_simulator.json
+    python3 relational_nem_bouncing_balls.py --recipe simulator --masses --seeds 0-9   # -> runs/sweep_simulator_masses.json
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ from rnem.balls import HEAVY_RADIUS
 from rnem.blas import with_one_blas_thread
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
 from rnem.environment import environment, source_sha256
-from rnem.files import RESULTS_DIR, check_folder_writable, check_output_path, write_json_atomic
+from rnem.files import RUNS_DIR, check_folder_writable, check_output_path, write_json_atomic
 from rnem.simulator import MIN_SEPARATION, initial_state, max_balls, rng_for
 from rnem.entry import run_main
 from rnem.processes import exit_if_worker_startup
@@ -95,19 +95,18 @@ from rnem.state_training import make_data, n_workers, silent, train_both
 
 # ----------------------------------------------------------------------------- config
 def default_out(recipe: str, masses: bool, sweep: bool) -> str:
-    """run.json for the stub recipe's run (the design card's file, in the current folder); in
-    RESULTS_DIR otherwise: results/run_simulator.json, results/run_simulator_masses.json,
-    results/sweep.json, results/sweep_simulator.json, ..."""
+    """Where a run writes when --out is not given: in RUNS_DIR (git-ignored), so that a user's run
+    never rewrites a committed file: runs/run.json (the stub recipe), runs/run_simulator.json,
+    runs/run_simulator_masses.json, runs/sweep.json, runs/sweep_simulator.json, ... (regenerate.sh
+    names the committed files, run.json and results/*, explicitly)."""
     suffix = ("" if recipe == "stub" else f"_{recipe}") + ("_masses" if masses else "")
-    if recipe == "stub" and not sweep:
-        return "run.json"
-    return os.path.join(RESULTS_DIR, f"{'sweep' if sweep else 'run'}{suffix}.json")
+    return os.path.join(RUNS_DIR, f"{'sweep' if sweep else 'run'}{suffix}.json")
 
 
 def default_seed_dir(recipe: str, masses: bool) -> str:
-    """The per-seed folder of a sweep: results/sweep_runs, results/sweep_runs_simulator, ..."""
+    """The per-seed folder of a sweep: runs/sweep_runs, runs/sweep_runs_simulator, ..."""
     name = os.path.basename(default_out(recipe, masses, True))                  # sweep_simulator.json
-    return os.path.join(RESULTS_DIR, "sweep_runs" + name[len("sweep"):-len(".json")])
+    return os.path.join(RUNS_DIR, "sweep_runs" + name[len("sweep"):-len(".json")])
 
 
 def build_parser(description: str = "", probe: bool = False) -> argparse.ArgumentParser:

@@ -14,10 +14,10 @@ is evaluated exactly as the oracle-trained models are (results/sweep_simulator.j
 rollouts from the true first state of fresh sequences, K = 3..8, the same test sequences per seed.
 The truth is used only to measure (how far the inferred states are from it, and the evaluation).
 
-    python3 relational_nem_interactions.py --out my_interactions.json              # seed 0, about 3 min on 2 cores
-    python3 relational_nem_interactions.py --masses --out my_interactions_masses.json
-    python3 relational_nem_interactions.py --save-model my_models.npz --out my_run.json
-    python3 relational_nem_interactions.py --seeds 0-9 --out my_interactions_seeds.json   # ten seeds, a summary
+    python3 relational_nem_interactions.py --out runs/my_interactions.json              # seed 0, about 3 min on 2 cores
+    python3 relational_nem_interactions.py --masses --out runs/my_interactions_masses.json
+    python3 relational_nem_interactions.py --save-model runs/my_models.npz --out runs/my_run.json
+    python3 relational_nem_interactions.py --seeds 0-9 --out runs/my_interactions_seeds.json   # ten seeds, a summary
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_int_list, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
-from rnem.files import check_output_path, write_json_atomic  # noqa: E402
+from rnem.files import RUNS_DIR, check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
 from rnem.processes import exit_if_worker_startup, run_workers  # noqa: E402
 from rnem.scenes import DT, RADIUS  # noqa: E402
@@ -80,7 +80,7 @@ class InteractionsConfig:
     # output
     out: str = config_field("", "the result JSON ('': results/interactions[_masses]_seed<seed>.json; with --seeds "
                             "the summary, results/interactions[_masses].json)")
-    seed_dir: str = config_field("results/interactions_runs", "with --seeds: the per-seed files (a _masses folder "
+    seed_dir: str = config_field("runs/interactions_runs", "with --seeds: the per-seed files (a _masses folder "
                                  "with --masses)")
     save_model: str = config_field("", "also write the last round's models (the simulator recipe's format, readable "
                                    "by relational_nem_pixels.py --models)")
@@ -318,7 +318,7 @@ RANGES = {"k_balls": (1, simulator.max_balls(RADIUS)), "n_train": (2, 100_000), 
 
 def default_out(cfg: InteractionsConfig) -> str:
     name = "interactions" + ("_masses" if cfg.masses else "") + ("" if cfg.seeds else f"_seed{cfg.seed}")
-    return os.path.join("results", name + ".json")
+    return os.path.join(RUNS_DIR, name + ".json")
 
 
 def check_config(cfg: InteractionsConfig) -> None:

@@ -10,11 +10,11 @@ validation loss, and measures it on fresh test sequences: ARI of the grouping, n
 simulation, and with --curtain the balls that come out from behind it. docs/network.md defines
 every measure.
 
-    python3 relational_nem_network.py --out my_network.json --save-model my_network.npz   # R-NEM, about 5.5 min
-    python3 relational_nem_network.py --kind rnn_em --components 1 --out my_rnn.json      # the paper's RNN
-    python3 relational_nem_network.py --iterations 50 --n-train 200 --out my_short.json    # a short training
-    python3 relational_nem_network.py --retest my_network.npz --sample --out again.json    # measure a saved network
-    python3 relational_nem_network.py --summarise results/network --out my_summary.json   # over seeds
+    python3 relational_nem_network.py --out runs/my_network.json --save-model runs/my_network.npz   # R-NEM, about 5.5 min
+    python3 relational_nem_network.py --kind rnn_em --components 1 --out runs/my_rnn.json      # the paper's RNN
+    python3 relational_nem_network.py --iterations 50 --n-train 200 --out runs/my_short.json    # a short training
+    python3 relational_nem_network.py --retest runs/my_network.npz --sample --out runs/again.json    # measure a saved network
+    python3 relational_nem_network.py --summarise results/network --out runs/my_summary.json   # over seeds
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class NetworkConfig:
                                    "config and curves come from the file; --out, --sample from here)")
     summarise: str = config_field("", "instead of training: summarise the result files <name>_seed<N>.json of this "
                                       "folder over seeds into --out (docs/network.md)")
-    out: str = config_field("results/network.json", "the result JSON (written atomically)")
+    out: str = config_field("runs/network.json", "the result JSON (written atomically; runs/ is git-ignored)")
     save_model: str = config_field("", "also write the selected network to this .npz (numpy arrays and JSON "
                                        "metadata, no pickle)")
 

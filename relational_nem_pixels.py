@@ -19,11 +19,11 @@ small network of the pixel's offset from the component (in units of its radius),
 frames only with the next-frame objective (gamma held fixed, bit-flip noise on the frames the
 EM sees); its forward and backward passes are written out below.
 
-    python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> results/pixels.json
-    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out results/pixels_k6-8.json
-    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out results/pixels_curtain.json   # 3 balls, as the paper
-    python3 relational_nem_pixels.py --renderer learned --out results/pixels_learned.json
-    python3 relational_nem_pixels.py --seeds 0-9 --out results/pixels_seeds.json
+    python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> runs/pixels.json
+    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out runs/pixels_k6-8.json
+    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out runs/pixels_curtain.json   # 3 balls, as the paper
+    python3 relational_nem_pixels.py --renderer learned --out runs/pixels_learned.json
+    python3 relational_nem_pixels.py --seeds 0-9 --out runs/pixels_seeds.json
 """
 import dataclasses
 import math
@@ -87,7 +87,7 @@ class PixelConfig:
     batch: int = config_field(8, 'learned renderer: sequences per step')
     lr: float = config_field(0.01, "learned renderer: Adam's learning rate")
     bitflip: float = config_field(0.05, 'fraction of the pixels flipped in the frames the EM sees while training')
-    out: str = config_field("results/pixels.json", 'the result JSON (written atomically)')
+    out: str = config_field("runs/pixels.json", 'the result JSON (written atomically; runs/ is git-ignored)')
 
 
 

@@ -23,13 +23,14 @@ import numpy as np
 
 from rnem.cli import ConfigError, HelpFormatter, OneLineParser
 from rnem.entry import run_main
-from rnem.files import TEMP_PREFIX
+from rnem import provenance
+from rnem.files import TEMP_PREFIX, check_folder_writable
 from rnem.frame_figures import interactions_figures, network_figures, pixel_figures
 from rnem.pictures import DPI, STYLE, PANEL_COLOURS, panel_titles, radii_of, render_frames
 from rnem.result_files import check_samples, load_run, require_keys
 
 DEFAULT_RUN = "run.json"
-DEFAULT_OUT = "viz"
+DEFAULT_OUT = "runs/viz"      # git-ignored: regenerate.sh names viz/ for the committed figures
 MODELS = ("non_relational", "relational")
 LABELS = {"truth": "ground truth", "non_relational": "non-relational", "relational": "relational"}
 COLOURS = {name: tuple(c / 255 for c in rgb) for name, rgb in PANEL_COLOURS.items()}
@@ -424,13 +425,19 @@ def sweep_wins(sweep, plt):
     label_in = 0.3 + 0.068 * max(len(label) for label in labels)   # inches of metric labels at font size 9
     width = label_in + 0.2 + 0.8 * len(ks)
     height = 0.42 * len(metrics) + 1.6
+    width += 0.9                                                    # the colour bar
     fig, ax = plt.subplots(figsize=(width, height),
-                           gridspec_kw=dict(left=label_in / width, right=0.97, bottom=0.3 / height,
+                           gridspec_kw=dict(left=label_in / width, right=1 - 0.9 / width, bottom=0.3 / height,
                                             top=1 - 0.75 / height))
-    ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    image = ax.imshow(wins / n, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03, ticks=[0, 0.5, 1])
+    bar.ax.set_yticklabels(["0", f"{n / 2:g}", f"{n}"], fontsize=8)
+    bar.set_label("seeds won", fontsize=8)
     for i in range(len(metrics)):
         for j in range(len(ks)):
-            ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9)
+            dark = abs(wins[i, j] / n - 0.5) > 0.3                 # the ends of RdYlGn are dark: white numbers there
+            ax.text(j, i, f"{wins[i, j]:.0f}", ha="center", va="center", fontsize=9,
+                    color="white" if dark else "black")
     ax.set_xticks(range(len(ks)), [f"K={k}" for k in ks])
     ax.set_yticks(range(len(metrics)), labels, fontsize=9)
     suptitle(fig, sweep, f"Seeds (of {n}) in which the relational model does better than the\nnon-relational "
@@ -440,7 +447,7 @@ def sweep_wins(sweep, plt):
 
 
 KEY_METRICS = ("post_collision_vel_mse", "one_step_vel_mse_ball", "vel_mse", "long_outside_frac")
-VARIANT_COLOURS = {"mean": (0.55, 0.8, 0.45), "sum": (0.2, 0.6, 0.35), "attention": (0.05, 0.35, 0.15)}
+VARIANT_COLOURS = {"mean": (0.35, 0.72, 0.35), "sum": (0.2, 0.45, 0.8), "attention": (0.5, 0.2, 0.6)}   # one hue each
 
 
 def variant_order(variants) -> list:
@@ -589,8 +596,9 @@ WORKER_GROUPS = (("rollout_errors.png", "extrapolation_summary.png", "rendered_f
                  ("sweep_wins.png", "attention_frames.png"))
 
 
-def draw_to_temp(run, out_dir, names) -> list:
-    """Draws the named figures into temporary files in out_dir; returns error strings."""
+def draw_to_temp(run, out_dir, names, sources: str) -> list:
+    """Draws the named figures into temporary files in out_dir, each recording `sources` (what
+    it was drawn from: rnem.provenance); returns error strings."""
     import matplotlib.pyplot as plt
     errors = []
     for name in names:
@@ -601,9 +609,18 @@ def draw_to_temp(run, out_dir, names) -> list:
             plt.close("all")
             continue
         fig.savefig(os.path.join(out_dir, TEMP_PREFIX + name), dpi=DPI, format="png",
-                    pil_kwargs={"compress_level": 3})
+                    metadata={provenance.KEY: sources}, pil_kwargs={"compress_level": 3})
         plt.close(fig)
     return errors
+
+
+def missing_folders(path: str) -> list:
+    """path and those of its parents that do not exist yet, innermost first (what makedirs makes)."""
+    missing, path = [], os.path.abspath(path)
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
 
 
 def quiet_worker() -> None:
@@ -658,7 +675,7 @@ def command(argv) -> int:
     parser.add_argument("--run", default=None, help="run.json of one run, or the results/sweep.json summary of "
                                                            "--seeds (then sweep_*.png are drawn) (default: run.json)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for the PNGs (created if its parent exists) "
-                                                           "(default: viz)")
+                                                           "(default: runs/viz; regenerate.sh draws the committed viz/)")
     parser.add_argument("--pixels", default="", help="a result JSON of relational_nem_pixels.py instead: draws "
                                                      "<name>_frames.png (and <name>_renderer.png) into --out")
     parser.add_argument("--network", default="", help="a result JSON of relational_nem_network.py (run with --sample: "
@@ -673,15 +690,7 @@ def command(argv) -> int:
                           "result, --network a network result, --interactions a summary of interactions learned "
                           "from frames, --run a run.json)")
     args.run = args.run or DEFAULT_RUN
-    parent = os.path.dirname(os.path.abspath(args.out))
-    if args.out.strip() == "":
-        raise ConfigError("--out must name a folder (got '')")
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise ConfigError(f"--out {args.out} is a file; give a folder")
-    if not os.path.isdir(parent):
-        raise ConfigError(f"--out {args.out}: parent folder {parent} does not exist")
-    if not os.access(args.out if os.path.isdir(args.out) else parent, os.W_OK):
-        raise ConfigError(f"--out {args.out}: not writable")
+    check_folder_writable(args.out, "--out")
     if args.pixels or args.network or args.interactions:
         written = (pixel_figures(args.pixels, args.out) if args.pixels else
                    network_figures(args.network, args.out) if args.network else
@@ -689,6 +698,7 @@ def command(argv) -> int:
         print(f"wrote {len(written)} figures to {args.out}/: {', '.join(written)}")
         return 0
     run, is_sweep, is_variants = check_run(load_run(args.run, ()), args.run)
+    sources = provenance.record(args.run)
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -702,10 +712,10 @@ def command(argv) -> int:
     warm.canvas.draw()
     plt.close(warm)
 
-    created = not os.path.isdir(args.out)
+    created = missing_folders(args.out)
     os.makedirs(args.out, exist_ok=True)
     figures = figures_for(run, is_sweep, is_variants)
-    jobs = [(run, args.out, [n for n in group if n in figures]) for group in WORKER_GROUPS
+    jobs = [(run, args.out, [n for n in group if n in figures], sources) for group in WORKER_GROUPS
             if any(n in figures for n in group)]
     temps = {name: os.path.join(args.out, TEMP_PREFIX + name) for name in figures}
     errors = ["interrupted"]
@@ -720,8 +730,9 @@ def command(argv) -> int:
             for path in temps.values():
                 if os.path.exists(path):
                     os.remove(path)
-            if created and not os.listdir(args.out):
-                os.rmdir(args.out)
+            for folder in created:               # the folders this call made, innermost first, if still empty
+                if not os.listdir(folder):
+                    os.rmdir(folder)
     if errors:
         print(f"error: --run {args.run}: malformed data for {errors[0]}", file=sys.stderr)
         return 2

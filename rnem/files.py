@@ -11,13 +11,14 @@ import tempfile
 from rnem.cli import ConfigError
 
 TEMP_PREFIX = ".tmp-"     # files being written; renamed into place when complete
-RESULTS_DIR = "results"   # where the scripts write by default; created in the current folder where missing
+RUNS_DIR = "runs"         # where a user's runs go by default (git-ignored); created in the current folder where missing
+                          # (the committed results/ are written by regenerate.sh, which names every output)
 
 
 def folder_to_check(folder: str) -> str:
     """The folder whose writability decides whether `folder` can be written: itself, or the
-    current folder for a missing RESULTS_DIR (created when the first file is written)."""
-    if not os.path.isdir(folder) and os.path.normpath(folder) == RESULTS_DIR:
+    current folder for a missing RUNS_DIR (created when the first file is written)."""
+    if not os.path.isdir(folder) and os.path.normpath(folder) == RUNS_DIR:
         return os.curdir
     return folder
 
@@ -36,7 +37,7 @@ def can_write_in(folder: str) -> bool:
 
 def check_folder_writable(path: str, option: str) -> None:
     """The folder exists and is writable, or its parent does and is, so that it can be created
-    (a missing RESULTS_DIR parent counts as the current folder: it is created too)."""
+    (a missing RUNS_DIR parent counts as the current folder: it is created too)."""
     if path.strip() == "":
         raise ConfigError(f"{option} must name a folder (got '')")
     if os.path.exists(path) and not os.path.isdir(path):
@@ -94,7 +95,7 @@ def write_atomic(path: str, write, suffix: str) -> None:
     """write(temporary path) in the target folder, then rename it into place with the usual file
     mode: an interrupted or failed write leaves the previous file whole and no temporary file."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)                       # RESULTS_DIR where missing (see folder_to_check)
+    os.makedirs(folder, exist_ok=True)                       # RUNS_DIR where missing (see folder_to_check)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=folder)
     os.close(fd)
     try:

@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 
 from rnem.cli import ConfigError
-from rnem.files import write_atomic
+from rnem import provenance
 from rnem.names import HEADLINE_PROTOCOL, MAIN_NETWORKS, NETWORK_NAMES
 from rnem.pictures import component_rgb, gamma_rgb, truth_rgb
 from rnem.result_files import load_run, network_sample, pixel_sample, require_keys
@@ -98,6 +98,7 @@ def renderer_figure(training: dict, plt):
 def pixel_figures(path: str, out: str) -> list:
     """Draws the figures of a relational_nem_pixels.py result into out; returns the files written."""
     run = load_run(path, ("config", "sample"), "--pixels")
+    sources = provenance.record(path)
     px = pixel_sample(run, path)
     training = run.get("renderer_training")
     if training is not None and (not isinstance(training, dict) or any(
@@ -114,7 +115,7 @@ def pixel_figures(path: str, out: str) -> list:
         figures[f"{stem}_renderer.png"] = lambda: renderer_figure(training, plt)
     for name, draw in figures.items():
         fig = draw()
-        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+        provenance.save_png(fig, os.path.join(out, name), sources, DPI)
         plt.close(fig)
     return list(figures)
 
@@ -313,6 +314,7 @@ def network_figures(path: str, out: str) -> list:
     """The figures of a relational_nem_network.py result (with --sample) or of its summary
     (--summarise) into out; returns the files written."""
     run = load_run(path, (), "--network")
+    sources = provenance.record(path)
     summary = "models" in run and "orderings" in run
     ns = None if summary else network_sample(run, path)                         # checked before anything is drawn
     import matplotlib
@@ -332,7 +334,7 @@ def network_figures(path: str, out: str) -> list:
                    f"{stem}_simulation.png": lambda: network_simulation_frames_figure(ns, plt, title)}
     for name, draw in figures.items():
         fig = draw()
-        write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+        provenance.save_png(fig, os.path.join(out, name), sources, DPI)
         plt.close(fig)
     return list(figures)
 
@@ -342,6 +344,7 @@ def interactions_figures(path: str, out: str) -> list:
     results/interactions.json) interactions_horizon.png (interactions_horizon_figure), of one seed's
     result <name>_tracks.png (interactions_sample_figure); returns the files written."""
     data = load_run(path, (), "--interactions")
+    sources = provenance.record(path)
     if "sample" in data:                                          # one seed's result: its sample sequence
         name = f"{os.path.splitext(os.path.basename(path))[0]}_tracks.png"
         draw = lambda plt: interactions_sample_figure(data, path, plt)                  # noqa: E731
@@ -349,7 +352,8 @@ def interactions_figures(path: str, out: str) -> list:
         require_keys(data, ("rounds", "seeds", "oracle"), path, "--interactions")
         if not data["oracle"] or not os.path.isfile(data["oracle"]):
             raise ConfigError(f"--interactions {path}: the oracle-trained sweep it names ({data['oracle']}) is not there")
-        oracle = load_run(data["oracle"], (), "--interactions")
+        oracle = load_run(data["oracle"], (), "--interactions", check_kind=False)   # a sweep of the main script
+        sources = provenance.record(path, data["oracle"])
         name = "interactions_masses_horizon.png" if data["config"].get("masses") else "interactions_horizon.png"
         draw = lambda plt: interactions_horizon_figure(data, oracle, path, plt)        # noqa: E731
     import matplotlib
@@ -358,7 +362,7 @@ def interactions_figures(path: str, out: str) -> list:
     plt.rcParams.update(STYLE)
     fig = draw(plt)                                               # checks what it reads before drawing
     os.makedirs(out, exist_ok=True)
-    write_atomic(os.path.join(out, name), lambda tmp: fig.savefig(tmp, dpi=DPI, format="png"), ".png")
+    provenance.save_png(fig, os.path.join(out, name), sources, DPI)
     plt.close(fig)
     return [name]
 

@@ -19,8 +19,23 @@ PIXEL_KEYS = ("size", "truth", "radii", "hidden_fraction", "collisions", "visibl
               "prediction_level", "gamma_component", "gamma_level")
 
 
-def load_run(path: str, need=("samples",), option: str = "--run") -> dict:
-    """Reads run.json and checks the keys this script needs (ConfigError otherwise)."""
+def kind_of(run: dict) -> str | None:
+    """The option that reads a result of this shape (a key of SCRIPT_OF), or None if unknown."""
+    config = run.get("config") if isinstance(run.get("config"), dict) else {}
+    if "rounds" in run:
+        return "--interactions"
+    if ("models" in run and "orderings" in run) or ("test" in run and "kind" in config):
+        return "--network"
+    if "renderer" in config or "constant_velocity" in run:
+        return "--pixels"
+    if any(key in run for key in ("rollout", "variants", "summary")):
+        return "--run"
+    return None
+
+
+def load_run(path: str, need=("samples",), option: str = "--run", check_kind: bool = True) -> dict:
+    """Reads run.json and checks the keys this script needs (ConfigError otherwise); a result of
+    another script (check_kind) gets a line saying what it is and which option reads it."""
     if not os.path.isfile(path):
         raise ConfigError(f"{option} {path}: file not found; produce it with python3 {SCRIPT_OF.get(option, SCRIPT_OF['--run'])}")
     try:
@@ -32,6 +47,9 @@ def load_run(path: str, need=("samples",), option: str = "--run") -> dict:
         raise ConfigError(f"{option} {path}: cannot be read ({err.strerror})")
     if not isinstance(run, dict):
         raise ConfigError(f"{option} {path}: expected a JSON object with keys {', '.join(need)}")
+    other = kind_of(run)
+    if check_kind and other is not None and other != option:
+        raise ConfigError(f"{option} {path}: this is a result of {SCRIPT_OF[other]}; give it as {other} {path}")
     if "error" in run:                           # a per-seed file of a seed whose training failed
         raise ConfigError(f"{option} {path}: seed {run.get('seed')!r} failed ({run['error']}); it holds no results "
                          f"to draw")

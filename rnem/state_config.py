@@ -17,7 +17,7 @@ class Config:
     # experiment
     seed: int = config_field(0, "seed of every random generator of the run")
     quick: bool = config_field(False, "smoke run with a tiny budget, written beside the full run's file with _quick "
-                              "added (run_quick.json, results/run_simulator_quick.json, ...); explicit flags "
+                              "added (runs/run_quick.json, runs/run_simulator_quick.json, ...); explicit flags "
                               "win; it sets")
     recipe: str = config_field("stub", "stub: the reference stub's models and training (the default experiment); simulator: "
                                "the learned simulator (free flight plus learned wall and pair impulses, one-step "
@@ -63,19 +63,20 @@ class Config:
     n_attention: int = config_field(10, "with --agg attention: evaluation sequences (at most --n-eval; "
                                  "the default is lowered to --n-eval) whose teacher-forced gates are stored")
     log_every: int = config_field(10, "print one log line every this many epochs")
-    out: str = config_field("run.json", "output JSON path; the default is run.json for the stub recipe's run, "
-                                "results/run_simulator.json (results/run_simulator_masses.json with --masses) for "
-                                "the simulator recipe's, results/sweep.json, results/sweep_simulator.json, ... with "
-                                "--seeds or --aggregate; --quick adds _quick")
+    out: str = config_field("runs/run.json", "output JSON path; the default is in runs/ (git-ignored, never a "
+                                "committed file): runs/run.json for the stub recipe's run, runs/run_simulator.json "
+                                "(runs/run_simulator_masses.json with --masses) for the simulator recipe's, "
+                                "runs/sweep.json, runs/sweep_simulator.json, ... with --seeds or --aggregate; "
+                                "--quick adds _quick")
     no_save: bool = config_field(False, "do not write the output JSON")
     save_model: str = config_field("", "also write both trained models to this .npz file (numpy arrays, no pickle)")
     load_model: str = config_field("", "evaluate the models of this .npz file (from --save-model) instead of training; "
                                "the file's config applies except for the evaluation and output options given")
     # many seeds
     seeds: str = config_field("", "run the whole experiment for these seeds, e.g. 0-9 or 0,3,5-7, and summarise them")
-    seed_dir: str = config_field("results/sweep_runs", "folder for the per-seed JSON files of --seeds; the default "
-                                               "follows --out's: results/sweep_runs_simulator, ...; --quick "
-                                               "adds _quick")
+    seed_dir: str = config_field("runs/sweep_runs", "folder for the per-seed JSON files of --seeds; the default "
+                                                "follows the recipe: runs/sweep_runs_simulator, ...; --quick "
+                                                "adds _quick")
     curriculum: str = config_field("", "with --seeds: also run every --agg variant trained on these K, e.g. 2,3,4,5,6")
     aggregate: tuple = config_field((), "rebuild the sweep summary from these per-seed JSON files (no training)")
 

@@ -127,7 +127,10 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print, stop_
     Returns (model, history, timing): history holds per-epoch lists of epoch, train_loss
     (mean BPTT loss of the epoch's steps), val_mse_1step, val_mse_bptt (means over the training
     K) and grad_norm (mean global gradient norm before clipping), and with several K `batch_k`,
-    the K of every batch; timing holds train_s, step_s and steps_per_sec. stop_after = E ends the
+    the K of every batch; timing holds train_s, step_s and steps_per_sec. A training fails
+    (FloatingPointError) when its loss is not finite, when its last epoch's mean loss is above
+    DIVERGED_LOSS_RATIO times the first step's, or when its validation loss ends above the
+    untrained model's. stop_after = E ends the
     training after its first E epochs, with the schedule of the whole (the test of committed
     results recomputes their first epoch this way).
     """
@@ -142,6 +145,7 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print, stop_
         model.hard_gates = False
         model.loss_scale = 1.0 / np.array(residual_spread(train_tm, cfg.dt)) ** 2
     validators = [Validator(model, val[k], cfg.t_bptt) for k in ks]
+    untrained_val = float(np.mean([validate() for validate in validators], axis=0)[1])   # val_mse_bptt before any step
     offsets = np.arange(cfg.t_bptt + 1)[:, None]                               # (t_bptt+1, 1)
     workspaces = {k: model.make_workspace(cfg.t_bptt, cfg.batch, k) for k in ks}
     grad = np.zeros(model.n_params, dtype)
@@ -192,6 +196,10 @@ def train_model(kind: str, cfg: Config, train: dict, val: dict, log=print, stop_
                                  f"{history['train_loss'][-1]:.3g} is above {DIVERGED_LOSS_RATIO:g}x the first "
                                  f"step's {first_loss:.3g}; try a smaller --lr (got {cfg.lr}) or --grad-clip "
                                  f"(got {cfg.grad_clip})")
+    if history["val_mse_bptt"][-1] > untrained_val:
+        raise FloatingPointError(f"{kind}: training failed: its validation loss after the last epoch, "
+                                 f"{history['val_mse_bptt'][-1]:.3g}, is above the untrained model's "
+                                 f"{untrained_val:.3g}; try a smaller --lr (got {cfg.lr})")
     if simulator:
         model.hard_gates = True
     timing = {"train_s": time.perf_counter() - t_start, "step_s": step_seconds,

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 import relational_nem_bouncing_balls as R
-from rnem import blas, cli
+from rnem import blas, cli, optim, state_training
 from rnem.processes import run_workers
 from conftest import GIF, MAIN, ROOT, VIZ, assert_one_line_error, call_main, processes
 from test_robustness import TINY, TINY_CFG, companion_main
@@ -154,6 +154,21 @@ def test_a_diverged_training_with_finite_numbers_is_an_error(tmp_path, capsys, m
     assert "training diverged: the last epoch's mean loss" in done.stderr and "above 100x the first step's" in done.stderr
     assert os.listdir(tmp_path) == []
     assert call_main(R.main, [*TINY, "--lr", "0.05", "--no-save"], tmp_path, capsys, monkeypatch).returncode == 0
+
+
+def test_a_training_that_ends_worse_than_untrained_has_failed(tmp_path, capsys, monkeypatch):
+    # every step walks the weights the same way, finite and away from any minimum; the loss-ratio
+    # check is switched off, so only the validation check can see it
+    monkeypatch.setattr(state_training, "DIVERGED_LOSS_RATIO", float("inf"))
+
+    class Away(optim.Adam):
+        def step(self, grad):
+            self.params += 0.05
+    monkeypatch.setattr(state_training, "Adam", Away)
+    done = call_main(R.main, [*TINY, "--jobs", "1"], tmp_path, capsys, monkeypatch)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "is above the untrained model's" in done.stderr, done.stderr
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_diverged_seed_is_a_failed_seed(tmp_path):

@@ -136,7 +136,7 @@ def test_quick_never_writes_over_a_full_run(tmp_path):
     full = {"config": {"quick": False}, "rollout": {}}
     (tmp_path / "run.json").write_text(json.dumps(full))
     done = run_script(MAIN, "--quick", *TINY, cwd=tmp_path)
-    assert done.returncode == 0 and "wrote run_quick.json" in done.stdout
+    assert done.returncode == 0 and "wrote runs/run_quick.json" in done.stdout
     assert_one_line_error(run_script(MAIN, "--quick", *TINY, "--out", "run.json", cwd=tmp_path),
                           "--out run.json holds the results of a full run")
     assert json.loads((tmp_path / "run.json").read_text()) == full
@@ -246,18 +246,18 @@ def test_a_stopped_sweep_stops_its_workers_and_leaves_nothing(tmp_path, how):
 
 
 def test_two_sweeps_cannot_share_a_seed_dir(tmp_path, capsys, monkeypatch):
-    runs = tmp_path / "runs"
+    runs = tmp_path / "seeds"
     runs.mkdir()
     (runs / ".lock").write_text(str(os.getpid()))                    # a live process holds it
-    assert_one_line_error(call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "runs"], tmp_path, capsys, monkeypatch),
-                          f"--seed-dir runs is in use by another sweep (process {os.getpid()})")
+    assert_one_line_error(call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "seeds"], tmp_path, capsys, monkeypatch),
+                          f"--seed-dir seeds is in use by another sweep (process {os.getpid()})")
     assert os.listdir(runs) == [".lock"]
     (runs / ".lock").write_text("999999999")                         # stale: that process is gone
-    done = call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "runs", "--jobs", "1"], tmp_path, capsys, monkeypatch)
+    done = call_main(R.main, [*TINY, "--seeds", "0-1", "--seed-dir", "seeds", "--jobs", "1"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     assert sorted(os.listdir(runs)) == ["seed_0.json", "seed_1.json"]
     # a later sweep of another config does not overwrite these files
-    assert_one_line_error(run_script(MAIN, *TINY, "--lr", "0.001", "--seeds", "0-1", "--seed-dir", "runs",
+    assert_one_line_error(run_script(MAIN, *TINY, "--lr", "0.001", "--seeds", "0-1", "--seed-dir", "seeds",
                                      cwd=tmp_path), "holds a run of a different config (lr)")
 
 
@@ -363,3 +363,19 @@ def test_gif_has_titles_and_a_step_line(quick_run):
     assert footer.any(axis=(1, 2)).all()
     assert not (footer[0] == footer[-1]).all()                       # the step number changes
     assert pictures.panel_titles({"agg": "attention"})["relational"] == "relational (attention)"
+
+
+@pytest.mark.parametrize("script", [VIZ, GIF])
+@pytest.mark.parametrize("option,given,kind", [
+    ("--run", "results/pixels.json", "relational_nem_pixels.py; give it as --pixels"),
+    ("--network", "results/pixels.json", "relational_nem_pixels.py; give it as --pixels"),
+    ("--pixels", "results/network/r_nem_seed0.json", "relational_nem_network.py; give it as --network"),
+    ("--run", "results/network_summary.json", "relational_nem_network.py; give it as --network"),
+    ("--network", "run.json", "relational_nem_bouncing_balls.py; give it as --run"),
+])
+def test_a_result_of_another_script_is_named_with_the_option_that_reads_it(tmp_path, capsys, monkeypatch, script,
+                                                                           option, given, kind):
+    done = call_main(companion_main(script), [option, os.path.join(ROOT, given), "--out",
+                                              "x.gif" if script == GIF else "figs"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, f"this is a result of {kind}")
+    assert os.listdir(tmp_path) == []

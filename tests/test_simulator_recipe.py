@@ -166,7 +166,7 @@ def test_simulator_recipe_quick_run(tmp_path):
     done = run_script(MAIN, "--recipe", "simulator", "--masses", "--quick", "--eval-k", "3,4", "--save-model",
                       "sim.npz", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    run = json.loads((tmp_path / "results" / "run_simulator_masses_quick.json").read_text())
+    run = json.loads((tmp_path / "runs" / "run_simulator_masses_quick.json").read_text())
     assert run["config"]["recipe"] == "simulator" and run["config"]["t_bptt"] == 1
     assert np.asarray(run["samples"]["truth"]).shape[-1] == 5
     long = run["long_horizon"]["4"]
