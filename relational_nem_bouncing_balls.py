@@ -79,7 +79,7 @@ import numpy as np
 
 from rnem.balls import HEAVY_RADIUS
 from rnem.blas import with_one_blas_thread
-from rnem.cli import ConfigError, HelpFormatter, OneLineParser, parse_int_list, parse_seeds
+from rnem.cli import ConfigError, parse_int_list, parse_seeds, parser_from_config
 from rnem.environment import environment, source_sha256
 from rnem.files import RUNS_DIR, check_folder_writable, check_output_path, write_json_atomic
 from rnem.simulator import MIN_SEPARATION, initial_state, max_balls, rng_for
@@ -109,37 +109,14 @@ def default_seed_dir(recipe: str, masses: bool) -> str:
     return os.path.join(RUNS_DIR, "sweep_runs" + name[len("sweep"):-len(".json")])
 
 
-def build_parser(description: str = "", probe: bool = False) -> argparse.ArgumentParser:
-    """The CLI, generated from the fields of Config; --help shows every default.
-
-    probe=True builds the same parser with no defaults at all, so that parsing argv with it
-    yields exactly the options given on the command line (see config_from_args)."""
-    examples = __doc__[__doc__.index("Examples:"):]
-    parser = OneLineParser(description=description or __doc__.split("\n")[0], epilog=examples,
-                     formatter_class=HelpFormatter,
-                     argument_default=argparse.SUPPRESS if probe else None)
-    for f in dataclasses.fields(Config):
-        flag = "--" + f.name.replace("_", "-")
-        meta = f.metadata
-        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
-        shown = meta["help"]
-        for name, sets in (("quick", QUICK), ("recipe", SIMULATOR_DEFAULTS)):
-            if f.name == name:                                      # the defaults it changes, as flags
-                shown += " " + " ".join(f"--{k.replace('_', '-')} " + (",".join(map(str, v)) if isinstance(v, tuple)
-                                                                       else str(v)) for k, v in sets.items())
-        shown += ("" if f.type in ("bool", bool) or f.name == "aggregate" else
-                  f" (default: {default!r})" if isinstance(default, str) else f" (default: {default})")
-        kw = {} if probe else {"default": f.default}
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=shown, **({} if probe else {"default": False}))
-        elif f.name in ("eval_k", "k_train"):
-            parser.add_argument(flag, type=str, help=shown, **({} if probe else {"default": str(default)}))
-        elif f.name == "aggregate":
-            parser.add_argument(flag, nargs="+", metavar="FILE", help=shown, **({} if probe else {"default": ()}))
-        else:
-            kind = {"int": int, "float": float, "str": str}[f.type] if isinstance(f.type, str) else f.type
-            parser.add_argument(flag, type=kind, help=shown, choices=meta.get("choices"), **kw)
-    return parser
+def build_parser(probe: bool = False) -> argparse.ArgumentParser:
+    """The CLI, generated from the fields of Config (rnem.cli.parser_from_config); --help shows
+    every default, and what --quick and --recipe simulator set. probe=True: no defaults at all,
+    so that parsing argv yields exactly the options given (see config_from_args)."""
+    notes = {name: " " + " ".join(f"--{k.replace('_', '-')} " + (",".join(map(str, v)) if isinstance(v, tuple) else str(v))
+                                  for k, v in sets.items())
+             for name, sets in (("quick", QUICK), ("recipe", SIMULATOR_DEFAULTS))}
+    return parser_from_config(Config, __doc__, epilog=__doc__[__doc__.index("Examples:"):], notes=notes, probe=probe)
 
 
 def config_from_args(argv) -> Config:
@@ -368,7 +345,7 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
         trained.update({kind: (models[kind], histories[kind], timings[kind]) for kind in MODEL_KINDS})
     t_train = time.perf_counter() - t1
     t2 = time.perf_counter()
-    rollouts, one_step, long_horizon, samples, attention = evaluate(models, eval_sets, long_sets, cfg)
+    sections = evaluate(models, eval_sets, long_sets, cfg)       # rollout, one_step, long_horizon, samples, attention
     t_eval = time.perf_counter() - t2
     payload = {
         "config": payload_config(cfg),
@@ -381,13 +358,10 @@ def run(cfg: Config, log=print, pretrained: dict | None = None, trained: dict | 
                    "blas_threads": {kind: timings[kind].get("blas_threads") for kind in MODEL_KINDS},
                    "optimizer_steps": timings["relational"]["optimizer_steps"]},
         "history": histories,
-        "rollout": rollouts,
-        "one_step": one_step,
-        "long_horizon": long_horizon,
-        "samples": samples,
+        **{key: sections[key] for key in ("rollout", "one_step", "long_horizon", "samples")},
     }
-    if attention is not None:
-        payload["attention"] = attention
+    if sections["attention"] is not None:
+        payload["attention"] = sections["attention"]
     if loaded is not None:
         payload["loaded_model"] = loaded
     payload["timing"]["total_s"] = time.perf_counter() - t0

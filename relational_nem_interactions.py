@@ -203,7 +203,8 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
         models, histories, timings = state_training.train_both(train_cfg, {cfg.k_balls: windows}, {cfg.k_balls: val_windows},
                                                   verbose=False)
         t_train = time.perf_counter() - t1
-        rollouts, one_step, long_horizon, _, _ = state_evaluation.evaluate(models, eval_sets, long_sets, eval_cfg)
+        sections = state_evaluation.evaluate(models, eval_sets, long_sets, eval_cfg)
+        rollouts, one_step, long_horizon = sections["rollout"], sections["one_step"], sections["long_horizon"]
         model = models["relational"]
         horizons = {k: long_horizon[k]["relational"]["horizon"] for k in long_horizon}
         log(f"round {r} ({'constant velocity' if r == 1 else 'relational model of round ' + str(r - 1)}): "

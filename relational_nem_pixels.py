@@ -40,7 +40,7 @@ from rnem import simulator, state_models  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_seeds, parser_from_config  # noqa: E402
-from rnem.environment import environment, source_sha256  # noqa: E402
+from rnem.environment import environment, repository_path, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import squared_distances  # noqa: E402
 from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
@@ -205,7 +205,7 @@ MEASURES = ("ari_after_em", "ari_from_prediction", "position_error_px", "lost_fr
             "relational_bce_repeat", "sim_ari", "sim_position_error_px", "sim_bce", "sim_bce_repeat",
             "hidden_lost_fraction", "hidden_error_r", "hidden_collided_lost_fraction", "hidden_collided_error_r",
             "hidden_ball_frames", "hidden_collided_ball_frames")
-HIGHER_IS_BETTER = {"ari_after_em", "ari_from_prediction", "sim_ari"}
+HIGHER_IS_BETTER = ("ari_after_em", "ari_from_prediction", "sim_ari")
 
 
 def track(data: dict, cfg: PixelConfig, step, renderer, sample: int | None = None) -> dict:
@@ -402,7 +402,7 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     models = load_dynamics(cfg, names)
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
     result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
-              "models": default_models(cfg) if models else None,
+              "models": repository_path(default_models(cfg)) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
               "env": environment("float64", __file__)}
     if cfg.renderer == "learned":
@@ -440,7 +440,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
     runs = [run(dataclasses.replace(cfg, seed=s, seeds=""), log, with_sample=False) for s in seeds]
     names = [n for n in DYNAMICS if n in runs[0]]
     result = {"config": dataclasses.asdict(cfg), "seeds": seeds,
-              **{key: runs[0][key] for key in ("source_sha256", "models", "numbers_depend_on")}}
+              **{key: runs[0][key] for key in ("source_sha256", "models", "numbers_depend_on", "env")}}
     for name in names + (["untrained_renderer"] if "untrained_renderer" in runs[0] else []):
         result[name] = {}
         for key, value in runs[0][name].items():

@@ -12,24 +12,38 @@ import sys
 
 
 def config_field(default, help: str, **kw):
-    """A field of a config dataclass with its help text (and argparse keywords such as choices):
+    """A field of a config dataclass with its help text (and choices; cli_type: the type the
+    command line reads, when it differs from the default's, e.g. str for a K or a list of K):
     each script builds its command line from its config's fields."""
     return dataclasses.field(default=default, metadata={"help": help, **kw})
 
 
-def parser_from_config(config_class, doc: str) -> "OneLineParser":
-    """The command line of a config dataclass whose fields come from config_field: one --flag per
-    field (a bool is a switch), its help with the default, choices from the field's metadata;
-    the description is doc's first line and the epilog its last paragraph (the examples)."""
+def parser_from_config(config_class, doc: str, epilog: str | None = None, notes: dict | None = None,
+                       probe: bool = False) -> "OneLineParser":
+    """The command line of a config dataclass whose fields come from config_field (every script's):
+    one --flag per field, its help with the default (and notes[name] after the help, if given),
+    choices from the field's metadata. A bool is a switch; a tuple of numbers is read as
+    comma-separated text (parsed after, e.g. by parse_int_list), as is a field whose cli_type is str;
+    an empty tuple takes one or more
+    FILEs. The description is doc's first line, the epilog `epilog` or doc's last paragraph (the
+    examples). probe=True gives no option a default, so that parsing argv yields exactly the
+    options given (what a script needs to let explicit flags win over a recipe's defaults)."""
     parser = OneLineParser(description=doc.split("\n")[0], formatter_class=HelpFormatter,
-                           epilog="examples:\n" + doc.split("\n\n")[-1].rstrip('"\n'))
+                           epilog=epilog or "examples:\n" + doc.split("\n\n")[-1].rstrip('"\n'),
+                           argument_default=argparse.SUPPRESS if probe else None)
     for f in dataclasses.fields(config_class):
         flag = "--" + f.name.replace("_", "-")
+        shown = f.metadata["help"] + (notes or {}).get(f.name, "")
+        default = (",".join(map(str, f.default)) if isinstance(f.default, tuple) else
+                   str(f.default) if f.metadata.get("cli_type") is str else f.default)    # as the command line reads it
+        given = {} if probe else {"default": default}
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+            parser.add_argument(flag, action="store_true", help=shown, **given)
+        elif f.default == ():
+            parser.add_argument(flag, nargs="+", metavar="FILE", help=shown, **({} if probe else {"default": ()}))
         else:
-            parser.add_argument(flag, type=type(f.default), default=f.default, choices=f.metadata.get("choices"),
-                                help=f"{f.metadata['help']} (default: {f.default!r})")
+            parser.add_argument(flag, type=f.metadata.get("cli_type", type(default)), choices=f.metadata.get("choices"),
+                                help=f"{shown} (default: {default!r})", **given)
     return parser
 
 

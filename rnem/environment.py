@@ -11,6 +11,14 @@ import numpy as np
 from rnem.blas import blas_info
 
 PACKAGE = os.path.dirname(os.path.abspath(__file__))
+REPOSITORY = os.path.dirname(PACKAGE)
+
+
+def repository_path(path: str) -> str:
+    """path relative to the repository when it lies inside it (what a result records: no
+    machine's folder names), else as given."""
+    full = os.path.abspath(path)
+    return os.path.relpath(full, REPOSITORY) if full.startswith(REPOSITORY + os.sep) else path
 
 
 def cpu_model() -> str:

@@ -27,7 +27,7 @@ class Config:
                                "the mass; the state gets the radius as fifth component (simulator recipe only)")
     # data
     k_train: int = config_field(4, "balls in training and validation sequences: a K, or a comma-separated list of K "
-                           "(each batch then draws one K; --n-train and --n-val are split evenly)")
+                           "(each batch then draws one K; --n-train and --n-val are split evenly)", cli_type=str)
     n_train: int = config_field(300, "training sequences")
     n_val: int = config_field(50, "validation sequences")
     n_eval: int = config_field(50, "evaluation sequences for each evaluation K")

@@ -72,8 +72,9 @@ def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
     """Closed-loop rollouts from frame 0, one-step errors by event class and long rollouts,
     for the two models and both baselines at every evaluation K.
 
-    eval_sets / long_sets: K -> (states (T, n, K, 4), events). Returns (rollout, one_step,
-    long_horizon, samples), the run.json sections of those names.
+    eval_sets / long_sets: K -> (states (T, n, K, 4), events). Returns {"rollout", "one_step",
+    "long_horizon", "samples", "attention"}: the run.json sections of those names (attention None
+    unless the relational model has attention).
     """
     predictors = make_predictors(models, cfg)
     rollouts, one_step, long_horizon, preds = {}, {}, {}, {}
@@ -108,7 +109,8 @@ def evaluate(models: dict, eval_sets: dict, long_sets: dict, cfg: Config):
         gates = np.stack([rollout_gates(model, pred_t) for pred_t in preds[k_samples, "relational"][:, idx]])
         samples["attention"] = as_list(gates)                       # (T, S, K, K) along the closed-loop rollout
         attention = attention_geometry(model, *eval_sets[k_samples], min(cfg.n_attention, cfg.n_eval))
-    return rollouts, one_step, long_horizon, samples, attention
+    return {"rollout": rollouts, "one_step": one_step, "long_horizon": long_horizon, "samples": samples,
+            "attention": attention}
 
 
 def rollout_gates(model: "RelationalDynamics", S: np.ndarray) -> np.ndarray:

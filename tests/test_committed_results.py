@@ -91,8 +91,9 @@ def evaluation_again(model_file: str, cfg: state_config.Config) -> dict:
     long_horizon figures (a long curve's first LONG_EXACT steps), as JSON (the slow slices' process)."""
     by_kind = {model.kind: model for model in state_models.load_models(os.path.join(ROOT, model_file)).values()}
     k = cfg.eval_k[0]
-    rollout, one_step, long_horizon, _, _ = state_evaluation.evaluate(by_kind, {k: state_training.test_set(cfg, k, "eval")},
-                                                       {k: state_training.test_set(cfg, k, "long")}, cfg)
+    sections = state_evaluation.evaluate(by_kind, {k: state_training.test_set(cfg, k, "eval")},
+                                         {k: state_training.test_set(cfg, k, "long")}, cfg)
+    rollout, one_step, long_horizon = sections["rollout"], sections["one_step"], sections["long_horizon"]
     long_k = {kind: {key: (list(value[:LONG_EXACT]) if isinstance(value, list) else value)
                      for key, value in curves.items()}
               for kind, curves in long_horizon[str(k)].items() if isinstance(curves, dict)}

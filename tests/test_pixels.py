@@ -191,7 +191,9 @@ def test_curtain_masses_and_learned_renderer_run(tmp_path, capsys, monkeypatch):
     assert done.returncode == 0, done.stderr
     done = call_main(P.main, args + ["--masses", "--out", "m.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
-    assert "simulator_masses_seed0.npz" in json.loads((tmp_path / "m.json").read_text())["models"]
+    masses = json.loads((tmp_path / "m.json").read_text())
+    assert masses["models"] == os.path.join("models", "simulator_masses_seed0.npz")    # no machine's folder recorded
+    assert masses["env"]["package_sha256"] == environment.package_sha256()
     done = call_main(P.main, args + ["--renderer", "learned", "--train-iters", "2", "--train-seq", "2", "--batch", "2",
                                      "--out", "l.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
