@@ -39,7 +39,7 @@ from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_int_list, parse_seeds, parser_from_config  # noqa: E402
 from rnem.environment import environment, source_sha256  # noqa: E402
-from rnem.files import RUNS_DIR, check_output_path, write_json_atomic  # noqa: E402
+from rnem.files import RUNS_DIR, check_folder_writable, check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
 from rnem.processes import exit_if_worker_startup, run_workers  # noqa: E402
 from rnem.scenes import DT, RADIUS  # noqa: E402
@@ -330,15 +330,17 @@ def check_config(cfg: InteractionsConfig) -> None:
     if cfg.components < cfg.k_balls:
         raise ConfigError(f"--components must be at least --k-balls ({cfg.k_balls}) and at most "
                           f"{RANGES['components'][1]} (got {cfg.components})")
-    for k in parse_int_list(cfg.eval_k, "--eval-k"):
-        if not 1 <= k <= simulator.max_balls(RADIUS):
-            raise ConfigError(f"--eval-k must list numbers of balls in 1..{simulator.max_balls(RADIUS)} (got {cfg.eval_k!r})")
+    ks = parse_int_list(cfg.eval_k, "--eval-k")
+    if not all(2 <= k <= simulator.max_balls(RADIUS) for k in ks) or len(set(ks)) < len(ks):
+        raise ConfigError(f"--eval-k must list distinct numbers of balls in 2..{simulator.max_balls(RADIUS)} (a ball "
+                          f"needs another to interact with; got {cfg.eval_k!r})")
     if cfg.velocity not in tracks.VELOCITY_METHODS:
         raise ConfigError(f"--velocity must be one of {', '.join(tracks.VELOCITY_METHODS)} (got {cfg.velocity!r})")
     if not (0 < cfg.penalty <= 1e6):
         raise ConfigError(f"--penalty must be in (0, 1e6] (units of sigma^2; got {cfg.penalty})")
     if cfg.seeds:
         parse_seeds(cfg.seeds)
+        check_folder_writable(seed_dir(cfg), "--seed-dir")
         if cfg.save_model:
             raise ConfigError("--save-model takes one seed's models: give --seed, not --seeds")
     check_output_path(cfg.out, "--out")

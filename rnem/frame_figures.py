@@ -321,7 +321,6 @@ def network_figures(path: str, out: str) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     plt.rcParams.update(STYLE)
-    os.makedirs(out, exist_ok=True)
     if summary:
         figures = network_summary_figures(run, plt)
     else:
@@ -332,11 +331,25 @@ def network_figures(path: str, out: str) -> list:
                  + (f", curtain {cfg.get('curtain')}" if cfg.get("curtain") else "") + f", seed {cfg.get('seed')}")
         figures = {f"{stem}_frames.png": lambda: network_frames_figure(ns, plt, title),
                    f"{stem}_simulation.png": lambda: network_simulation_frames_figure(ns, plt, title)}
-    for name, draw in figures.items():
-        fig = draw()
+    drawn = draw_all(figures, plt, f"--network {path}: malformed {'summary' if summary else 'result'}")
+    os.makedirs(out, exist_ok=True)                               # only once every figure is drawn
+    for name, fig in drawn.items():
         provenance.save_png(fig, os.path.join(out, name), sources, DPI)
         plt.close(fig)
-    return list(figures)
+    return list(drawn)
+
+
+def draw_all(figures: dict, plt, malformed: str) -> dict:
+    """{name: figure} of every draw() in figures, or ConfigError (`malformed`, then what broke)
+    when the data a figure reads has the wrong shape or lacks a key: nothing is written then."""
+    drawn = {}
+    try:
+        for name, draw in figures.items():
+            drawn[name] = draw()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        plt.close("all")
+        raise ConfigError(f"{malformed} ({type(err).__name__}: {err})")
+    return drawn
 
 
 def interactions_figures(path: str, out: str) -> list:

@@ -171,6 +171,8 @@ def network_sample(run: dict, path: str) -> dict:
         shapes_ok = (out["frames"].shape == (T, S, S) and out["visible"].shape == (S, S) and out["psi"].shape ==
                      (T - 1, K, S, S) == out["gamma"].shape and out["prediction"].shape == (T - 1, S, S)
                      and out["truth"].shape[0] == T and out["sim"].shape[1:] == (S, S) and len(out["sim"]) < T
+                     and out["truth"].ndim == 3 and out["radii"].shape == out["truth"].shape[1:2]
+                     and out["collisions"].shape == out["truth"].shape[:2]
                      and (out["attention"] is None or out["attention"].shape == (T - 1, K, K)))
     except (ValueError, TypeError, IndexError):
         shapes_ok = False

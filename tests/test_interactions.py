@@ -240,7 +240,11 @@ def test_sigterm_while_tracking_stops_the_workers_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--rounds", "0"], "--rounds must be in 1..20"), (["--seed", "-1"], "--seed must be in 0..4294967295"),
-    (["--eval-k", "3,40"], "--eval-k must list numbers of balls in 1.."),
+    (["--eval-k", "3,40"], "--eval-k must list distinct numbers of balls in 2.."),
+    (["--eval-k", "1"], "--eval-k must list distinct numbers of balls in 2.."),
+    (["--eval-k", "3,3"], "--eval-k must list distinct numbers of balls in 2.."),
+    (["--seeds", "0-1", "--seed-dir", "/proc/x"], "--seed-dir /proc/x: folder /proc is not writable"),
+    (["--seeds", "0-1", "--seed-dir", os.path.join(ROOT, "README.md")], "is a file; give a folder"),
     (["--eval-k", "x"], "--eval-k must be comma-separated integers"),
     (["--components", "3"], "--components must be at least --k-balls"),
     (["--penalty", "0"], "--penalty must be in (0, 1e6]"),

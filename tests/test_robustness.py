@@ -379,3 +379,28 @@ def test_a_result_of_another_script_is_named_with_the_option_that_reads_it(tmp_p
                                               "x.gif" if script == GIF else "figs"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, f"this is a result of {kind}")
     assert os.listdir(tmp_path) == []
+
+
+def _without_measures(summary):
+    for model in summary["models"].values():
+        model.pop("measures")
+
+
+def _short_radii(result):
+    sample = result["test"]["balls"]["sample"]
+    sample["radii"] = sample["radii"][:1]
+
+
+@pytest.mark.parametrize("given,spoil,message", [
+    ("results/network_summary.json", _without_measures, "malformed summary (KeyError: 'measures')"),
+    ("results/network/r_nem_seed0.json", _short_radii, "malformed sample"),
+])
+def test_a_malformed_network_result_is_one_line_and_leaves_no_folder(tmp_path, capsys, monkeypatch, given, spoil,
+                                                                       message):
+    with open(os.path.join(ROOT, given)) as f:
+        data = json.load(f)
+    spoil(data)
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    done = call_main(companion_main(VIZ), ["--network", "bad.json", "--out", "figs"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, message)
+    assert os.listdir(tmp_path) == ["bad.json"]
