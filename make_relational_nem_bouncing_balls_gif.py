@@ -31,6 +31,7 @@ GAP = 6                 # pixels between panels
 STRIP = 6               # height of the colour strip above each panel
 PROGRESS = 4            # height of the progress bar under the panels
 TITLE = 14              # height of the panel titles above the strips, and of the step line below
+WORD_GAP = 4            # pixels between the words of a title
 FPS_RANGE = (0.1, 50.0)  # a GIF frame lasts 1/fps s, stored in hundredths: 10 s at most, 0.02 s at least
 
 
@@ -40,7 +41,10 @@ def text_mask(text: str, width: int, height: int = TITLE) -> np.ndarray:
     font = ImageFont.load_default()
     image = Image.new("L", (width, height), 0)
     top = font.getbbox(text)[1]
-    ImageDraw.Draw(image).text((1, (height - font.getbbox(text)[3] - top) // 2), text, fill=255, font=font)
+    draw, x, y = ImageDraw.Draw(image), 1, (height - font.getbbox(text)[3] - top) // 2
+    for word in text.split(" "):               # word by word: the font's own space (2 px) vanishes once thresholded
+        draw.text((x, y), word, fill=255, font=font)
+        x += font.getlength(word) + WORD_GAP
     return np.asarray(image) > 90
 
 

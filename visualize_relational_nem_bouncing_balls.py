@@ -264,7 +264,11 @@ def grouped_bars(ax, ks, values: dict, errors: dict = None):
     positive = [v for name in names for v in values[name] if v is not None and v > 0]
     if positive and max(positive) < 1e-3:                                 # tiny values: "5e-16", no "1e-15" over the title
         from matplotlib.ticker import FormatStrFormatter
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%.0e"))
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))           # two digits: no tick label twice
+    if not positive and all(v == 0 for name in names for v in values[name] if v is not None):
+        ax.text(0.5, 0.7, "0 for every predictor, K and seed", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="0.3")                                   # an empty panel says why
+        ax.set_yticks([0])
     log = bool(positive) and max(positive) > LOG_SPAN * min(positive)   # decades apart: a log axis shows all
     if log:
         ax.set_yscale("log")
@@ -337,6 +341,9 @@ def long_horizon(run, plt):
     return fig
 
 
+ENERGY_FLAT = 1e-6        # energy ratios this close to 1 everywhere are drawn as their deviation from 1
+
+
 def energy_overlap(run, plt):
     """Per step of the long rollouts: kinetic energy over the true one, and the fraction of ball
     pairs overlapping by more than 10 % of 2r (dashed: the truth's own rate); one panel per K."""
@@ -346,19 +353,25 @@ def energy_overlap(run, plt):
     fig, axes = plt.subplots(2, len(ks), figsize=(3.0 * len(ks) + 1, 6.4), squeeze=False, sharex=True,
                              gridspec_kw=dict(left=0.06, right=0.99, bottom=0.08, top=0.82, wspace=0.3, hspace=0.15))
     coincided = False
+    # every model conserving the energy to rounding (the simulator recipe): the deviation on a log axis
+    conserved = all(abs(v - 1) < ENERGY_FLAT for k in ks for n in names for v in run["long_horizon"][k][n]["energy_ratio"])
     for col, k in enumerate(ks):
         entry = run["long_horizon"][k]
-        coincided |= plot_curves(axes[0, col], [(entry[n]["energy_ratio"], dict(color=PREDICTOR_COLOURS[n], lw=1.2))
-                                                for n in names])
+        energy = {n: (np.abs(np.array(entry[n]["energy_ratio"]) - 1) + 1e-18 if conserved else entry[n]["energy_ratio"])
+                  for n in names}
+        coincided |= plot_curves(axes[0, col], [(energy[n], dict(color=PREDICTOR_COLOURS[n], lw=1.2)) for n in names])
         coincided |= plot_curves(axes[1, col], [(entry[n]["overlap_frac"], dict(color=PREDICTOR_COLOURS[n], lw=1.0))
                                                 for n in names] +
                                  [(entry["truth_overlap_frac"], dict(ls="--", color="black", lw=1.0))])
         axes[0, col].set_title(f"K = {k}", fontsize=10)
-        axes[0, col].set_ylim(0, max(1.3, max(max(entry[n]["energy_ratio"]) for n in names) * 1.05))
+        if conserved:
+            axes[0, col].set_yscale("log")
+        else:
+            axes[0, col].set_ylim(0, max(1.3, max(max(entry[n]["energy_ratio"]) for n in names) * 1.05))
         axes[1, col].set_xlabel("closed-loop step")
         for ax in axes[:, col]:
             ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("kinetic energy / true")
+    axes[0, 0].set_ylabel("|kinetic energy / true - 1|\n(+1e-18: a log axis)" if conserved else "kinetic energy / true")
     axes[1, 0].set_ylabel("pairs overlapping > 10 % of 2r")
     handles = [Line2D([], [], color=PREDICTOR_COLOURS[n], label=PREDICTOR_LABELS[n]) for n in names]
     handles.append(Line2D([], [], ls="--", color="black", label="truth (overlap rate)"))

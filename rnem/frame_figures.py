@@ -162,7 +162,8 @@ def network_frames_figure(ns: dict, plt, title: str):
         rows.append(("attention a_ki\n(row k, column i)", attention_rgb))
     # one image per row, the frames side by side with a grey gap: 1 axis a row, not 1 a frame
     S, gap = ns["size"], max(1, ns["size"] // 6)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(1.2 * len(columns) + 1.4, 1.2 * len(rows) + 0.8), squeeze=False)
+    height = 1.2 * len(rows) + 0.8
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.2 * len(columns) + 1.4, height), squeeze=False)
     for (label, image), ax in zip(rows, axes[:, 0]):
         strip = np.full((S + 2 * gap, len(columns) * (S + gap) + gap, 3), 0.7)         # grey around each frame
         for j, t in enumerate(columns):
@@ -181,7 +182,7 @@ def network_frames_figure(ns: dict, plt, title: str):
     fig.suptitle(f"{title}\npsi_k and gamma in component k's colour; * = a collision between t - 1 and t{attention}"
                  f"{curtain}",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height))            # 0.6 in above the axes: the title's two lines, t = ...
     return fig
 
 
