@@ -231,8 +231,10 @@ def rendered_frames(run, plt, size=96, gap=4):
             y, x = row * (size + gap), col * (size + gap)
             grid[y:y + size, x:x + size] = frame
             grid[y:y + size, [x, x + size - 1]] = grid[[y, y + size - 1], x:x + size] = 150   # box outline
-    fig, ax = plt.subplots(figsize=(2.0 * len(steps) + 1.2, 6.6),
-                           gridspec_kw=dict(left=0.17, right=0.99, bottom=0.01, top=0.88))
+    label_in = 0.3 + 0.08 * max(len(LABELS[name]) for name in rows)       # inches for the row labels (font size 10)
+    width = label_in + 2.0 * len(steps) + 0.1
+    fig, ax = plt.subplots(figsize=(width, 6.6),
+                           gridspec_kw=dict(left=label_in / width, right=0.99, bottom=0.01, top=0.88))
     ax.imshow(grid, interpolation="nearest")
     ax.set_xticks([col * (size + gap) + size / 2 for col in range(len(steps))], [f"step {t}" for t in steps])
     ax.xaxis.tick_top()
