@@ -102,6 +102,10 @@ network_long() {      # about 25 trainings of 10-40 min, two at a time; resumes 
   mkdir -p results/network_long models/network_long
   network_long_jobs | xargs -P 2 -L 1 python3 $N
   python3 $N --summarise results/network_long --out results/network_long_summary.json
+  # the selection rule's check (docs/network.md): RNN-EM seed 0 selected only among checkpoints trained on its own predictions
+  mkdir -p results/network_long_selection models/network_long_selection
+  [ -e results/network_long_selection/rnn_em_seed0.json ] || python3 $N $LONG --kind rnn_em --seed 0 --select-from 6500 \
+    --save-model models/network_long_selection/rnn_em_seed0.npz --out results/network_long_selection/rnn_em_seed0.json
 }
 
 interactions() {    # interactions learned from frames (about 50 min on 2 cores): seed 0 with its models, ten seeds,

@@ -43,7 +43,7 @@ from rnem.files import RUNS_DIR, check_folder_writable, check_output_path, write
 from rnem.frames import render_binary  # noqa: E402
 from rnem.processes import exit_if_worker_startup, run_workers  # noqa: E402
 from rnem.scenes import DT, RADIUS  # noqa: E402
-from rnem.sweeps import mean_interval, run_jobs_in_folders, seed_file, summarise  # noqa: E402
+from rnem.sweeps import mean_interval, over_seeds, run_jobs_in_folders, seed_file, summarise  # noqa: E402
 
 SAMPLE_SEQUENCE = 0      # the training sequence the figure shows (round 1)
 SLICE_FRAMES = 20        # frames of the first chunk that the committed result's slice reads
@@ -292,8 +292,8 @@ def summarise_seeds(results: dict, oracle_path: str | None) -> dict:
         for key in TRACK_FACTS:
             values = [results[s]["rounds"][r - 1][key] for s in seeds]
             if all(v is not None for v in values):
-                entry[key] = {**mean_interval(values), "per_seed": values}
-        entry["state_errors"] = {key: {**mean_interval(v), "per_seed": v} for key in STATE_ERRORS
+                entry[key] = over_seeds(values)
+        entry["state_errors"] = {key: over_seeds(v) for key in STATE_ERRORS
                                  if all(key in results[s]["rounds"][r - 1]["state_errors"] for s in seeds)
                                  for v in [[results[s]["rounds"][r - 1]["state_errors"][key] for s in seeds]]}
         if oracle is not None and [int(s) for s in oracle["seeds"]] == seeds:

@@ -46,7 +46,7 @@ from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
 from rnem.simulator import max_balls, rng_for  # noqa: E402
-from rnem.sweeps import mean_interval  # noqa: E402
+from rnem.sweeps import over_seeds  # noqa: E402
 
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
 MOTION_MARGIN_PX = 1.0     # the motion fraction's window: a ball's disks at t and t + 1, this many pixels wider
@@ -735,10 +735,7 @@ def summarise(folder: str) -> dict:
         models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": sim_per_step.tolist(),
                         "simulation_per_step": per_step,
                         "code_sha256": sorted({runs[s]["env"]["source_sha256"] for s in seeds}),
-                        "measures": {m: {"per_seed": [v[m] for v in values],
-                                         **(mean_interval([v[m] for v in values])
-                                            if all(v[m] is not None for v in values) else {})}
-                                     for m in values[0]}}
+                        "measures": {m: over_seeds([v[m] for v in values]) for m in values[0]}}
     orderings = {}
     for measure_name, order in ORDERINGS:
         if not all(name in models for name in order):
@@ -754,7 +751,7 @@ def summarise(folder: str) -> dict:
         change = [per[first][s] / per[second][s] - 1.0 for s in seeds]
         orderings[f"{measure_name}: {' < '.join(order) if sign > 0 else ' > '.join(order)}"] = {
             "seeds": seeds, "holds_per_seed": holds, "holds_in_every_seed": all(holds),
-            f"{first}_over_{second}_minus_1": {"per_seed": change, **mean_interval(change)}}
+            f"{first}_over_{second}_minus_1": over_seeds(change)}
     beats = {}
     for name, model in models.items():                                # simulation below both baselines
         for protocol in SIM_PROTOCOLS:

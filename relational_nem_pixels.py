@@ -48,7 +48,7 @@ from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 from rnem.result_files import COMPONENT_CHARS  # noqa: E402
 from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls, hidden_fractions  # noqa: E402
-from rnem.sweeps import mean_interval  # noqa: E402
+from rnem.sweeps import over_seeds  # noqa: E402
 from rnem.tracker import (SOFTNESS, Components, KnownRenderer, advance, e_step, em, em_after_prediction,  # noqa: E402
                           make_step, nearest_component)
 
@@ -446,7 +446,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
         for key, value in runs[0][name].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 per_seed = [r[name][key] for r in runs]
-                result[name][key] = {"per_seed": per_seed, **mean_interval(per_seed)}
+                result[name][key] = over_seeds(per_seed)
             else:
                 result[name][key] = value
     if "renderer_training" in runs[0]:

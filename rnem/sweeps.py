@@ -102,6 +102,13 @@ def mean_interval(values) -> dict:
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half]}
 
 
+def over_seeds(values) -> dict:
+    """One measure over seeds, as every summary records it: mean_interval and the per-seed values
+    (in seed order); a seed with no value (None) leaves mean, std and ci95 out."""
+    values = list(values)
+    return {**(mean_interval(values) if all(v is not None for v in values) else {}), "per_seed": values}
+
+
 def shared_config(config: dict) -> dict:
     """The part of a per-seed config that every seed of one sweep shares: all but OUTPUT_FIELDS
     (seed, where files go, workers), so that seeds run in different folders or jobs merge."""
@@ -129,10 +136,10 @@ def summarise(runs: dict, failed: dict) -> dict:
             for name in PREDICTORS:
                 values = [read(runs[s], k, name) for s in seeds]
                 if all(v is not None for v in values):
-                    summary[k][metric][name] = {**mean_interval(values), "per_seed": values}
+                    summary[k][metric][name] = over_seeds(values)
             if metric == "long_overlap_frac" and all("truth_overlap_frac" in runs[s]["long_horizon"][k] for s in seeds):
                 values = [float(np.mean(runs[s]["long_horizon"][k]["truth_overlap_frac"])) for s in seeds]
-                summary[k][metric]["truth"] = {**mean_interval(values), "per_seed": values}
+                summary[k][metric]["truth"] = over_seeds(values)
             pairs = [(read(runs[s], k, "relational"), read(runs[s], k, "non_relational")) for s in seeds]
             pairs = [(r, n) for r, n in pairs if r is not None and n is not None]
             if pairs:

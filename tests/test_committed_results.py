@@ -343,7 +343,8 @@ def test_renderer_training_starts_as_committed(name, slow_slices_result):
 
 # The paper's network (relational_nem_network.py): float32, so its slices agree to float32 rounding
 # across BLAS kernels (measured: docs/network.md), not to RTOL.
-NETWORK_RESULTS = [f for f in COMMITTED_JSON if f.startswith(("results/network/", "results/network_long/"))]
+NETWORK_RESULTS = [f for f in COMMITTED_JSON if f.startswith(("results/network/", "results/network_long/",
+                                                              "results/network_long_selection/"))]
 NETWORK_SUMMARIES = {name: folder for name, folder in (("results/network_summary.json", "results/network"),
                                                        ("results/network_long_summary.json", "results/network_long"))
                      if name in COMMITTED_JSON}
