@@ -250,7 +250,7 @@ def network_summary_figures(summary: dict, plt) -> dict:
             ax.plot(range(1, len(per_step) + 1), per_step, "o-", color=colours(i), label=NETWORK_MODELS[m])
         ax.set_xlabel("simulated step (after the frames seen)")
         ax.set_ylabel("BCE of the simulated frame (nats per frame)")
-        ax.set_title("simulation, mean over test sequences and seeds", fontsize=10)
+        ax.set_title("simulation, clean protocol (clean input; max_k psi fed back as a binary\nframe), mean over test sequences and seeds", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         return fig
