@@ -5,11 +5,13 @@
     gradcheck    centred finite differences in float64, relative error (the tests' reference)
     frames       binary frames of balls, the curtain
     measures     adjusted Rand index, binary cross-entropy
-    cli          the one-line error (ConfigError, OneLineParser), lists of integers and seeds
+    cli          the one-line error (ConfigError, OneLineParser), the CLI from a config dataclass, lists of seeds
+    entry        the one main() wrapper: bad input, failed runs, signals and exit codes
     files        output checks before any work, atomic writes, strict JSON, a folder's lock
     model_files  trained parameters in an .npz with JSON metadata (no pickle)
     blas         the BLAS library and kernel, one BLAS thread for a call
     environment  what a result records of the machine and the code (sha256)
+    provenance   what a figure or GIF was drawn from (the sha256 of its JSON, inside the picture)
     processes    worker processes that never hang and leave no orphans
     sweeps       the measures a sweep summarises, statistics over seeds, --aggregate
     result_files reading and checking result JSON for the figure and GIF scripts
