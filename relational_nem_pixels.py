@@ -403,6 +403,7 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
     result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
               "models": repository_path(default_models(cfg)) if models else None,
+              "models_sha256": source_sha256(default_models(cfg)) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
               "env": environment("float64", __file__)}
     if cfg.renderer == "learned":
@@ -440,7 +441,7 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
     runs = [run(dataclasses.replace(cfg, seed=s, seeds=""), log, with_sample=False) for s in seeds]
     names = [n for n in DYNAMICS if n in runs[0]]
     result = {"config": dataclasses.asdict(cfg), "seeds": seeds,
-              **{key: runs[0][key] for key in ("source_sha256", "models", "numbers_depend_on", "env")}}
+              **{key: runs[0][key] for key in ("source_sha256", "models", "models_sha256", "numbers_depend_on", "env")}}
     for name in names + (["untrained_renderer"] if "untrained_renderer" in runs[0] else []):
         result[name] = {}
         for key, value in runs[0][name].items():

@@ -570,7 +570,7 @@ def long_goals_table(summary: dict) -> str:
         ["attention on empty components / on real ones, R-NEM, K = 5; K = 8", "<= 1/3",
          "; ".join("-" if None in a else f"{a[0] / a[1]:.2f}" for a in att),
          verdict(all(a[0] <= a[1] / 3 for a in att) if None not in att[0] + att[1] else None)],
-        ["ARI trained with K = 8, 4 balls", ">= 0.99", interval_cell(m("r_nem_k8", "balls/ari_last")),
+        ["ARI trained with K = 8, 4 balls", ">= 0.99", interval_cell(m("r_nem_k8", "balls/ari_last"), "{:.4f}"),
          verdict(min(k8) >= 0.99 if k8 else None)],
         ["curtain: BCE on a re-emerging ball (max_k psi) below copying, R-NEM below RNN-EM", "every seed (3)",
          (f"R-NEM {interval_cell(m('r_nem_curtain', 'balls/reemerging_bce_max'), '{:.1f}')}, RNN-EM "

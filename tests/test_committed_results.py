@@ -24,7 +24,7 @@ import traceback
 import numpy as np
 import pytest
 
-from rnem import simulator, state_config, state_evaluation, state_models, state_training, sweeps, tracker
+from rnem import environment, simulator, state_config, state_evaluation, state_models, state_training, sweeps, tracker
 from conftest import ROOT
 
 RTOL = 1e-8
@@ -177,6 +177,23 @@ def test_every_pixel_result_is_regenerated_by_the_script():
     written = {w for w in script.split() if w.startswith("results/pixels") and w.endswith(".json")}
     assert set(PIXEL_RESULTS) == written
     assert P.PixelConfig.out.startswith("runs/")              # a user's run never writes into results/
+
+
+# Made before models/simulator_seed0.npz was retrained (commit cb3f421, 2026-11-27) and not yet
+# regenerated (about 80 min of one core: bash regenerate.sh pixels_learned): known stale.
+STALE_PIXEL_RESULTS = {"results/pixels_learned.json", "results/pixels_learned_k6-8.json",
+                       "results/pixels_learned_seeds.json", "results/pixels_learned_k6-8_seeds.json"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="known stale"))
+                                  if n in STALE_PIXEL_RESULTS else n for n in PIXEL_RESULTS])
+def test_a_pixel_result_was_made_with_the_committed_models(name):
+    result = load(name)
+    if result.get("models") is None:                          # constant velocity only: no model read
+        return
+    assert "models_sha256" in result, f"{name} does not record the sha256 of the models it read: regenerate it"
+    assert environment.source_sha256(os.path.join(ROOT, result["models"])) == result["models_sha256"], \
+        f"{name} was made with another version of {result['models']}: regenerate it"
 
 
 def track_sample(name) -> dict:
