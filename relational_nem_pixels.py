@@ -401,9 +401,10 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     names = DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
     models = load_dynamics(cfg, names)
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
+    models_path = default_models(cfg)
     result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
-              "models": repository_path(default_models(cfg)) if models else None,
-              "models_sha256": source_sha256(default_models(cfg)) if models else None,
+              "models": repository_path(models_path) if models else None,
+              "models_sha256": source_sha256(models_path) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",
               "env": environment("float64", __file__)}
     if cfg.renderer == "learned":

@@ -333,6 +333,11 @@ frame under it, in nats per frame (lower is better).
 {network_verdict()}"""
 
 
+def seeds_so_far(summary: dict) -> str:
+    """'R-NEM: 5, RNN-EM: 5, ...': the seeds of each model a network summary holds."""
+    return ", ".join(f"{NETWORK_NAMES[n]}: {len(m['seeds'])}" for n, m in summary["models"].items())
+
+
 def network_verdict() -> str:
     """The verdict's bullet on the paper's network: what reproduced and what did not."""
     first, long = load(NETWORK_SUMMARY), load(LONG_SUMMARY)
@@ -343,7 +348,7 @@ def network_verdict() -> str:
         return f"{sum(o['holds_per_seed'])} of {len(o['seeds'])}"
     sim = f"balls/simulation/{HEADLINE_PROTOCOL}"
     below = long["beats_baselines"][f"r_nem: {sim}/bce_real < hold, grey"]
-    seeds = ", ".join(f"{NETWORK_NAMES[n]}: {len(m['seeds'])}" for n, m in long["models"].items())
+    seeds = seeds_so_far(long)
     return f"""- **The paper's network, learned end to end** (`relational_nem_network.py`): R-NEM groups the
   balls (ARI {mean(first, 'r_nem', 'balls/ari_last'):.2f}, five seeds) and predicts the next frame better than RNN-EM and an RNN (K = 1)
   in {held(first, 'balls/bce_max: r_nem < rnn_em < rnn')} seeds, the paper's ordering. **Not reproduced**: it learns
@@ -639,7 +644,7 @@ def make_readme_network() -> str:
     first training's tables are."""
     pipeline = load(os.path.join("benchmarks", "network_vs_pixels.json"))["summary"]["simulator.relational/ari_last"]["mean"]
     summary_long = load(LONG_SUMMARY)
-    done = ", ".join(f"{NETWORK_NAMES[n]}: {len(m['seeds'])}" for n, m in summary_long["models"].items())
+    done = seeds_so_far(summary_long)
     return f"""**The long training** (30-frame sequences, balls at 1.8 px a frame, up to 10 000 steps, then a
 curriculum on its own predictions; `{LONG_SUMMARY}`; seeds so far: {done}), against its goals:
 

@@ -3,25 +3,20 @@ into the picture itself (PNG text chunks, a GIF comment) and read back by the te
 when a committed picture's source has changed since it was drawn."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 
+from rnem.environment import source_sha256
 from rnem.files import write_atomic
 
 KEY = "rnem-source"          # the PNG text chunk; the GIF comment holds the same JSON
 
 
-def file_sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def record(*paths: str) -> str:
     """JSON list of {"path", "sha256"} of the source files, paths as given (relative to where the
     script ran: the repository root for regenerate.sh)."""
-    return json.dumps([{"path": os.path.normpath(p), "sha256": file_sha256(p)} for p in paths])
+    return json.dumps([{"path": os.path.normpath(p), "sha256": source_sha256(p)} for p in paths])
 
 
 def save_png(fig, path: str, sources, dpi: int, **kwargs) -> None:

@@ -66,13 +66,19 @@ def draw_figures(data: dict, out, only=None) -> list:
     return sorted(os.listdir(out))
 
 
+def proc_stat(pid) -> list:
+    """The fields of /proc/<pid>/stat after the command name (state first); OSError or IndexError
+    where the process cannot be read."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def processes():
     """(pid, parent pid, process group, command line) of every process that can be read in /proc."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                fields = proc_stat(entry)
                 with open(f"/proc/{entry}/cmdline") as f:
                     cmd = f.read()
             except (OSError, IndexError):
@@ -131,8 +137,7 @@ SLOW_WALL_S = float(os.environ.get("RNEM_SLOW_WAIT_S", 1200))   # ... and a cap 
 def cpu_seconds(pid: int):
     """User + system CPU seconds a running process has used (None where /proc cannot tell)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+        fields = proc_stat(pid)
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import ROOT
 from rnem import provenance
+from rnem.environment import source_sha256
 
 PICTURES = sorted(glob.glob(os.path.join(ROOT, "viz", "**", "*.png"), recursive=True)
                   + glob.glob(os.path.join(ROOT, "viz", "**", "*.gif"), recursive=True)
@@ -26,7 +27,7 @@ def test_a_committed_picture_was_drawn_from_the_committed_result(path):
     for source in sources:
         where = os.path.join(ROOT, source["path"])
         assert os.path.isfile(where), f"{path} was drawn from {source['path']}, which is not committed"
-        assert provenance.file_sha256(where) == source["sha256"], \
+        assert source_sha256(where) == source["sha256"], \
             f"{path} was drawn from another version of {source['path']}: redraw it (bash regenerate.sh figures)"
 
 
@@ -41,10 +42,10 @@ def test_the_record_survives_png_and_gif(tmp_path):
     provenance.save_png(fig, str(tmp_path / "f.png"), [str(src)], 20)
     plt.close(fig)
     record = provenance.sources_of(str(tmp_path / "f.png"))
-    assert record == [{"path": os.path.normpath(str(src)), "sha256": provenance.file_sha256(str(src))}]
+    assert record == [{"path": os.path.normpath(str(src)), "sha256": source_sha256(str(src))}]
     frames = np.zeros((2, 8, 8, 3), np.uint8)
     iio.imwrite(tmp_path / "g.gif", frames, extension=".gif", duration=100, loop=0,
                 comment=provenance.record(str(src)).encode())
     assert provenance.sources_of(str(tmp_path / "g.gif")) == record
     src.write_text(json.dumps({"x": 2}))                   # the source changes: the record no longer matches
-    assert provenance.file_sha256(str(src)) != record[0]["sha256"]
+    assert source_sha256(str(src)) != record[0]["sha256"]
