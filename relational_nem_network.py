@@ -530,6 +530,21 @@ OWN_FROM_FIRST = 5        # --own-input: the first step that may run on the netw
 
 
 @with_one_blas_thread
+def selection(iterations: list, val_losses: list, select_from: int, patience: int):
+    """The model selection rule, replayed on the checks so far: the check with the lowest validation
+    loss among those from step select_from on (the first one on ties), and the step of the check at
+    which training stops: `patience` checks after that one without a lower loss (never for 0).
+    Returns (selected step or None, stopping step or None). Training calls it after every check; the
+    summary replays it on a result's history to ask whether another select_from picks the same."""
+    best = None                                               # index of the selected check so far
+    for n, (it, loss) in enumerate(zip(iterations, val_losses)):
+        if it >= select_from and loss < (math.inf if best is None else val_losses[best]):
+            best = n
+        if patience and best is not None and n - best >= patience:
+            return iterations[best], it
+    return (None if best is None else iterations[best]), None
+
+
 def train(cfg: NetworkConfig, log=print) -> dict:
     """Trains one network and selects, among the checks every eval_every steps, the one with the
     lowest validation loss (the paper's loss: no labels); measures it on the test sequences.
@@ -570,17 +585,16 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                                ("val_sim_hold_position_error_px", sim["hold_position_error_px_at_step"])):
                 history[key].append(value)
             losses = []
-            if v["loss"] < best["val_loss"] and it >= cfg.select_from:
+            selected, stopped_at = selection(history["iteration"], history["val_loss"], cfg.select_from, cfg.patience)
+            if selected == it:
                 best = {"val_loss": v["loss"], "iteration": it, "flat": net.flat.copy()}
-            stop = cfg.patience and "iteration" in best and len(history["iteration"]) - 1 - \
-                history["iteration"].index(best["iteration"]) >= cfg.patience   # that many checks without a lower loss
             log(f"step {it:6d}  train loss {history['train_loss'][-1]:9.3f}  val loss {v['loss']:9.3f}  "
                 f"val ARI (last {LAST_STEPS} steps) {v['ari_last']:.3f}  BCE of the prediction "
                 f"{v['bce_real']:.1f} (copy {v['bce_copy_best']:.1f})  motion fraction {v['motion']['slope'] or 0:.2f}  "
                 f"simulated: BCE {sim['bce_real']:.0f} (hold {sim['bce_hold']:.0f}), position error at step "
                 f"{POSITION_STEP} {sim['position_error_px_at_step']:.2f} px (hold "
                 f"{sim['hold_position_error_px_at_step']:.2f})  {(time.perf_counter() - t_train) / it:.3f} s/step")
-            if stop:
+            if stopped_at is not None:
                 log(f"stopped at step {it}: no lower validation loss in {cfg.patience} checks")
                 break
     s_per_step = (time.perf_counter() - t_train) / it
@@ -704,6 +718,26 @@ def derived_measures(result: dict) -> dict:
     return out
 
 
+def one_selection_rule(folder: str, name: str, runs: dict):
+    """The select_from under which every seed of a model was selected: the latest any seed used. A seed
+    trained with an earlier select_from counts when the rule, replayed on its history, picks the same
+    check and stops at the same step (training does not depend on select_from, only the pick does).
+    Returns (select_from, {seed: the select_from it was trained with} for the replayed seeds)."""
+    latest = max(run["config"].get("select_from", 0) for run in runs.values())     # 0 in results older than it
+    replayed = {}
+    for seed, run in sorted(runs.items()):
+        cfg, history = run["config"], run["history"]
+        if cfg.get("select_from", 0) == latest:
+            continue
+        picked, stopped_at = selection(history["iteration"], history["val_loss"], latest, cfg.get("patience", 0))
+        if (picked, stopped_at or cfg["iterations"]) != (run["selected"]["iteration"], run["trained_steps"]):
+            raise ConfigError(f"--summarise {folder}: {name}_seed{seed}.json was selected from step "
+                              f"{cfg['select_from']} on, another seed from step {latest} on, and that rule picks "
+                              f"another check for it: retrain it with --select-from {latest}")
+        replayed[str(seed)] = cfg["select_from"]
+    return latest, replayed
+
+
 def summarise(folder: str) -> dict:
     """Every result file <name>_seed<N>.json of folder, grouped by name: per-seed values with mean and
     95 % interval of each measure, and each of the paper's orderings checked seed by seed."""
@@ -724,15 +758,18 @@ def summarise(folder: str) -> dict:
         seeds = sorted(runs)
         try:
             values = [derived_measures(runs[s]) for s in seeds]
+            select_from, replayed = one_selection_rule(folder, name, runs)
         except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as err:
             raise ConfigError(f"--summarise {folder}: {name}_seed*.json are not results of relational_nem_network.py "
                               f"({type(err).__name__}: {err})")
         config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
+        config["select_from"] = select_from
         sim_per_step = np.mean([runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0)
         sims = [runs[s]["test"]["balls"].get("simulation") for s in seeds]
         per_step = ({p: {key: np.mean([sim[p][key] for sim in sims], axis=0).tolist() for key in sims[0][p]
                          if key.endswith("_per_step")} for p in sims[0]} if all(sims) else None)
-        models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": sim_per_step.tolist(),
+        models[name] = {"config": config, "seeds": seeds, "selection_replayed": replayed,
+                        "sim_bce_per_step": sim_per_step.tolist(),
                         "simulation_per_step": per_step,
                         "code_sha256": sorted({runs[s]["env"]["source_sha256"] for s in seeds}),
                         "measures": {m: over_seeds([v[m] for v in values]) for m in values[0]}}

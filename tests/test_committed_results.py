@@ -396,6 +396,19 @@ def test_network_models_are_the_seed0_results():
             assert meta["selected"] == load(name)["selected"] and meta["history"] == load(name)["history"], name
 
 
+def test_network_results_were_selected_by_the_rule_they_record():
+    # the selection replayed on each committed history picks the recorded check and stops where
+    # training stopped (what the summary relies on when it replays another select_from)
+    import relational_nem_network as N
+    for name in NETWORK_RESULTS:
+        result = load(name)
+        cfg, history = result["config"], result["history"]
+        picked, stopped_at = N.selection(history["iteration"], history["val_loss"], cfg.get("select_from", 0),
+                                         cfg.get("patience", 0))
+        assert (picked, stopped_at or cfg["iterations"]) == (result["selected"]["iteration"],
+                                                             result.get("trained_steps", cfg["iterations"])), name
+
+
 @pytest.mark.parametrize("name", sorted(NETWORK_SUMMARIES))
 def test_network_summary_is_the_summary_of_the_committed_files(name):
     import relational_nem_network as N

@@ -92,6 +92,36 @@ def test_selection_from_a_step_ignores_earlier_checks(tmp_path, capsys, monkeypa
     assert result["selected"]["rule"].endswith("from step 6 on")
 
 
+def test_selection_rule_replayed_on_checks():
+    steps, losses = [1, 2, 3, 4, 5, 6], [5.0, 4.0, 6.0, 7.0, 8.0, 3.0]
+    assert N.selection(steps, losses, 0, 2) == (2, 4)          # 2 checks after step 2 without a lower loss
+    assert N.selection(steps, losses, 0, 0) == (6, None)       # patience 0: all checks, the lowest
+    assert N.selection(steps, losses, 3, 2) == (3, 5)          # from step 3 on: 6.0 is the lowest so far
+    assert N.selection(steps, losses, 3, 9) == (6, None)
+    assert N.selection(steps[:2], losses[:2], 3, 1) == (None, None)      # no check from step 3 on yet
+    assert N.selection([1, 2, 3], [4.0, 4.0, 5.0], 0, 1) == (1, 2)       # ties keep the first
+
+
+def test_summary_replays_an_earlier_selection_rule_or_refuses_it(tmp_path):
+    # seed 0 selected from step 3 on, seed 1 from step 0 on: seed 1 counts only where the rule
+    # "from step 3 on", replayed on its history, picks its check and stops where it stopped
+    def result(seed, select_from, losses, selected, trained):
+        part = {m.split("/")[1]: 1.0 for m in N.SUMMARY_MEASURES if m.count("/") == 1} | {"sim_bce_per_step": [1.0]}
+        steps = list(range(1, len(losses) + 1))
+        return {"test": {"balls": part, "more_balls": part}, "selected": {"iteration": selected},
+                "trained_steps": trained, "history": {"val_ari_last": [0.5] * len(steps), "iteration": steps,
+                                                      "val_loss": losses},
+                "timing": {"to_selected_s": 1.0, "s_per_step": 0.1}, "env": {"source_sha256": "x"},
+                "config": {"seed": seed, "select_from": select_from, "patience": 2, "iterations": 6}}
+    (tmp_path / "r_nem_seed0.json").write_text(json.dumps(result(0, 3, [5.0, 4.0, 6.0, 7.0, 8.0], 3, 5)))
+    (tmp_path / "r_nem_seed1.json").write_text(json.dumps(result(1, 0, [5.0, 6.0, 4.0, 3.0, 6.0, 7.0], 4, 6)))
+    model = N.summarise(str(tmp_path))["models"]["r_nem"]
+    assert model["config"]["select_from"] == 3 and model["selection_replayed"] == {"1": 0}
+    (tmp_path / "r_nem_seed1.json").write_text(json.dumps(result(1, 0, [5.0, 3.0, 4.0, 6.0], 2, 4)))
+    with pytest.raises(N.ConfigError, match="r_nem_seed1.json was selected from step 0 on.*--select-from 3"):
+        N.summarise(str(tmp_path))
+
+
 def test_learning_rate_drop_takes_effect_at_its_step(tmp_path, capsys, monkeypatch):
     # a drop to 1e-12 from step 4 on: the network after 6 steps is the one after 3 (Adam moves each
     # parameter by about the learning rate per step); without the drop it moves on by about 1e-3
@@ -168,7 +198,7 @@ def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
                                                                     "bce_copy_best": 100.0, "sim_bce_per_step": [bce, bce]}
         return {"test": {"balls": part, "more_balls": part}, "selected": {"iteration": 3},
                 "history": {"val_ari_last": [0.1, ari], "iteration": [1, 3]}, "timing": {"to_selected_s": 1.0, "s_per_step": 0.1},
-                "config": {"seed": 0}, "env": {"source_sha256": "x"}}
+                "config": {"seed": 0, "select_from": 0}, "env": {"source_sha256": "x"}}
     for name, seed, bce in (("r_nem", 0, 50.0), ("rnn_em", 0, 60.0), ("rnn", 0, 70.0),
                             ("r_nem", 1, 65.0), ("rnn_em", 1, 60.0), ("rnn", 1, 70.0)):
         (tmp_path / f"{name}_seed{seed}.json").write_text(json.dumps(result(bce, 0.9)))
