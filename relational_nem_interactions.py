@@ -57,13 +57,13 @@ class InteractionsConfig:
     seeds: str = config_field("", "e.g. 0-9: every seed (one per worker), per-seed files in --seed-dir, and a summary")
     masses: bool = config_field(False, "the paper's two ball types; the models read the radius the tracker inferred")
     # the frames
-    k_balls: int = config_field(4, "balls per training sequence (the one thing known: how many objects to expect)")
+    n_balls: int = config_field(4, "balls per training sequence (the one thing known: how many objects to expect)")
     n_train: int = config_field(500, "training sequences drawn into frames and tracked")
     n_val: int = config_field(50, "validation sequences (tracked the same way; the loss curve only)")
     t_frames: int = config_field(50, "frames per sequence")
     size: int = config_field(48, "frame side in pixels")
     # the tracker
-    components: int = config_field(5, "K, components of the tracker (at least --k-balls)")
+    components: int = config_field(5, "K, components of the tracker (at least --n-balls)")
     em_iters: int = config_field(3, "EM iterations per frame")
     velocity: str = config_field("segments", "velocities from positions: segments (straight lines between collisions) "
                                  "or difference ((x_{t+1} - x_t) / dt)", choices=tracks.VELOCITY_METHODS)
@@ -74,7 +74,7 @@ class InteractionsConfig:
     # training (the simulator recipe's, on the windows) and the evaluation (the oracle-trained's)
     steps: int = config_field(ORACLE_STEPS, "Adam steps per training (the oracle-trained recipe: 3 062)")
     n_eval: int = config_field(50, "test sequences per K (the oracle-trained sweep's: 50, the same sequences per seed)")
-    eval_k: str = config_field("3,4,5,6,7,8", "comma-separated numbers of balls to evaluate on (the oracle-trained "
+    eval_k: tuple = config_field((3, 4, 5, 6, 7, 8), "comma-separated numbers of balls to evaluate on (the oracle-trained "
                                "sweep's: 3..8)")
     jobs: int = config_field(0, "worker processes (0 = all cores); the numbers do not depend on it")
     # output
@@ -89,7 +89,7 @@ class InteractionsConfig:
 def simulator_config(cfg: InteractionsConfig, **changes) -> state_config.Config:
     """The simulator recipe's config of this seed (its model sizes, optimizer, evaluation)."""
     return state_config.Config(**{**state_config.SIMULATOR_DEFAULTS, "recipe": "simulator", "masses": cfg.masses, "seed": cfg.seed,
-                       "k_train": cfg.k_balls, "n_eval": cfg.n_eval, "eval_k": parse_int_list(cfg.eval_k, "--eval-k"),
+                       "k_train": cfg.n_balls, "n_eval": cfg.n_eval, "eval_k": tuple(cfg.eval_k),
                        "jobs": cfg.jobs, **changes})
 
 
@@ -127,12 +127,12 @@ def training_windows(tr: dict, cfg: InteractionsConfig):
     """Tracks -> (windows (M, 2, k, D): the states at t and t + 1 of every usable transition,
     where (M, 2): its (t, sequence), facts: what survived and the noise scale, velocities
     (T, n, K, 2), usable (T - 1, n))."""
-    ok = tracks.steady(tr, cfg.k_balls)
+    ok = tracks.steady(tr, cfg.n_balls)
     sigma = tracks.noise_scale(tr["positions"], tr["present"])
     v = tracks.velocities(tr["positions"], DT, cfg.velocity, tracks.breaks_of(tr, ok), cfg.penalty * sigma ** 2,
                           tracks.CORNER_SIGMAS * sigma, tr["radii"])
     usable = tracks.usable_windows(tr, v, ok)
-    inputs, targets, where = tracks.window_states(tr, v, usable, cfg.k_balls, cfg.masses)
+    inputs, targets, where = tracks.window_states(tr, v, usable, cfg.n_balls, cfg.masses)
     facts = {"windows": int(usable.sum()), "transitions": int(usable.size),
              "windows_fraction": float(usable.mean()), "steady_frames_fraction": float(ok.mean()),
              "noise_sigma": sigma}
@@ -160,8 +160,8 @@ def first_chunk_slice(tr: dict, cfg: InteractionsConfig) -> dict:
 
 
 def scenes(cfg: InteractionsConfig, n: int, purpose: str):
-    """n sequences of cfg.k_balls balls (the simulator): (states (T, n, B, D), radii (n, B))."""
-    states, _ = simulator.simulate_sequences(n, cfg.t_frames, cfg.k_balls, DT, RADIUS, simulator.rng_for(cfg.seed, purpose), cfg.masses)
+    """n sequences of cfg.n_balls balls (the simulator): (states (T, n, B, D), radii (n, B))."""
+    states, _ = simulator.simulate_sequences(n, cfg.t_frames, cfg.n_balls, DT, RADIUS, simulator.rng_for(cfg.seed, purpose), cfg.masses)
     return states, states[0, :, :, 4] if cfg.masses else np.full(states.shape[1:3], RADIUS)
 
 
@@ -200,7 +200,7 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
         train_cfg = simulator_config(cfg, n_train=len(windows), n_val=len(val_windows), t_train=2,
                                      epochs=max(1, math.ceil(cfg.steps / per_epoch)))
         t1 = time.perf_counter()
-        models, histories, timings = state_training.train_both(train_cfg, {cfg.k_balls: windows}, {cfg.k_balls: val_windows},
+        models, histories, timings = state_training.train_both(train_cfg, {cfg.n_balls: windows}, {cfg.n_balls: val_windows},
                                                   verbose=False)
         t_train = time.perf_counter() - t1
         sections = state_evaluation.evaluate(models, eval_sets, long_sets, eval_cfg)
@@ -311,7 +311,7 @@ def summarise_seeds(results: dict, oracle_path: str | None) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-RANGES = {"k_balls": (1, simulator.max_balls(RADIUS)), "n_train": (2, 100_000), "n_val": (1, 10_000), "t_frames": (8, 1000),
+RANGES = {"n_balls": (1, simulator.max_balls(RADIUS)), "n_train": (2, 100_000), "n_val": (1, 10_000), "t_frames": (8, 1000),
           "size": (16, 256), "components": (1, 16), "em_iters": (1, 20), "rounds": (1, 20), "steps": (1, 10_000_000),
           "n_eval": (2, 10_000),
           "jobs": (0, 1024), "seed": (0, 2**32 - 1)}
@@ -327,13 +327,13 @@ def check_config(cfg: InteractionsConfig) -> None:
     for name, (lo, hi) in RANGES.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
-    if cfg.components < cfg.k_balls:
-        raise ConfigError(f"--components must be at least --k-balls ({cfg.k_balls}) and at most "
+    if cfg.components < cfg.n_balls:
+        raise ConfigError(f"--components must be at least --n-balls ({cfg.n_balls}) and at most "
                           f"{RANGES['components'][1]} (got {cfg.components})")
-    ks = parse_int_list(cfg.eval_k, "--eval-k")
+    ks = cfg.eval_k
     if not all(2 <= k <= simulator.max_balls(RADIUS) for k in ks) or len(set(ks)) < len(ks):
         raise ConfigError(f"--eval-k must list distinct numbers of balls in 2..{simulator.max_balls(RADIUS)} (a ball "
-                          f"needs another to interact with; got {cfg.eval_k!r})")
+                          f"needs another to interact with; got {','.join(map(str, ks))})")
     if cfg.velocity not in tracks.VELOCITY_METHODS:
         raise ConfigError(f"--velocity must be one of {', '.join(tracks.VELOCITY_METHODS)} (got {cfg.velocity!r})")
     if not (0 < cfg.penalty <= 1e6):
@@ -360,7 +360,8 @@ def oracle_sweep(cfg: InteractionsConfig) -> str:
 def command(argv) -> int:
     """The CLI's work: one chain or --seeds (bad input raises ConfigError first)."""
     parser = parser_from_config(InteractionsConfig, __doc__)
-    cfg = InteractionsConfig(**vars(parser.parse_args(argv)))
+    args = vars(parser.parse_args(argv))
+    cfg = InteractionsConfig(**args | {"eval_k": parse_int_list(args["eval_k"], "--eval-k")})   # read as text
     cfg.out = cfg.out or default_out(cfg)
     check_config(cfg)
     if cfg.seeds:

@@ -12,7 +12,7 @@ every measure.
 
     python3 relational_nem_network.py --out runs/my_network.json --save-model runs/my_network.npz   # R-NEM, about 5.5 min
     python3 relational_nem_network.py --kind rnn_em --components 1 --out runs/my_rnn.json      # the paper's RNN
-    python3 relational_nem_network.py --iterations 50 --n-train 200 --out runs/my_short.json    # a short training
+    python3 relational_nem_network.py --steps 50 --n-train 200 --out runs/my_short.json    # a short training
     python3 relational_nem_network.py --retest runs/my_network.npz --sample --out runs/again.json    # measure a saved network
     python3 relational_nem_network.py --summarise results/network --out runs/my_summary.json   # over seeds
 """
@@ -37,7 +37,7 @@ from rnem import network  # noqa: E402
 from rnem.balls import HEAVY_RADIUS  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
-from rnem.cli import ConfigError, config_field, parser_from_config  # noqa: E402
+from rnem.cli import ConfigError, config_field, current_names, parser_from_config, stored_config  # noqa: E402
 from rnem.environment import environment  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import ball_pixels  # noqa: E402
@@ -62,10 +62,10 @@ class NetworkConfig:
     kind: str = config_field("r_nem", "r_nem (attention), r_nem_sum (no attention), rnn_em (Upsilon = theta_k; "
                              "with --components 1 it is the paper's RNN)", choices=network.KINDS)
     size: int = config_field(24, "frame side in pixels")
-    k_balls: int = config_field(4, "balls per training, validation and test sequence")
+    n_balls: int = config_field(4, "balls per training, validation and test sequence")
     train_balls: str = config_field("", "balls per training sequence instead, as a list (e.g. 3,4,5: equal shares, "
                                         "so that the number of empty components varies); validation and test keep "
-                                        "--k-balls")
+                                        "--n-balls")
     components: int = config_field(5, "K, components per sequence")
     hidden: int = config_field(100, "M, the recurrent state of a component")
     masses: bool = config_field(False, "the paper's two ball types (1.25x the radius and 6x the mass)")
@@ -76,11 +76,11 @@ class NetworkConfig:
                                        "about 1.8 px at 24 px; the physics is the same)")
     n_train: int = config_field(5000, "training sequences")
     n_val: int = config_field(64, "validation sequences (model selection)")
-    n_test: int = config_field(256, "test sequences of --k-balls balls, and as many of 6-8 balls")
+    n_eval: int = config_field(256, "test sequences of --n-balls balls, and as many of 6-8 balls")
     observed: int = config_field(10, "simulation: frames seen before the model runs on its own predictions (the "
                                      "clean and original protocols; the paper's Figure 4 protocol sees 5)")
     batch: int = config_field(16, "sequences per Adam step")
-    iterations: int = config_field(1500, "Adam steps")
+    steps: int = config_field(1500, "Adam steps (the training length)")
     lr: float = config_field(1e-3, "Adam's learning rate")
     lr_drop_at: int = config_field(0, "from this step on, the learning rate is --lr times --lr-drop (0: never)")
     lr_drop: float = config_field(0.2, "the factor of the learning rate from --lr-drop-at on")
@@ -93,7 +93,7 @@ class NetworkConfig:
                                        "the training, e.g. --own-input-from)")
     eval_every: int = config_field(100, "validate (and maybe select) every this many steps")
     patience: int = config_field(0, "stop after this many checks without a lower validation loss (0: train all "
-                                    "--iterations steps)")
+                                    "--steps steps)")
     dtype: str = config_field("float32", "of parameters and activations (the gradient checks use float64)",
                               choices=("float32", "float64"))
     sample: bool = config_field(False, "keep one test sequence's frames, psi_k, gamma and attention in the result "
@@ -109,12 +109,12 @@ class NetworkConfig:
 
 def check_config(cfg: NetworkConfig) -> None:
     """ConfigError naming the option and its valid range, before any work."""
-    ranges = {"size": (8, 128), "k_balls": (1, max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
+    ranges = {"size": (8, 128), "n_balls": (1, max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
               "t_frames": (LAST_STEPS + 2, 200), "frame_steps": (1, 4), "n_train": (1, 100_000), "n_val": (1, 10_000),
-              "n_test": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
-              "iterations": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
+              "n_eval": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
+              "steps": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
               "lr_drop_at": (0, 1_000_000), "own_input_from": (0, 1_000_000),
-              "select_from": (0, cfg.iterations), "seed": (0, 2**32 - 1)}
+              "select_from": (0, cfg.steps), "seed": (0, 2**32 - 1)}
     for name, (lo, hi) in ranges.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
@@ -137,9 +137,9 @@ def check_config(cfg: NetworkConfig) -> None:
     if any(not 1 <= k <= max_balls(RADIUS) for k in counts) or len(counts) > cfg.n_train:
         raise ConfigError(f"--train-balls must be a list of numbers of balls in 1..{max_balls(RADIUS)}, at most "
                           f"--n-train of them (got {cfg.train_balls!r})")
-    if cfg.masses and cfg.k_balls > max_balls(RADIUS * HEAVY_RADIUS):
-        raise ConfigError(f"--k-balls must be in 1..{max_balls(RADIUS * HEAVY_RADIUS)} with --masses "
-                          f"(got {cfg.k_balls})")
+    if cfg.masses and cfg.n_balls > max_balls(RADIUS * HEAVY_RADIUS):
+        raise ConfigError(f"--n-balls must be in 1..{max_balls(RADIUS * HEAVY_RADIUS)} with --masses "
+                          f"(got {cfg.n_balls})")
     if cfg.retest and not os.path.isfile(cfg.retest):
         raise ConfigError(f"--retest must be a network file written by --save-model (got {cfg.retest!r})")
     if cfg.retest or cfg.summarise:
@@ -185,7 +185,7 @@ def load_network(path: str, option: str = "--retest"):
     config = meta.get("config")
     try:
         net = new_network({name: config[name] for name in NETWORK_SHAPE + ("seed",)})
-        NetworkConfig(**config)
+        stored_config(NetworkConfig, config)
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{option} {path}: its config does not describe a network ({type(err).__name__}: {err})")
     flat = arrays.get(config["kind"])
@@ -195,9 +195,9 @@ def load_network(path: str, option: str = "--retest"):
     return net, meta
 
 
-def make_scenes(cfg: NetworkConfig, n: int, purpose: str, k_balls: int | None = None) -> dict:
-    """n sequences of k_balls (default cfg.k_balls) balls as cfg describes them (rnem.scenes.ball_scenes)."""
-    return ball_scenes(n, cfg.t_frames, k_balls or cfg.k_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain,
+def make_scenes(cfg: NetworkConfig, n: int, purpose: str, n_balls: int | None = None) -> dict:
+    """n sequences of n_balls (default cfg.n_balls) balls as cfg describes them (rnem.scenes.ball_scenes)."""
+    return ball_scenes(n, cfg.t_frames, n_balls or cfg.n_balls, cfg.size, cfg.seed, purpose, cfg.masses, cfg.curtain,
                        cfg.frame_steps)
 
 
@@ -207,7 +207,7 @@ def ball_counts(text: str) -> list:
 
 
 def training_frames(cfg: NetworkConfig) -> np.ndarray:
-    """(T, n_train, D) the training frames: of --k-balls balls, or of each count of --train-balls in
+    """(T, n_train, D) the training frames: of --n-balls balls, or of each count of --train-balls in
     equal shares (sequences in the order of the list; the batches draw them at random)."""
     counts = ball_counts(cfg.train_balls)
     if not counts:
@@ -459,12 +459,12 @@ def simulate_measure(net, cfg: NetworkConfig, scenes: dict, components: int, pur
 
 
 def test(net, cfg: NetworkConfig) -> dict:
-    """Every measure on fresh test sequences of cfg.k_balls balls with K = cfg.components: on clean
+    """Every measure on fresh test sequences of cfg.n_balls balls with K = cfg.components: on clean
     input ("balls", with the simulation under every protocol of SIM_PROTOCOLS) and on noisy input
     ("balls_noisy", the original code's test); the same balls with K = EXTRAPOLATE_K ("balls_k8");
-    and EXTRAPOLATE_BALLS balls (n_test / 3 of each) with K = EXTRAPOLATE_K ("more_balls", and
+    and EXTRAPOLATE_BALLS balls (n_eval / 3 of each) with K = EXTRAPOLATE_K ("more_balls", and
     "more_balls_noisy"). A network trained with K = 1 keeps K = 1."""
-    scenes = make_scenes(cfg, cfg.n_test, "network/test")
+    scenes = make_scenes(cfg, cfg.n_eval, "network/test")
     keep = int(scenes["pair"].sum(axis=(0, 2, 3)).argmax()) if cfg.sample else None     # the most collisions
     k_more = EXTRAPOLATE_K if cfg.components > 1 else 1
     out = {"balls": measure(net, cfg, scenes, cfg.components, "network/test", keep),
@@ -477,7 +477,7 @@ def test(net, cfg: NetworkConfig) -> dict:
     out["balls"] |= {"simulation": sims, "sim_bce": clean["bce_real"], "sim_bce_per_step": clean["bce_real_per_step"]}
     if keep is not None:
         out["balls"]["sim_sample"] = clean.pop("sample")
-    more = [make_scenes(cfg, cfg.n_test // len(EXTRAPOLATE_BALLS), "network/test-more", k) for k in EXTRAPOLATE_BALLS]
+    more = [make_scenes(cfg, cfg.n_eval // len(EXTRAPOLATE_BALLS), "network/test-more", k) for k in EXTRAPOLATE_BALLS]
     for name, noisy in (("more_balls", False), ("more_balls_noisy", True)):
         parts = [measure(net, cfg, sc, k_more, f"network/test-more/k{k}", noisy=noisy)
                  for k, sc in zip(EXTRAPOLATE_BALLS, more)]
@@ -561,7 +561,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
                "val_sim_hold_position_error_px": [], "first_losses": []}
     best = {"val_loss": math.inf}
     t_train, losses = time.perf_counter(), []
-    for it in range(1, cfg.iterations + 1):
+    for it in range(1, cfg.steps + 1):
         if it == cfg.lr_drop_at:
             adam.lr = cfg.lr * cfg.lr_drop
         loss, grad = batch_gradient(net, cfg, train_frames, rng, own=cfg.own_input > 0 and it >= cfg.own_input_from)
@@ -571,7 +571,7 @@ def train(cfg: NetworkConfig, log=print) -> dict:
         losses.append(loss)
         if it <= 2:
             history["first_losses"].append(float(loss))
-        if it % cfg.eval_every == 0 or it == cfg.iterations:
+        if it % cfg.eval_every == 0 or it == cfg.steps:
             v = measure(net, cfg, val, cfg.components, "network/val")
             sim = simulate_measure(net, cfg, val, cfg.components, "network/val-sim", WATCHED_PROTOCOL)
             attention = v["attention"] or {}
@@ -626,7 +626,7 @@ def untrained_slice(cfg: NetworkConfig) -> float:
 def trained_slice(net, cfg: NetworkConfig) -> dict:
     """The first SLICE_SEQUENCES test sequences' ARI (last 10 steps) and mixture BCE (frames
     2..T-1), from the first chunk alone (the same numbers as in the whole test)."""
-    scenes = make_scenes(cfg, cfg.n_test, "network/test")
+    scenes = make_scenes(cfg, cfg.n_eval, "network/test")
     run = run_network(net, scenes, cfg.components, cfg.seed, "network/test", limit=SLICE_SEQUENCES)
     first = slice(0, SLICE_SEQUENCES)
     bce_real = frame_bces(flat_frames(scenes)[2:, first], run["real"][1:, first]).mean(axis=0)
@@ -653,7 +653,7 @@ def retest(cfg: NetworkConfig) -> dict:
     """Measures the network saved in cfg.retest again with this code (its training, config and
     curves come from the file; --out and --sample from the command line)."""
     net, meta = load_network(cfg.retest)
-    model_cfg = dataclasses.replace(NetworkConfig(**meta["config"]), out=cfg.out, sample=cfg.sample,
+    model_cfg = dataclasses.replace(stored_config(NetworkConfig, meta["config"]), out=cfg.out, sample=cfg.sample,
                                     save_model=cfg.retest)
     return measured(net, model_cfg, {key: meta[key] for key in ("history", "selected", "timing", "trained_steps")
                                      if key in meta})
@@ -718,23 +718,26 @@ def derived_measures(result: dict) -> dict:
     return out
 
 
-def one_selection_rule(folder: str, name: str, runs: dict):
-    """The select_from under which every seed of a model was selected: the latest any seed used. A seed
-    trained with an earlier select_from counts when the rule, replayed on its history, picks the same
-    check and stops at the same step (training does not depend on select_from, only the pick does).
-    Returns (select_from, {seed: the select_from it was trained with} for the replayed seeds)."""
+def one_selection_rule(folder: str, groups: dict):
+    """The select_from under which every result of a folder was selected: the latest any of them used.
+    A result trained with an earlier select_from counts when the rule, replayed on its history, picks
+    the same check and stops at the same step (training does not depend on select_from, only the pick
+    does); else the folder mixes two rules and cannot be summarised.
+    Returns (select_from, {"<name>_seed<N>": the select_from it was trained with} for the replayed ones)."""
+    runs = {f"{name}_seed{seed}": run for name, by_seed in groups.items() for seed, run in by_seed.items()}
     latest = max(run["config"].get("select_from", 0) for run in runs.values())     # 0 in results older than it
     replayed = {}
-    for seed, run in sorted(runs.items()):
-        cfg, history = run["config"], run["history"]
+    for label, run in sorted(runs.items()):
+        cfg = run["config"]
         if cfg.get("select_from", 0) == latest:
             continue
+        history = run["history"]
         picked, stopped_at = selection(history["iteration"], history["val_loss"], latest, cfg.get("patience", 0))
-        if (picked, stopped_at or cfg["iterations"]) != (run["selected"]["iteration"], run["trained_steps"]):
-            raise ConfigError(f"--summarise {folder}: {name}_seed{seed}.json was selected from step "
-                              f"{cfg['select_from']} on, another seed from step {latest} on, and that rule picks "
-                              f"another check for it: retrain it with --select-from {latest}")
-        replayed[str(seed)] = cfg["select_from"]
+        if (picked, stopped_at or cfg["steps"]) != (run["selected"]["iteration"], run.get("trained_steps", cfg["steps"])):
+            raise ConfigError(f"--summarise {folder}: {label}.json was selected from step {cfg['select_from']} "
+                              f"on, another result from step {latest} on, and that rule picks another check for "
+                              f"it: retrain it with --select-from {latest}")
+        replayed[label] = cfg["select_from"]
     return latest, replayed
 
 
@@ -748,28 +751,34 @@ def summarise(folder: str) -> dict:
             continue
         try:
             with open(path) as f:
-                groups.setdefault(match[1], {})[int(match[2])] = json.load(f)
+                run = json.load(f)
+            if isinstance(run, dict) and isinstance(run.get("config"), dict):
+                run["config"] = current_names(run["config"])          # results of older code: today's names
+            groups.setdefault(match[1], {})[int(match[2])] = run
         except (OSError, ValueError) as err:
             raise ConfigError(f"--summarise {folder}: {path} is not a readable JSON result ({err})")
     if not groups:
         raise ConfigError(f"--summarise {folder}: no result files <name>_seed<N>.json there")
+    try:
+        select_from, replayed = one_selection_rule(folder, groups)
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"--summarise {folder}: a result there is not a result of relational_nem_network.py "
+                          f"({type(err).__name__}: {err})")
     models = {}
     for name, runs in groups.items():
         seeds = sorted(runs)
         try:
             values = [derived_measures(runs[s]) for s in seeds]
-            select_from, replayed = one_selection_rule(folder, name, runs)
         except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as err:
             raise ConfigError(f"--summarise {folder}: {name}_seed*.json are not results of relational_nem_network.py "
                               f"({type(err).__name__}: {err})")
         config = {k: v for k, v in runs[seeds[0]]["config"].items() if k not in ("seed", "out", "save_model", "sample")}
-        config["select_from"] = select_from
+        config["select_from"] = select_from                          # the folder's one rule (replayed where needed)
         sim_per_step = np.mean([runs[s]["test"]["balls"]["sim_bce_per_step"] for s in seeds], axis=0)
         sims = [runs[s]["test"]["balls"].get("simulation") for s in seeds]
         per_step = ({p: {key: np.mean([sim[p][key] for sim in sims], axis=0).tolist() for key in sims[0][p]
                          if key.endswith("_per_step")} for p in sims[0]} if all(sims) else None)
-        models[name] = {"config": config, "seeds": seeds, "selection_replayed": replayed,
-                        "sim_bce_per_step": sim_per_step.tolist(),
+        models[name] = {"config": config, "seeds": seeds, "sim_bce_per_step": sim_per_step.tolist(),
                         "simulation_per_step": per_step,
                         "code_sha256": sorted({runs[s]["env"]["source_sha256"] for s in seeds}),
                         "measures": {m: over_seeds([v[m] for v in values]) for m in values[0]}}
@@ -780,8 +789,8 @@ def summarise(folder: str) -> dict:
         seeds = sorted(set.intersection(*(set(models[name]["seeds"]) for name in order)))
         per = {name: dict(zip(models[name]["seeds"], models[name]["measures"][measure_name]["per_seed"]))
                for name in order}
-        if any(per[name][s] is None for name in order for s in seeds):
-            continue                                                  # not measured by an older result
+        if not seeds or any(per[name][s] is None for name in order for s in seeds):
+            continue                                                  # no common seed, or not measured by an older result
         sign = -1.0 if measure_name.endswith(HIGHER_IS_BETTER) else 1.0
         holds = [all(sign * per[a][s] < sign * per[b][s] for a, b in zip(order, order[1:])) for s in seeds]
         first, second = order[0], order[1]
@@ -799,7 +808,8 @@ def summarise(folder: str) -> dict:
             holds = [all(values["real"][i] < values[b][i] for b in BASELINES) for i in range(len(values["real"]))]
             beats[f"{name}: balls/simulation/{protocol}/bce_real < hold, grey"] = {
                 "seeds": model["seeds"], "holds_per_seed": holds, "holds_in_every_seed": all(holds)}
-    return {"models": models, "orderings": orderings, "beats_baselines": beats, "env": environment("float64", __file__)}
+    return {"models": models, "orderings": orderings, "beats_baselines": beats,
+            "selection": {"select_from": select_from, "replayed": replayed}, "env": environment("float64", __file__)}
 
 
 def command(argv) -> int:
@@ -814,7 +824,7 @@ def command(argv) -> int:
     result = retest(cfg) if cfg.retest else train(cfg)
     write_json_atomic(cfg.out, result)
     t, sel = result["test"], result["selected"]
-    print(f"selected step {sel['iteration']} (lowest validation loss); test, {result['config']['k_balls']} balls: ARI (last "
+    print(f"selected step {sel['iteration']} (lowest validation loss); test, {result['config']['n_balls']} balls: ARI (last "
           f"{LAST_STEPS} steps) {t['balls']['ari_last']:.3f}, BCE of the prediction {t['balls']['bce_real']:.1f} nats "
           f"per frame (copying the frame: {t['balls']['bce_copy_best']:.1f} with the best flip rate, "
           f"{t['balls']['bce_copy_clipped']:.1f} with the paper's clip), simulated {t['balls']['sim_bce']:.1f}; "

@@ -20,8 +20,8 @@ frames only with the next-frame objective (gamma held fixed, bit-flip noise on t
 EM sees); its forward and backward passes are written out below.
 
     python3 relational_nem_pixels.py                                  # 50 sequences x 30 frames, 4 balls -> runs/pixels.json
-    python3 relational_nem_pixels.py --k-balls 6-8 --components 8 --out runs/pixels_k6-8.json
-    python3 relational_nem_pixels.py --k-balls 3 --curtain 0.25 --out runs/pixels_curtain.json   # 3 balls, as the paper
+    python3 relational_nem_pixels.py --n-balls 6-8 --components 8 --out runs/pixels_k6-8.json
+    python3 relational_nem_pixels.py --n-balls 3 --curtain 0.25 --out runs/pixels_curtain.json   # 3 balls, as the paper
     python3 relational_nem_pixels.py --renderer learned --out runs/pixels_learned.json
     python3 relational_nem_pixels.py --seeds 0-9 --out runs/pixels_seeds.json
 """
@@ -63,10 +63,10 @@ class PixelConfig:
     # data
     seed: int = config_field(0, "the seed of the data, the curtains and the renderer's training")
     seeds: str = config_field("", 'e.g. 0-9: every seed, then means over seeds and wins of the relational simulator')
-    k_balls: str = config_field("4", 'balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)')
+    n_balls: str = config_field("4", 'balls per sequence, or a range (6-8: the sequences split evenly between 6, 7, 8)')
     masses: bool = config_field(False, "the paper's two ball types (6x mass, 1.25x radius) instead of equal masses")
     curtain: float = config_field(0.0, 'width of an unobserved vertical band at a random place per sequence (0: none)')
-    n_seq: int = config_field(50, 'sequences evaluated')
+    n_eval: int = config_field(50, "test sequences (split over the ball counts of --n-balls)")
     t_frames: int = config_field(30, 'frames per sequence')
     size: int = config_field(48, 'frame side in pixels (the paper: 64; at 48 a ball is 5.3 px in radius and a '
                                  'frame has 0.56x the pixels)')
@@ -80,10 +80,10 @@ class PixelConfig:
     sim_steps: int = config_field(10, 'the last sim_steps frames are also predicted without seeing frames')
     # the learned renderer
     renderer: str = config_field("known", 'known (soft disk) or learned (trained here from frames)', choices=RENDERERS)
-    train_k_balls: int = config_field(4, 'the learned renderer is trained on frames of this many balls')
+    train_n_balls: int = config_field(4, 'the learned renderer is trained on frames of this many balls')
     hidden: int = config_field(16, 'learned renderer: hidden units per layer')
     train_seq: int = config_field(200, 'learned renderer: training sequences')
-    train_iters: int = config_field(100, 'learned renderer: Adam steps (one batch of sequences each, cosine-decayed rate)')
+    train_steps: int = config_field(100, 'learned renderer: Adam steps (one batch of sequences each, cosine-decayed rate)')
     batch: int = config_field(8, 'learned renderer: sequences per step')
     lr: float = config_field(0.01, "learned renderer: Adam's learning rate")
     bitflip: float = config_field(0.05, 'fraction of the pixels flipped in the frames the EM sees while training')
@@ -178,8 +178,8 @@ class LearnedRenderer:
 
 # ----------------------------------------------------------------------------- data and a run
 def group_sizes(cfg: PixelConfig, n: int) -> list:
-    """[(balls, sequences)]: n sequences split as evenly as possible over the ball counts of cfg.k_balls."""
-    counts = parse_balls(cfg.k_balls)
+    """[(balls, sequences)]: n sequences split as evenly as possible over the ball counts of cfg.n_balls."""
+    counts = parse_balls(cfg.n_balls)
     return [(k, n // len(counts) + (i < n % len(counts))) for i, k in enumerate(counts) if
             n // len(counts) + (i < n % len(counts))]
 
@@ -189,9 +189,9 @@ def parse_balls(text: str) -> list:
     try:
         lo, hi = int(lo), int(hi or lo)
     except ValueError:
-        raise ConfigError(f"--k-balls must be a number of balls or a range like 6-8 (got {text!r})")
+        raise ConfigError(f"--n-balls must be a number of balls or a range like 6-8 (got {text!r})")
     if not 1 <= lo <= hi <= simulator.max_balls(RADIUS):
-        raise ConfigError(f"--k-balls must be within 1..{simulator.max_balls(RADIUS)}, low to high (got {text!r})")
+        raise ConfigError(f"--n-balls must be within 1..{simulator.max_balls(RADIUS)}, low to high (got {text!r})")
     return list(range(lo, hi + 1))
 
 
@@ -310,7 +310,7 @@ def load_dynamics(cfg: PixelConfig, names) -> dict:
 
 
 def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
-    """A LearnedRenderer trained from frames alone (cfg.train_seq sequences of cfg.train_k_balls
+    """A LearnedRenderer trained from frames alone (cfg.train_seq sequences of cfg.train_n_balls
     balls): per iteration, cfg.batch sequences with bit-flip noise are tracked
     by EM with the current renderer; at every frame the loss is the next-frame objective on the
     clean frame: sum_ik gamma_ik BCE(x_i, psi_ik) of the components predicted by the dynamics,
@@ -318,11 +318,11 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
     per batch (gradient summed over frames, divided by the batch's lit-pixel count). Returns
     (renderer, history of mean losses per lit pixel)."""
     renderer = LearnedRenderer(cfg.size, cfg.hidden, simulator.rng_for(cfg.seed, "pixels/renderer-init"))
-    data = make_frames(dataclasses.replace(cfg, curtain=0.0), cfg.train_k_balls, cfg.train_seq, "pixels/train")
+    data = make_frames(dataclasses.replace(cfg, curtain=0.0), cfg.train_n_balls, cfg.train_seq, "pixels/train")
     adam = Adam(renderer.flat, cfg.lr)
     rng = simulator.rng_for(cfg.seed, "pixels/train-batches")
     history = []
-    for it in range(cfg.train_iters):
+    for it in range(cfg.train_steps):
         seqs = rng.choice(cfg.train_seq, size=min(cfg.batch, cfg.train_seq), replace=False)
         clean = data["frames"][:, seqs]                                                   # (T, b, S, S)
         noisy = clean ^ (rng.random(clean.shape) < cfg.bitflip)
@@ -338,10 +338,10 @@ def train_renderer(cfg: PixelConfig, step, log=print) -> tuple:
             loss, grad = loss + value, grad + g
             comp = em_after_prediction(noisy[t], seen, comp, pred, renderer, cfg.em_iters)[0]
         lit = max(float(clean[1:].sum()), 1.0)
-        adam.lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / cfg.train_iters))           # cosine decay
+        adam.lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / cfg.train_steps))           # cosine decay
         adam.step(grad / lit)
         history.append(loss / lit)
-        if it % max(1, cfg.train_iters // 10) == 0 or it == cfg.train_iters - 1:
+        if it % max(1, cfg.train_steps // 10) == 0 or it == cfg.train_steps - 1:
             log(f"renderer iter {it:4d}: next-frame loss {loss / lit:.4f} per lit pixel")
     return renderer, history
 
@@ -400,7 +400,7 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     the relational simulator as the dynamics, or constant velocity when it is the only one)."""
     names = DYNAMICS if cfg.dynamics == "all" else (cfg.dynamics,)
     models = load_dynamics(cfg, names)
-    groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_seq)]
+    groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_eval)]
     models_path = default_models(cfg)
     result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
               "models": repository_path(models_path) if models else None,
@@ -466,8 +466,8 @@ def run_seeds(cfg: PixelConfig, seeds: list, log=print) -> dict:
 
 
 # ----------------------------------------------------------------------------- CLI
-RANGES = {"components": (1, 16), "n_seq": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
-          "hidden": (1, 256), "train_seq": (1, 100_000), "train_k_balls": (1, simulator.max_balls(RADIUS)), "train_iters": (1, 100_000), "batch": (1, 1000),
+RANGES = {"components": (1, 16), "n_eval": (1, 10_000), "t_frames": (2, 1000), "size": (16, 256), "em_iters": (1, 20),
+          "hidden": (1, 256), "train_seq": (1, 100_000), "train_n_balls": (1, simulator.max_balls(RADIUS)), "train_steps": (1, 100_000), "batch": (1, 1000),
           "seed": (0, 2**32 - 1)}
 
 
@@ -476,14 +476,14 @@ def check_config(cfg: PixelConfig) -> None:
     for name, (lo, hi) in RANGES.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
-    most = max(parse_balls(cfg.k_balls))
+    most = max(parse_balls(cfg.n_balls))
     if cfg.components < most:
-        raise ConfigError(f"--components must be at least the number of balls, {most} (--k-balls {cfg.k_balls}), "
+        raise ConfigError(f"--components must be at least the number of balls, {most} (--n-balls {cfg.n_balls}), "
                             f"and at most {RANGES['components'][1]} (got {cfg.components}): with fewer components "
                             f"than balls some balls are never tracked")
-    if cfg.renderer == "learned" and cfg.components < cfg.train_k_balls:
-        raise ConfigError(f"--train-k-balls must be at most --components ({cfg.components}) with the learned "
-                            f"renderer (got {cfg.train_k_balls})")
+    if cfg.renderer == "learned" and cfg.components < cfg.train_n_balls:
+        raise ConfigError(f"--train-n-balls must be at most --components ({cfg.components}) with the learned "
+                            f"renderer (got {cfg.train_n_balls})")
     if not 0 < cfg.softness <= 5:
         raise ConfigError(f"--softness must be in (0, 5] pixels (got {cfg.softness})")
     if not 0 <= cfg.curtain <= 0.5:

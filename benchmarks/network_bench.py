@@ -34,7 +34,7 @@ from rnem.files import write_json_atomic  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
 
 GMAC_PER_STEP = 2.06      # R-NEM, 24 px, K = 5, batch 16, 19 steps, forward + backward
-KERNEL_ARGS = ["--iterations", "500", "--eval-every", "100", "--n-train", "1000", "--n-val", "32", "--n-test", "64"]
+KERNEL_ARGS = ["--steps", "500", "--eval-every", "100", "--n-train", "1000", "--n-val", "32", "--n-eval", "64"]
 KERNEL_OUT = os.path.join(ROOT, "benchmarks", "network_kernel_check.json")
 
 

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import relational_nem_network as N  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
 from rnem import tracker  # noqa: E402
+from rnem.cli import stored_config  # noqa: E402
 from rnem.files import write_json_atomic  # noqa: E402
 from rnem.measures import BCE_CLIP  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
@@ -36,8 +37,8 @@ PIPELINES = ("simulator.relational", "constant_velocity")
 
 def one_seed(model_path: str) -> dict:
     net, meta = N.load_network(model_path)
-    cfg = N.NetworkConfig(**meta["config"])
-    scenes = N.make_scenes(cfg, cfg.n_test, "network/test")
+    cfg = stored_config(N.NetworkConfig, meta["config"])
+    scenes = N.make_scenes(cfg, cfg.n_eval, "network/test")
     frames = N.flat_frames(scenes)
     t0 = time.perf_counter()
     run = N.run_network(net, scenes, cfg.components, cfg.seed, "network/test")            # ari: frames 1..T-1
@@ -47,7 +48,7 @@ def one_seed(model_path: str) -> dict:
     q = N.best_flip_rate(frames)
     out["copy_best_flip"] = float(N.frame_bces(frames[2:], frames[1:-1], clip=q).mean())
     pcfg = P.PixelConfig(seed=cfg.seed, size=cfg.size, t_frames=cfg.t_frames, components=cfg.components,
-                         k_balls=str(cfg.k_balls), n_seq=cfg.n_test)
+                         n_balls=str(cfg.n_balls), n_eval=cfg.n_eval)
     models = P.load_dynamics(pcfg, PIPELINES)
     for name in PIPELINES:
         t0 = time.perf_counter()

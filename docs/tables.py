@@ -631,12 +631,44 @@ def long_grouping_table(summary: dict) -> str:
                   "BCE / copy, 6-8"], rows)
 
 
+EARLIER_RULE_SUMMARY = "results/network_long_select6000_summary.json"
+RULE_MEASURES = (("selected_iteration", "selected step", "{:.0f}"),
+                 (f"balls/simulation/{HEADLINE_PROTOCOL}/bce_real", "simulated BCE", "{:.0f}"),
+                 (f"balls/simulation/{HEADLINE_PROTOCOL}/position_error_px_at_step", "position error, step 5 (px)", "{:.2f}"),
+                 ("balls/motion/slope", "motion fraction", "{:.2f}"),
+                 ("more_balls/ari_last", "ARI, 6-8 balls", "{:.3f}"))
+
+
+def selection_rules_table(summary: dict, earlier: dict) -> str:
+    """The runs whose pick the rule changes: each measure of the check picked from step 6 000 on
+    (earlier) beside the one picked from step 6 500 on (summary), seed by seed; '-' where the
+    later rule's run is not done yet."""
+    rows = []
+    for name, model in earlier["models"].items():
+        later = summary["models"].get(name, {"seeds": [], "measures": {}})
+        for i, seed in enumerate(model["seeds"]):
+            j = later["seeds"].index(seed) if seed in later["seeds"] else None
+            cells = []
+            for key, _, fmt in RULE_MEASURES:
+                before = fmt.format(model["measures"][key]["per_seed"][i])
+                after = "-" if j is None else fmt.format(later["measures"][key]["per_seed"][j])
+                cells.append(f"{before} -> {after}")
+            rows.append([f"{LONG_NAMES[name]}, seed {seed}"] + cells)
+    rule = lambda s: f"from step {s['selection']['select_from']} on"                      # noqa: E731
+    return (table(["run"] + [label for _, label, _ in RULE_MEASURES], rows)
+            + f"\n\nEach cell: the check picked {rule(earlier)} (`{EARLIER_RULE_SUMMARY}`) -> the check picked "
+            f"{rule(summary)} (`{LONG_SUMMARY}`), the same training otherwise. Simulation: the {HEADLINE_PROTOCOL} "
+            "protocol, BCE in nats per frame. The other runs pick the same check under both rules (the summary "
+            "replays the rule on their histories).")
+
+
 def make_network_long() -> str:
     if not os.path.exists(os.path.join(ROOT, LONG_SUMMARY)):
         return "(no long training summarised yet)\n"
     summary = load(LONG_SUMMARY)
     return (long_goals_table(summary) + "\n\n" + long_dynamics_table(summary) + "\n\n" + long_grouping_table(summary)
-            + "\n\n" + orderings_table(summary) + "\n\n" + selection_table(summary, LONG_NAMES) + "\n")
+            + "\n\n" + orderings_table(summary) + "\n\n" + selection_table(summary, LONG_NAMES) + "\n\n"
+            + selection_rules_table(summary, load(EARLIER_RULE_SUMMARY)) + "\n")
 
 
 def make_readme_network() -> str:

@@ -47,6 +47,35 @@ def parser_from_config(config_class, doc: str, epilog: str | None = None, notes:
     return parser
 
 
+# The config keys of results written before the scripts shared one vocabulary: old name -> name now
+# (balls n_*, the test set n_eval, the training length steps). Stored configs are read through
+# stored_config, so that every committed result and model still loads.
+RENAMED = {"k_balls": "n_balls", "train_k_balls": "train_n_balls", "n_test": "n_eval", "n_seq": "n_eval",
+           "iterations": "steps", "train_iters": "train_steps"}
+
+
+def current_names(stored: dict) -> dict:
+    """A stored config with its keys in today's names (RENAMED), values unchanged."""
+    return {RENAMED.get(key, key) if RENAMED.get(key, key) not in stored else key: value
+            for key, value in stored.items()}
+
+
+def stored_config(config_class, stored: dict, known_only: bool = False):
+    """config_class from a config stored in a result or model file: keys renamed (RENAMED), a list
+    or comma-separated text read back as the tuple a tuple field holds; known_only drops the keys
+    config_class has no field for (else they raise TypeError)."""
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    values = {}
+    for key, value in current_names(stored).items():
+        if known_only and key not in fields:
+            continue
+        if key in fields and isinstance(fields[key].default, tuple):
+            value = tuple(value) if isinstance(value, list) else (
+                parse_int_list(value, "--" + key.replace("_", "-")) if isinstance(value, str) else value)
+        values[key] = value
+    return config_class(**values)
+
+
 class ConfigError(ValueError):
     """A configuration or input that cannot be run; main() prints it on one line, exit code 2."""
 

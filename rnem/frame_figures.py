@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 
-from rnem.cli import ConfigError
+from rnem.cli import ConfigError, current_names
 from rnem import provenance
 from rnem.names import HEADLINE_PROTOCOL, MAIN_NETWORKS, NETWORK_NAMES
 from rnem.pictures import component_rgb, gamma_rgb, truth_rgb
@@ -325,10 +325,10 @@ def network_figures(path: str, out: str) -> list:
     if summary:
         figures = network_summary_figures(run, plt)
     else:
-        cfg = run.get("config", {})
+        cfg = current_names(run.get("config", {}))
         stem = os.path.splitext(os.path.basename(path))[0]
         title = (f"{NETWORK_NAMES.get(cfg.get('kind'), cfg.get('kind'))}, K = {cfg.get('components')}, "
-                 f"{cfg.get('k_balls')} balls" + (", two ball types" if cfg.get("masses") else "")
+                 f"{cfg.get('n_balls')} balls" + (", two ball types" if cfg.get("masses") else "")
                  + (f", curtain {cfg.get('curtain')}" if cfg.get("curtain") else "") + f", seed {cfg.get('seed')}")
         figures = {f"{stem}_frames.png": lambda: network_frames_figure(ns, plt, title),
                    f"{stem}_simulation.png": lambda: network_simulation_frames_figure(ns, plt, title)}

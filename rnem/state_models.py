@@ -4,11 +4,10 @@ each a forward/backward pair over one flat parameter vector; the simulator recip
 rnem/simulator_model.py. Also their files: save_models / load_models (.npz, no pickle)."""
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 
-from rnem.cli import ConfigError
+from rnem.cli import ConfigError, stored_config
 from rnem.environment import package_sha256, source_sha256
 from rnem.model_files import read_model_file, write_model_file
 from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
@@ -423,8 +422,7 @@ def load_models(path: str) -> dict:
     meta, arrays = read_model_file(path, "--load-model", MODEL_FILE_FORMAT)
     config = meta["config"]
     try:
-        cfg = Config(**{f.name: (tuple(config[f.name]) if isinstance(config[f.name], list) else config[f.name])
-                        for f in dataclasses.fields(Config) if f.name in config})
+        cfg = stored_config(Config, config, known_only=True)
     except TypeError as err:
         raise ConfigError(f"--load-model {path}: config does not fit this script ({err})")
     models = {}

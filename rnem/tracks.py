@@ -213,11 +213,11 @@ def unbroken(tracks: dict) -> np.ndarray:
     return present[1:] & present[:-1] & (move < JUMP_RADII * tracks["radii"][1:])
 
 
-def steady(tracks: dict, k_balls: int) -> np.ndarray:
-    """(T, n) bool: frame t of sequence n has exactly k_balls components present, each of them
+def steady(tracks: dict, n_balls: int) -> np.ndarray:
+    """(T, n) bool: frame t of sequence n has exactly n_balls components present, each of them
     unbroken since frame t - 1 (frame 0: the count alone)."""
     present = tracks["present"]
-    ok = present.sum(axis=2) == k_balls                                                # (T, n)
+    ok = present.sum(axis=2) == n_balls                                                # (T, n)
     ok[1:] &= (~present[1:] | unbroken(tracks)).all(axis=2)
     return ok
 
@@ -236,12 +236,12 @@ def usable_windows(tracks: dict, v: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return ok[:-1] & ok[1:] & defined[:-1] & defined[1:]
 
 
-def window_states(tracks: dict, v: np.ndarray, windows: np.ndarray, k_balls: int, with_radius: bool):
-    """(inputs, targets) (M, k_balls, D), D = 4 (x, y, vx, vy) or 5 (+ r): the states of the
+def window_states(tracks: dict, v: np.ndarray, windows: np.ndarray, n_balls: int, with_radius: bool):
+    """(inputs, targets) (M, n_balls, D), D = 4 (x, y, vx, vy) or 5 (+ r): the states of the
     present components at t and t + 1 for every window (t, n) of windows (T - 1, n), in slot order
     (the same slots at t and t + 1: the window is steady). Also (t, n) of each (M, 2)."""
     t, n = np.nonzero(windows)
-    slots = np.argsort(~tracks["present"][t, n], axis=1, kind="stable")[:, :k_balls]   # (M, k) present slots
+    slots = np.argsort(~tracks["present"][t, n], axis=1, kind="stable")[:, :n_balls]   # (M, k) present slots
     parts = []
     for s in (t, t + 1):
         x = np.take_along_axis(tracks["positions"][s, n], slots[..., None], axis=1)    # (M, k, 2)

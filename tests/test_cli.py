@@ -1,4 +1,5 @@
 """The command lines: a --quick run with both companion scripts, determinism, bad input, provenance."""
+import dataclasses
 import hashlib
 import json
 import os
@@ -139,3 +140,29 @@ def test_readme_python_example_runs():
     with open(os.path.join(ROOT, "results", "run_simulator.json")) as f:            # the number the README states
         committed = json.load(f)["long_horizon"]["8"]["relational"]["horizon"]
     assert float(done.stdout.split()[-1]) == committed and f"# {committed}, as results/run_simulator.json" in code
+
+
+def test_one_vocabulary_across_the_scripts():
+    # the same thing has one name in every script's config (balls n_*, the test set n_eval, the
+    # training length steps); a stored config under the old names loads under the new ones
+    import relational_nem_interactions as I
+    import relational_nem_network as N
+    import relational_nem_pixels as P
+    from rnem.cli import RENAMED, stored_config
+    classes = (state_config.Config, N.NetworkConfig, P.PixelConfig, I.InteractionsConfig)
+    for config_class in classes:
+        names = {f.name for f in dataclasses.fields(config_class)}
+        assert not names & set(RENAMED), (config_class.__name__, names & set(RENAMED))
+    for name in ("n_eval", "steps", "n_balls", "eval_k"):         # each means one thing, of one type
+        types = {type(f.default) for c in classes for f in dataclasses.fields(c) if f.name == name}
+        assert len(types) <= 1 or name == "n_balls", (name, types)  # n_balls: a range ("6-8") in the pixels only
+    old = N.NetworkConfig(n_balls=3, n_eval=9, steps=7)
+    stored = {("k_balls" if k == "n_balls" else "n_test" if k == "n_eval" else "iterations" if k == "steps" else k): v
+              for k, v in dataclasses.asdict(old).items()}
+    assert stored_config(N.NetworkConfig, stored) == old
+    cfg = stored_config(I.InteractionsConfig, {"k_balls": 3, "eval_k": "3,4"})
+    assert (cfg.n_balls, cfg.eval_k) == (3, (3, 4))
+    assert stored_config(I.InteractionsConfig, {"eval_k": [5, 6]}).eval_k == (5, 6)
+    assert stored_config(P.PixelConfig, {"n_seq": 4, "train_iters": 2, "gone": 1}, known_only=True).n_eval == 4
+    with pytest.raises(TypeError):
+        stored_config(P.PixelConfig, {"gone": 1})

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 from rnem import environment, simulator, state_config, state_evaluation, state_models, state_training, sweeps, tracker
+from rnem.cli import stored_config
 from conftest import ROOT
 
 RTOL = 1e-8
@@ -53,9 +54,7 @@ def load(name):
 
 
 def config_of(payload) -> state_config.Config:
-    names = {f.name for f in dataclasses.fields(state_config.Config)}
-    return state_config.Config(**{key: tuple(value) if isinstance(value, list) else value
-                       for key, value in payload["config"].items() if key in names})
+    return stored_config(state_config.Config, payload["config"], known_only=True)
 
 
 def close(committed, recomputed, where):
@@ -200,9 +199,9 @@ def track_sample(name) -> dict:
     """The sample payload of pixel file `name` tracked again over its first PIXEL_FRAMES frames."""
     import relational_nem_pixels as P
     result = load(name)
-    cfg = P.PixelConfig(**result["config"])
+    cfg = stored_config(P.PixelConfig, result["config"])
     sample = result["sample"]
-    k, n = P.group_sizes(cfg, cfg.n_seq)[0]
+    k, n = P.group_sizes(cfg, cfg.n_eval)[0]
     # the first PIXEL_FRAMES frames of the first ball-count group, all its sequences (EM's discovery
     # rounds run while any sequence of the batch discovers, so a sequence alone would differ); a
     # shorter simulation has the same first frames (the generator draws only the first state)
@@ -280,9 +279,9 @@ def pixel_whole_again() -> dict:
     """The measures of PIXEL_WHOLE, tracked again."""
     import relational_nem_pixels as P
     name, dynamics = PIXEL_WHOLE
-    cfg = P.PixelConfig(**load(name)["config"])
-    assert cfg.renderer == "known" and len(P.group_sizes(cfg, cfg.n_seq)) == 1
-    (k, n), = P.group_sizes(cfg, cfg.n_seq)
+    cfg = stored_config(P.PixelConfig, load(name)["config"])
+    assert cfg.renderer == "known" and len(P.group_sizes(cfg, cfg.n_eval)) == 1
+    (k, n), = P.group_sizes(cfg, cfg.n_eval)
     return P.pool([P.track(P.make_frames(cfg, k, n, "pixels/data"), cfg, tracker.make_step(dynamics, {}, cfg.masses),
                            tracker.KnownRenderer(cfg.size, cfg.softness))])
 
@@ -291,9 +290,9 @@ def renderer_start_again(name) -> dict:
     """The first two renderer training losses of a PIXEL_LEARNED file and its sample tracked again."""
     import relational_nem_pixels as P
     result = load(name)
-    cfg, trainer = P.PixelConfig(**result["config"]), result["renderer_training"]["dynamics"]
+    cfg, trainer = stored_config(P.PixelConfig, result["config"]), result["renderer_training"]["dynamics"]
     step = tracker.make_step(trainer, P.load_dynamics(cfg, (trainer,)), cfg.masses)
-    return {"losses": P.train_renderer(dataclasses.replace(cfg, train_iters=2), step, log=lambda *_: None)[1],
+    return {"losses": P.train_renderer(dataclasses.replace(cfg, train_steps=2), step, log=lambda *_: None)[1],
             "sample": track_sample(name)}
 
 
@@ -314,7 +313,7 @@ def network_again(name) -> dict:
     from rnem.blas import one_blas_thread
     with one_blas_thread():                                   # as the script measures (float32 sums)
         result = load(name)
-        cfg = N.NetworkConfig(**result["config"])
+        cfg = stored_config(N.NetworkConfig, result["config"])
         model = network_model(name)
         out = {"untrained_val_loss": N.untrained_slice(cfg)}
         if model:                                             # the test sequences, where the model is committed
@@ -361,9 +360,11 @@ def test_renderer_training_starts_as_committed(name, slow_slices_result):
 # The paper's network (relational_nem_network.py): float32, so its slices agree to float32 rounding
 # across BLAS kernels (measured: docs/network.md), not to RTOL.
 NETWORK_RESULTS = [f for f in COMMITTED_JSON if f.startswith(("results/network/", "results/network_long/",
-                                                              "results/network_long_selection/"))]
+                                                              "results/network_long_select6000/"))]
 NETWORK_SUMMARIES = {name: folder for name, folder in (("results/network_summary.json", "results/network"),
-                                                       ("results/network_long_summary.json", "results/network_long"))
+                                                       ("results/network_long_summary.json", "results/network_long"),
+                                                       ("results/network_long_select6000_summary.json",
+                                                        "results/network_long_select6000"))
                      if name in COMMITTED_JSON}
 NETWORK_RTOL = 1e-4      # float32 losses and BCEs summed in another order by another kernel
 NETWORK_ARI_ATOL = 0.01  # an ARI moves by ~1e-3 when one pixel's argmax flips between near-equal components
@@ -414,7 +415,7 @@ def test_network_summary_is_the_summary_of_the_committed_files(name):
     import relational_nem_network as N
     committed = load(name)
     again = json.loads(json.dumps(N.summarise(os.path.join(ROOT, NETWORK_SUMMARIES[name]))))
-    for key in ("models", "orderings", "beats_baselines"):
+    for key in ("models", "orderings", "beats_baselines", "selection"):
         assert again[key] == committed[key], f"{name}: {key}"
 
 
@@ -444,7 +445,7 @@ def interactions_first_chunk(name: str) -> dict:
     """Round 1 of the seed-0 file tracked again on the first SLICE_FRAMES frames of its first TRACK_CHUNK
     training sequences."""
     import relational_nem_interactions as I
-    cfg = I.InteractionsConfig(**load(name)["config"])
+    cfg = stored_config(I.InteractionsConfig, load(name)["config"])
     states, radii = I.scenes(cfg, cfg.n_train, "interactions/train")
     n, frames = I.TRACK_CHUNK, I.SLICE_FRAMES
     tracked = I._track_job((states[:frames, :n, :, :2], radii[:n], cfg.size, cfg.components, cfg.em_iters, None))

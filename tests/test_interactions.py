@@ -178,7 +178,7 @@ def test_tiny_chain_writes_rounds_and_models_the_pixel_script_reads(tiny_chain, 
         assert 0 < one["windows"] <= one["transitions"]
         assert set(one["long_horizon"]) == {"3", "4"}
         assert one["state_errors"]["position_error"] < 0.01                             # 32 px: ~0.3 px
-    pixels = call_main(P.main, ["--n-seq", "2", "--t-frames", "5", "--size", "32", "--sim-steps", "2",
+    pixels = call_main(P.main, ["--n-eval", "2", "--t-frames", "5", "--size", "32", "--sim-steps", "2",
                                 "--dynamics", "simulator.relational", "--models", model,
                                 "--out", str(tmp_path / "p.json")], tmp_path, capsys, monkeypatch)
     assert pixels.returncode == 0, pixels.stderr
@@ -246,7 +246,7 @@ def test_sigterm_while_tracking_stops_the_workers_and_writes_nothing(tmp_path):
     (["--seeds", "0-1", "--seed-dir", "/proc/x"], "--seed-dir /proc/x: folder /proc is not writable"),
     (["--seeds", "0-1", "--seed-dir", os.path.join(ROOT, "README.md")], "is a file; give a folder"),
     (["--eval-k", "x"], "--eval-k must be comma-separated integers"),
-    (["--components", "3"], "--components must be at least --k-balls"),
+    (["--components", "3"], "--components must be at least --n-balls"),
     (["--penalty", "0"], "--penalty must be in (0, 1e6]"),
     (["--velocity", "spline"], "--velocity"),
     (["--n-train", "1"], "--n-train must be in 2..100000"),

@@ -12,7 +12,7 @@ import relational_nem_network as N
 from conftest import ROOT, assert_one_line_error, call_main
 
 TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "--n-val", "4", "--batch", "4",
-        "--components", "3", "--k-balls", "2", "--n-test", "6"]
+        "--components", "3", "--n-balls", "2", "--n-eval", "6"]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -21,12 +21,12 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--batch", "9", "--n-train", "8"], "--batch must be at most --n-train = 8"),
     (["--kind", "lstm"], "argument --kind: invalid choice"), (["--out", "nowhere/x.json"], "does not exist"),
     (["--curtain", "0.6"], "--curtain must be in [0, 0.5]"), (["--observed", "1"], "--observed must be in 2..19"),
-    (["--n-test", "2"], "--n-test must be in 3..10000"), (["--masses", "--k-balls", "15"], "--k-balls must be in 1..14 with --masses"),
+    (["--n-eval", "2"], "--n-eval must be in 3..10000"), (["--masses", "--n-balls", "15"], "--n-balls must be in 1..14 with --masses"),
     (["--summarise", "nowhere"], "--summarise must be a folder"), (["--patience", "-1"], "--patience must be in 0..1000"),
     (["--frame-steps", "5"], "--frame-steps must be in 1..4"), (["--lr-drop", "0"], "--lr-drop must be in (0, 1]"),
     (["--own-input", "1.5"], "--own-input must be in [0, 1]"), (["--own-input-from", "-1"],
                                                                 "--own-input-from must be in 0..1000000"), (["--train-balls", "3,x"], "--train-balls must be"),
-    (["--train-balls", "0,4"], "--train-balls must be a list of numbers of balls in 1..22"), (["--select-from", "7", "--iterations", "6"],
+    (["--train-balls", "0,4"], "--train-balls must be a list of numbers of balls in 1..22"), (["--select-from", "7", "--steps", "6"],
                                                                 "--select-from must be in 0..6"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
 ])
@@ -43,7 +43,7 @@ def tiny_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_run")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(folder)
-        assert N.main(TINY + ["--iterations", "6", "--eval-every", "3", "--lr", "3e-3", "--curtain", "0.25", "--sample",
+        assert N.main(TINY + ["--steps", "6", "--eval-every", "3", "--lr", "3e-3", "--curtain", "0.25", "--sample",
                               "--own-input", "0.5",
                               "--out", "r_nem_seed0.json", "--save-model", "r_nem_seed0.npz"]) == 0
     return folder
@@ -70,7 +70,7 @@ def test_tiny_training_writes_its_curves_and_test_measures(tiny_run):
 
 
 def test_patience_stops_after_that_many_checks_without_a_lower_validation_loss(tmp_path, capsys, monkeypatch):
-    done = call_main(N.main, TINY + ["--iterations", "60", "--eval-every", "2", "--patience", "2", "--lr", "3e-3",
+    done = call_main(N.main, TINY + ["--steps", "60", "--eval-every", "2", "--patience", "2", "--lr", "3e-3",
                                      "--out", "r.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "r.json").read_text())
@@ -82,7 +82,7 @@ def test_patience_stops_after_that_many_checks_without_a_lower_validation_loss(t
 
 
 def test_selection_from_a_step_ignores_earlier_checks(tmp_path, capsys, monkeypatch):
-    done = call_main(N.main, TINY + ["--iterations", "8", "--eval-every", "2", "--select-from", "6", "--lr", "3e-2",
+    done = call_main(N.main, TINY + ["--steps", "8", "--eval-every", "2", "--select-from", "6", "--lr", "3e-2",
                                      "--out", "r.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "r.json").read_text())
@@ -112,11 +112,12 @@ def test_summary_replays_an_earlier_selection_rule_or_refuses_it(tmp_path):
                 "trained_steps": trained, "history": {"val_ari_last": [0.5] * len(steps), "iteration": steps,
                                                       "val_loss": losses},
                 "timing": {"to_selected_s": 1.0, "s_per_step": 0.1}, "env": {"source_sha256": "x"},
-                "config": {"seed": seed, "select_from": select_from, "patience": 2, "iterations": 6}}
+                "config": {"seed": seed, "select_from": select_from, "patience": 2, "steps": 6}}
     (tmp_path / "r_nem_seed0.json").write_text(json.dumps(result(0, 3, [5.0, 4.0, 6.0, 7.0, 8.0], 3, 5)))
     (tmp_path / "r_nem_seed1.json").write_text(json.dumps(result(1, 0, [5.0, 6.0, 4.0, 3.0, 6.0, 7.0], 4, 6)))
-    model = N.summarise(str(tmp_path))["models"]["r_nem"]
-    assert model["config"]["select_from"] == 3 and model["selection_replayed"] == {"1": 0}
+    summary = N.summarise(str(tmp_path))
+    assert summary["models"]["r_nem"]["config"]["select_from"] == 3
+    assert summary["selection"] == {"select_from": 3, "replayed": {"r_nem_seed1": 0}}
     (tmp_path / "r_nem_seed1.json").write_text(json.dumps(result(1, 0, [5.0, 3.0, 4.0, 6.0], 2, 4)))
     with pytest.raises(N.ConfigError, match="r_nem_seed1.json was selected from step 0 on.*--select-from 3"):
         N.summarise(str(tmp_path))
@@ -126,10 +127,10 @@ def test_learning_rate_drop_takes_effect_at_its_step(tmp_path, capsys, monkeypat
     # a drop to 1e-12 from step 4 on: the network after 6 steps is the one after 3 (Adam moves each
     # parameter by about the learning rate per step); without the drop it moves on by about 1e-3
     flats = {}
-    for name, extra in (("three", ["--iterations", "3"]), ("dropped", ["--iterations", "6", "--lr-drop-at", "4",
+    for name, extra in (("three", ["--steps", "3"]), ("dropped", ["--steps", "6", "--lr-drop-at", "4",
                                                                           "--lr-drop", "1e-12"]),
-                        ("six", ["--iterations", "6"])):
-        args = TINY + extra + ["--eval-every", "3", "--n-test", "3", "--out", f"{name}.json", "--save-model",
+                        ("six", ["--steps", "6"])):
+        args = TINY + extra + ["--eval-every", "3", "--n-eval", "3", "--out", f"{name}.json", "--save-model",
                                f"{name}.npz"]
         assert call_main(N.main, args, tmp_path, capsys, monkeypatch).returncode == 0
         flats[name] = N.load_network(str(tmp_path / f"{name}.npz"))[0].flat
@@ -159,9 +160,9 @@ def test_summarise_and_retest_refuse_what_they_cannot_use(tmp_path, capsys, monk
     (tmp_path / "runs" / "r_nem_seed0.json").write_text('{"config": {}}')
     done = call_main(N.main, ["--summarise", "runs", "--out", "s.json"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "r_nem_seed*.json are not results of relational_nem_network.py")
-    done = call_main(N.main, ["--summarise", "runs", "--iterations", "5", "--out", "s.json"], tmp_path, capsys,
+    done = call_main(N.main, ["--summarise", "runs", "--steps", "5", "--out", "s.json"], tmp_path, capsys,
                      monkeypatch)
-    assert_one_line_error(done, "--summarise reads results: --iterations is a training option")
+    assert_one_line_error(done, "--summarise reads results: --steps is a training option")
     (tmp_path / "m.npz").write_bytes(b"")
     done = call_main(N.main, ["--retest", "m.npz", "--lr", "0.1", "--out", "r.json"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "--retest measures a saved network with its own config: --lr is a training option")
@@ -255,7 +256,7 @@ def test_figures_and_gif_of_a_network_result_and_summary(tiny_run, tmp_path, cap
 
 def test_sigterm_stops_a_training_and_writes_nothing(tmp_path):
     script = os.path.join(ROOT, "relational_nem_network.py")
-    process = subprocess.Popen([sys.executable, script, *TINY, "--iterations", "100000", "--eval-every", "1",
+    process = subprocess.Popen([sys.executable, script, *TINY, "--steps", "100000", "--eval-every", "1",
                                 "--out", "n.json", "--save-model", "n.npz"], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert process.stdout.readline().startswith("step      1 ")                     # training has begun

@@ -14,7 +14,7 @@ from rnem import tracker  # noqa: E402
 from rnem import environment, measures  # noqa: E402
 from rnem import frames as F  # noqa: E402
 
-TINY = ["--n-seq", "2", "--t-frames", "5", "--size", "32", "--sim-steps", "2"]
+TINY = ["--n-eval", "2", "--t-frames", "5", "--size", "32", "--sim-steps", "2"]
 
 
 def test_ari_on_hand_built_labelings():
@@ -104,7 +104,7 @@ def test_a_half_hidden_ball_is_not_pulled_into_the_open():
 
 
 def test_the_curtain_hides_exactly_its_band():
-    cfg = P.PixelConfig(k_balls="3", curtain=0.25, n_seq=6, t_frames=8, size=32)
+    cfg = P.PixelConfig(n_balls="3", curtain=0.25, n_eval=6, t_frames=8, size=32)
     data = P.make_frames(cfg, 3, 6, "test")
     x = F.pixel_centres(32)[..., 0]
     for s in range(6):
@@ -159,8 +159,8 @@ def test_learned_renderer_draws_point_symmetric_shapes():
 def test_pixels_bad_input(tmp_path, capsys, monkeypatch):
     cases = [(["--size", "8"], "--size must be in 16..256"), (["--out", "no/dir/p.json"], "--out no/dir/p.json"),
              (["--seed", "-1"], "--seed must be in 0..4294967295"),
-             (["--k-balls", "99"], "--k-balls must be within 1.."), (["--k-balls", "8-6"], "--k-balls must be within"),
-             (["--k-balls", "x"], "--k-balls must be a number"), (["--curtain", "0.7"], "--curtain must be in [0, 0.5]"),
+             (["--n-balls", "99"], "--n-balls must be within 1.."), (["--n-balls", "8-6"], "--n-balls must be within"),
+             (["--n-balls", "x"], "--n-balls must be a number"), (["--curtain", "0.7"], "--curtain must be in [0, 0.5]"),
              (["--bitflip", "0.5"], "--bitflip must be in [0, 0.5)"), (["--renderer", "magic"], "argument --renderer: invalid choice"),
              (["--dynamics", "magic"], "argument --dynamics: invalid choice"), (["--sim-steps", "40"], "--sim-steps must be in 0..28"),
              (["--lr", "0"], "--lr must be in (0, 1]"), (["--components", "0"], "--components must be in 1..16"),
@@ -186,7 +186,7 @@ def test_every_dynamics_tracks_a_short_run(tmp_path, capsys, monkeypatch):
 
 def test_curtain_masses_and_learned_renderer_run(tmp_path, capsys, monkeypatch):
     args = TINY + ["--dynamics", "simulator.relational"]
-    done = call_main(P.main, args + ["--curtain", "0.3", "--k-balls", "3", "--out", "c.json"], tmp_path, capsys,
+    done = call_main(P.main, args + ["--curtain", "0.3", "--n-balls", "3", "--out", "c.json"], tmp_path, capsys,
                      monkeypatch)
     assert done.returncode == 0, done.stderr
     done = call_main(P.main, args + ["--masses", "--out", "m.json"], tmp_path, capsys, monkeypatch)
@@ -194,7 +194,7 @@ def test_curtain_masses_and_learned_renderer_run(tmp_path, capsys, monkeypatch):
     masses = json.loads((tmp_path / "m.json").read_text())
     assert masses["models"] == os.path.join("models", "simulator_masses_seed0.npz")    # no machine's folder recorded
     assert masses["env"]["package_sha256"] == environment.package_sha256()
-    done = call_main(P.main, args + ["--renderer", "learned", "--train-iters", "2", "--train-seq", "2", "--batch", "2",
+    done = call_main(P.main, args + ["--renderer", "learned", "--train-steps", "2", "--train-seq", "2", "--batch", "2",
                                      "--out", "l.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "l.json").read_text())
@@ -205,7 +205,7 @@ def test_seeds_give_means_and_wins(tmp_path, capsys, monkeypatch):
     done = call_main(P.main, TINY + ["--seeds", "0-1", "--out", "s.json"], tmp_path, capsys, monkeypatch)
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "s.json").read_text())
-    one = P.run(P.PixelConfig(n_seq=2, t_frames=5, size=32, sim_steps=2, seed=1), log=lambda *_: None)
+    one = P.run(P.PixelConfig(n_eval=2, t_frames=5, size=32, sim_steps=2, seed=1), log=lambda *_: None)
     for name in P.DYNAMICS:
         ari = result[name]["ari_from_prediction"]
         assert ari["per_seed"][1] == one[name]["ari_from_prediction"]                   # seed 1 of the sweep = the single run
@@ -216,8 +216,8 @@ def test_seeds_give_means_and_wins(tmp_path, capsys, monkeypatch):
 def test_figures_and_gif_of_a_pixel_result(tmp_path, capsys, monkeypatch):
     import make_relational_nem_bouncing_balls_gif as G
     import visualize_relational_nem_bouncing_balls as V
-    args = ["--n-seq", "3", "--t-frames", "8", "--size", "32", "--sim-steps", "2", "--dynamics", "simulator.relational"]
-    done = call_main(P.main, args + ["--curtain", "0.3", "--k-balls", "3", "--out", "c.json"], tmp_path, capsys,
+    args = ["--n-eval", "3", "--t-frames", "8", "--size", "32", "--sim-steps", "2", "--dynamics", "simulator.relational"]
+    done = call_main(P.main, args + ["--curtain", "0.3", "--n-balls", "3", "--out", "c.json"], tmp_path, capsys,
                      monkeypatch)
     assert done.returncode == 0, done.stderr
     done = call_main(V.main, ["--pixels", "c.json", "--out", "viz"], tmp_path, capsys, monkeypatch)

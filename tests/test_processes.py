@@ -225,13 +225,13 @@ def test_gif_out_must_be_a_gif(tmp_path, capsys, monkeypatch):
 
 def test_pixels_refuse_fewer_components_than_balls(tmp_path, capsys, monkeypatch):
     import relational_nem_pixels as P
-    done = call_main(P.main, ["--k-balls", "9", "--out", "p.json"], tmp_path, capsys, monkeypatch)
-    assert_one_line_error(done, "--components must be at least the number of balls, 9 (--k-balls 9)")
-    done = call_main(P.main, ["--k-balls", "6-8", "--components", "7", "--out", "p.json"], tmp_path, capsys, monkeypatch)
+    done = call_main(P.main, ["--n-balls", "9", "--out", "p.json"], tmp_path, capsys, monkeypatch)
+    assert_one_line_error(done, "--components must be at least the number of balls, 9 (--n-balls 9)")
+    done = call_main(P.main, ["--n-balls", "6-8", "--components", "7", "--out", "p.json"], tmp_path, capsys, monkeypatch)
     assert_one_line_error(done, "--components must be at least the number of balls, 8")
-    done = call_main(P.main, ["--renderer", "learned", "--components", "3", "--k-balls", "3", "--out", "p.json"],
+    done = call_main(P.main, ["--renderer", "learned", "--components", "3", "--n-balls", "3", "--out", "p.json"],
                      tmp_path, capsys, monkeypatch)
-    assert_one_line_error(done, "--train-k-balls must be at most --components (3)")
+    assert_one_line_error(done, "--train-n-balls must be at most --components (3)")
     assert os.listdir(tmp_path) == []
 
 
