@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from rnem import environment, simulator, state_config, state_evaluation, state_models, state_training, sweeps, tracker
-from rnem.cli import stored_config
+from rnem.cli import current_names, stored_config
 from conftest import ROOT
 
 RTOL = 1e-8
@@ -403,11 +403,11 @@ def test_network_results_were_selected_by_the_rule_they_record():
     import relational_nem_network as N
     for name in NETWORK_RESULTS:
         result = load(name)
-        cfg, history = result["config"], result["history"]
+        cfg, history = current_names(result["config"]), result["history"]
         picked, stopped_at = N.selection(history["iteration"], history["val_loss"], cfg.get("select_from", 0),
                                          cfg.get("patience", 0))
-        assert (picked, stopped_at or cfg["iterations"]) == (result["selected"]["iteration"],
-                                                             result.get("trained_steps", cfg["iterations"])), name
+        assert (picked, stopped_at or cfg["steps"]) == (result["selected"]["iteration"],
+                                                        result.get("trained_steps", cfg["steps"])), name
 
 
 @pytest.mark.parametrize("name", sorted(NETWORK_SUMMARIES))
