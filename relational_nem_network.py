@@ -685,7 +685,11 @@ ORDERINGS = (("balls/bce_real", ("r_nem", "rnn_em", "rnn")), ("balls/bce_max", (
              ("more_balls/ari_last", ("r_nem", "r_nem_sum")),
              ("more_balls/ari_last", ("r_nem", "rnn_em")), ("more_balls/bce_max", ("r_nem", "rnn_em")),
              ("more_balls/bce_real", ("r_nem", "rnn_em")), ("more_balls_noisy/ari_last", ("r_nem", "rnn_em")),
-             ("balls/ari_last", ("r_nem_k8", "r_nem")))
+             ("balls/ari_last", ("r_nem_k8", "r_nem")),
+             # the relational core against the plain one, each dynamics measure on its own
+             *((f"balls/simulation/{p}/bce_real", ("r_nem", "rnn_em")) for p in SIM_PROTOCOLS),
+             *((f"balls/simulation/{p}/position_error_px_at_step", ("r_nem", "rnn_em")) for p in SIM_PROTOCOLS),
+             ("balls/motion/slope", ("r_nem", "rnn_em")))
 HIGHER_IS_BETTER = ("ari_last", "ari_all", "slope")
 BASELINES = ("hold", "grey")     # a simulation beats both when its bce_real is below each, seed by seed
 
