@@ -351,12 +351,11 @@ def network_verdict() -> str:
     seeds = seeds_so_far(long)
     return f"""- **The paper's network, learned end to end** (`relational_nem_network.py`): R-NEM groups the
   balls (ARI {mean(first, 'r_nem', 'balls/ari_last'):.2f}, five seeds) and predicts the next frame better than RNN-EM and an RNN (K = 1)
-  in {held(first, 'balls/bce_max: r_nem < rnn_em < rnn')} seeds, the paper's ordering. **Not reproduced**: it learns
-  {mean(long, 'r_nem', 'balls/motion/slope'):.2f} of the balls' motion (the goal: 0.8; RNN-EM {mean(long, 'rnn_em', 'balls/motion/slope'):.2f}), and simulating 10 frames
-  without seeing them it does better than both holding the last frame and a uniform grey in
-  {sum(below['holds_per_seed'])} of {len(below['seeds'])} seeds (the RNN's blur scores best). The model selection confounds the comparisons
-  with RNN-EM: selected among checkpoints trained on its own predictions, RNN-EM (one seed)
-  simulates better than R-NEM and groups 6-8 balls as well (docs/network.md). Seeds so far: {seeds}.
+  in {held(first, 'balls/bce_max: r_nem < rnn_em < rnn')} seeds, the paper's ordering; trained longer, it learns more of the motion than RNN-EM
+  ({mean(long, 'r_nem', 'balls/motion/slope'):.2f} against {mean(long, 'rnn_em', 'balls/motion/slope'):.2f}, {held(long, 'balls/motion/slope: r_nem > rnn_em')} seeds) and simulates positions better ({mean(long, 'r_nem', f'{sim}/position_error_px_at_step'):.1f} px against {mean(long, 'rnn_em', f'{sim}/position_error_px_at_step'):.1f} after 5
+  steps, {held(long, f'{sim}/position_error_px_at_step: r_nem < rnn_em')}). **Not reproduced**: 0.8 of the motion, the simulated BCE ordering R-NEM < RNN-EM < RNN
+  ({held(long, f'{sim}/bce_real: r_nem < rnn_em < rnn')} seeds; blur scores best under the paper's BCE), beating both holding the last frame and a
+  uniform grey ({sum(below['holds_per_seed'])} of {len(below['seeds'])}), R-NEM above RNN-EM on 6-8 balls in every seed (ARI: {held(long, 'more_balls/ari_last: r_nem > rnn_em')}). Seeds so far: {seeds}.
 """
 
 
