@@ -327,7 +327,8 @@ def network_figures(path: str, out: str) -> list:
     else:
         cfg = current_names(run.get("config", {}))
         stem = os.path.splitext(os.path.basename(path))[0]
-        title = (f"{NETWORK_NAMES.get(cfg.get('kind'), cfg.get('kind'))}, K = {cfg.get('components')}, "
+        kind = "rnn" if cfg.get("kind") == "rnn_em" and cfg.get("components") == 1 else cfg.get("kind")  # the paper's RNN
+        title = (f"{NETWORK_NAMES.get(kind, kind)}, K = {cfg.get('components')}, "
                  f"{cfg.get('n_balls')} balls" + (", two ball types" if cfg.get("masses") else "")
                  + (f", curtain {cfg.get('curtain')}" if cfg.get("curtain") else "") + f", seed {cfg.get('seed')}")
         figures = {f"{stem}_frames.png": lambda: network_frames_figure(ns, plt, title),
