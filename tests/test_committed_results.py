@@ -180,7 +180,7 @@ def test_every_pixel_result_is_regenerated_by_the_script():
 
 # Made before models/simulator_seed0.npz was retrained (commit cb3f421, 2026-11-27) and not yet
 # regenerated (about 80 min of one core: bash regenerate.sh pixels_learned): known stale.
-STALE_PIXEL_RESULTS = {"results/pixels_learned_seeds.json", "results/pixels_learned_k6-8_seeds.json"}
+STALE_PIXEL_RESULTS = {"results/pixels_learned_k6-8_seeds.json"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="known stale"))
