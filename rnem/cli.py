@@ -92,6 +92,11 @@ def parse_int_list(text: str, option: str) -> tuple:
 
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit code 2, no usage dump
+        if message.startswith("unrecognized arguments:"):       # an old flag: say its name now (RENAMED)
+            flags = {"--" + old.replace("_", "-"): "--" + new.replace("_", "-") for old, new in RENAMED.items()}
+            renamed = [f"{word} is now {flags[word]}" for word in message.split()[2:] if word in flags
+                       and flags[word] in self._option_string_actions]
+            message += f" ({'; '.join(renamed)})" if renamed else ""
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 

@@ -29,6 +29,7 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--train-balls", "0,4"], "--train-balls must be a list of numbers of balls in 1..22"), (["--select-from", "7", "--steps", "6"],
                                                                 "--select-from must be in 0..6"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
+    (["--iterations", "5"], "unrecognized arguments: --iterations 5 (--iterations is now --steps)"),    # an old name
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
     done = call_main(N.main, args, tmp_path, capsys, monkeypatch)
