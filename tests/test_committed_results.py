@@ -178,13 +178,7 @@ def test_every_pixel_result_is_regenerated_by_the_script():
     assert P.PixelConfig.out.startswith("runs/")              # a user's run never writes into results/
 
 
-# Made before models/simulator_seed0.npz was retrained (commit cb3f421, 2026-11-27) and not yet
-# regenerated (about 80 min of one core: bash regenerate.sh pixels_learned): known stale.
-STALE_PIXEL_RESULTS = {"results/pixels_learned_k6-8_seeds.json"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="known stale"))
-                                  if n in STALE_PIXEL_RESULTS else n for n in PIXEL_RESULTS])
+@pytest.mark.parametrize("name", PIXEL_RESULTS)
 def test_a_pixel_result_was_made_with_the_committed_models(name):
     result = load(name)
     if result.get("models") is None:                          # constant velocity only: no model read
