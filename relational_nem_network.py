@@ -529,7 +529,6 @@ def batch_gradient(net, cfg: NetworkConfig, train_frames, rng, own: bool = False
 OWN_FROM_FIRST = 5        # --own-input: the first step that may run on the network's own prediction (as Figure 4)
 
 
-@with_one_blas_thread
 def selection(iterations: list, val_losses: list, select_from: int, patience: int):
     """The model selection rule, replayed on the checks so far: the check with the lowest validation
     loss among those from step select_from on (the first one on ties), and the step of the check at
@@ -545,6 +544,7 @@ def selection(iterations: list, val_losses: list, select_from: int, patience: in
     return (None if best is None else iterations[best]), None
 
 
+@with_one_blas_thread
 def train(cfg: NetworkConfig, log=print) -> dict:
     """Trains one network and selects, among the checks every eval_every steps, the one with the
     lowest validation loss (the paper's loss: no labels); measures it on the test sequences.
