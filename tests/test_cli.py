@@ -1,12 +1,11 @@
-"""The command lines: a --quick run with both companion scripts, determinism, bad input, provenance."""
+"""The command lines: determinism, bad input, provenance (a --quick run with both companion scripts is the
+quick start's test, tests/test_quick_start.py)."""
 import dataclasses
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import relational_nem_bouncing_balls as R
@@ -15,47 +14,6 @@ from conftest import call_main, GIF, MAIN, ROOT, VIZ, assert_one_line_error, run
 
 TINY = ["--epochs", "2", "--n-train", "16", "--n-val", "4", "--n-eval", "4", "--t-eval", "8",
         "--eval-k", "4,3", "--n-samples", "2"]
-
-
-def test_quick_run_then_figures_and_gif(tmp_path):
-    done = run_script(MAIN, "--seed", "0", "--quick", "--out", "quick.json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    run = json.loads((tmp_path / "quick.json").read_text())
-    assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "one_step", "long_horizon",
-                        "samples"}
-    assert run["params"] == {"non_relational": 4740, "relational": 6348}
-    assert run["config"]["quick"] and run["config"]["epochs"] == state_config.QUICK["epochs"]
-    assert list(run["rollout"]) == ["4", "3", "5", "6"]
-    for key, entry in run["rollout"].items():
-        assert entry["K"] == int(key) and entry["T"] == run["config"]["t_eval"]
-        for model in state_config.MODEL_KINDS:
-            for metric in ("pos_err", "vel_err", "pos_mse", "vel_mse"):
-                assert len(entry[model][metric]) == entry["T"]
-                assert entry[model][f"mean_{metric}"] == pytest.approx(np.mean(entry[model][metric]))
-    for model in state_config.MODEL_KINDS:
-        assert run["history"][model]["epoch"] == list(range(1, state_config.QUICK["epochs"] + 1))
-        assert run["timing"]["steps_per_sec"][model] > 0
-    truth = np.asarray(run["samples"]["truth"])
-    assert truth.shape == (run["config"]["t_eval"], 3, 4, 4)
-    assert run["env"]["source_sha256"] == hashlib.sha256(open(MAIN, "rb").read()).hexdigest()
-
-    viz = run_script(VIZ, "--run", "quick.json", "--out", "figs", cwd=tmp_path)
-    assert viz.returncode == 0, viz.stderr
-    assert sorted(os.listdir(tmp_path / "figs")) == sorted(
-        ["training_curves.png", "rollout_errors.png", "extrapolation_summary.png",
-         "sample_trajectories.png", "rendered_frames.png", "collision_metrics.png", "long_horizon.png",
-         "energy_overlap.png"])
-    gif = run_script(GIF, "--run", "quick.json", "--out", "roll.gif", "--sample", "2", "--frame-size", "64",
-                     cwd=tmp_path)
-    assert gif.returncode == 0, gif.stderr
-    import imageio.v2 as imageio
-    decoded = imageio.mimread(tmp_path / "roll.gif")
-    assert len(decoded) == run["config"]["t_eval"]
-    # the palette-indexed frames decode to exactly the intended colours
-    import make_relational_nem_bouncing_balls_gif as G
-    frames, palette = G.build_frames(run["samples"], 2, 64)
-    for t in (0, len(frames) // 2, len(frames) - 1):
-        np.testing.assert_array_equal(np.asarray(decoded[t])[..., :3], palette[frames[t]])
 
 
 def test_same_seed_same_numbers_serial_or_parallel():

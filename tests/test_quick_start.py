@@ -1,13 +1,19 @@
-"""A new user's first contact: the README's quick start, run in a copy of the repository, leaves
-every tracked file as it was (its outputs go to runs/, which git ignores), and the README stays
-short and self-contained."""
+"""A new user's first contact: the README's quick start, run in a copy of the repository, writes the
+run, its figures and its GIF as documented and leaves every tracked file as it was (its outputs go to
+runs/, which git ignores), and the README stays short and self-contained."""
+import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from conftest import ROOT
+from rnem import state_config
 
 README = os.path.join(ROOT, "README.md")
 
@@ -54,6 +60,41 @@ def test_the_quick_start_changes_no_tracked_file(tmp_path):
         assert done.returncode == 0, (command, done.stderr)
     assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
     assert sorted(os.listdir(clone / "runs")) == ["relational_nem_bouncing_balls.gif", "run.json", "run_quick.json", "viz"]
+    check_run_figures_and_gif(clone)
+
+
+def check_run_figures_and_gif(clone):
+    """What the quick start wrote is what the README says: a run with every section, its eight
+    figures, and a GIF whose palette-indexed frames decode to exactly the intended colours."""
+    run = json.loads((clone / "runs" / "run.json").read_text())
+    assert set(run) >= {"config", "env", "params", "timing", "history", "rollout", "one_step", "long_horizon",
+                        "samples"}
+    assert run["params"] == {"non_relational": 4740, "relational": 6348}
+    assert run["config"]["quick"] and run["config"]["epochs"] == state_config.QUICK["epochs"]
+    assert list(run["rollout"]) == ["4", "3", "5", "6"]
+    for key, entry in run["rollout"].items():
+        assert entry["K"] == int(key) and entry["T"] == run["config"]["t_eval"]
+        for model in state_config.MODEL_KINDS:
+            for metric in ("pos_err", "vel_err", "pos_mse", "vel_mse"):
+                assert len(entry[model][metric]) == entry["T"]
+                assert entry[model][f"mean_{metric}"] == pytest.approx(np.mean(entry[model][metric]))
+    for model in state_config.MODEL_KINDS:
+        assert run["history"][model]["epoch"] == list(range(1, state_config.QUICK["epochs"] + 1))
+        assert run["timing"]["steps_per_sec"][model] > 0
+    assert np.asarray(run["samples"]["truth"]).shape == (run["config"]["t_eval"], 3, 4, 4)
+    with open(clone / "relational_nem_bouncing_balls.py", "rb") as f:
+        assert run["env"]["source_sha256"] == hashlib.sha256(f.read()).hexdigest()
+
+    assert sorted(os.listdir(clone / "runs" / "viz")) == sorted(
+        ["training_curves.png", "rollout_errors.png", "extrapolation_summary.png", "sample_trajectories.png",
+         "rendered_frames.png", "collision_metrics.png", "long_horizon.png", "energy_overlap.png"])
+    import imageio.v2 as imageio
+    import make_relational_nem_bouncing_balls_gif as G
+    decoded = imageio.mimread(clone / "runs" / "relational_nem_bouncing_balls.gif")
+    assert len(decoded) == run["config"]["t_eval"]
+    frames, palette = G.build_frames(run["samples"], 0, 160)          # the GIF script's default sample and size
+    for t in (0, len(frames) // 2, len(frames) - 1):
+        np.testing.assert_array_equal(np.asarray(decoded[t])[..., :3], palette[frames[t]])
 
 
 def test_the_readme_is_short_and_points_nowhere_outside_the_repository():
