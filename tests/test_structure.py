@@ -73,3 +73,16 @@ def test_run_main_gives_one_line_and_the_documented_exit_code(capsys):
         out = capsys.readouterr()
         assert out.err == line + "\n" and out.out == "", (err, out)
     assert run_main(lambda: 0) == 0
+
+
+def test_a_new_dynamics_core_is_one_kind_and_one_display_name():
+    # docs/network.md, "Adding a dynamics core": a kind added to rnem.network.KINDS (with its branch of
+    # upsilon_forward/backward) and to rnem.names reaches the CLI, the gradient checks and the figures
+    # with no other file touched: every place that lists the kinds reads them from those two
+    import relational_nem_network as N
+    from rnem import names, network
+    assert set(network.KINDS) <= set(names.NETWORK_NAMES)
+    assert tuple(N.NetworkConfig.__dataclass_fields__["kind"].metadata["choices"]) == network.KINDS
+    with open(os.path.join(ROOT, "tests", "test_network.py")) as f:
+        checks = f.read()
+    assert checks.count('@pytest.mark.parametrize("kind", network.KINDS)') >= 2   # the step and the unrolled EM
