@@ -78,6 +78,20 @@ def test_every_committed_result_has_a_slice_test():
                                    | set(INTERACTIONS) | set(INTERACTIONS_SUMMARIES))
 
 
+def test_every_committed_result_records_the_same_provenance():
+    # the code that made it (the script's and the package's sha256) and the machine, under the same
+    # env fields in every file (a sweep of several variants: in each variant, each its own sweep)
+    fields = None
+    for name in COMMITTED_JSON:
+        payload = load(name)
+        envs = [payload["env"]] if "env" in payload else [v["env"] for v in payload.get("variants", {}).values()]
+        assert envs, f"{name} records no env"
+        for env in envs:
+            assert env.get("source_sha256") and env.get("package_sha256"), f"{name} lacks the sha256 of its code"
+            fields = fields or set(env)
+            assert set(env) == fields, f"{name}: env fields {sorted(set(env) ^ fields)} differ from the other results'"
+
+
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_seed0_models_give_the_committed_evaluation(name, slow_slices_result):
     run = load(name)
