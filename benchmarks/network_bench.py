@@ -90,7 +90,7 @@ def kernels(coretype: str = "Sandybridge") -> None:
                 out[name] = json.load(f)
     a, b = out["here"], out[coretype]
     report = {"args": KERNEL_ARGS, "kernels": [a["env"]["blas"]["kernel"], b["env"]["blas"]["kernel"]],
-              "history": {}, "test": {}}
+              "env": a["env"], "history": {}, "test": {}}              # the code and machine (kernel: "kernels")
     for key in ("first_losses", "train_loss", "val_loss", "val_ari_last"):
         report["history"][key] = [[x, y] for x, y in zip(a["history"][key], b["history"][key])]
     for part in ("balls", "more_balls"):

@@ -26,6 +26,7 @@ import relational_nem_network as N  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
 from rnem import tracker  # noqa: E402
 from rnem.cli import stored_config  # noqa: E402
+from rnem.environment import environment, source_sha256  # noqa: E402
 from rnem.files import write_json_atomic  # noqa: E402
 from rnem.measures import BCE_CLIP  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
@@ -69,7 +70,10 @@ def main() -> int:
         for key in ("ari_last", "bce_max"):
             summary[f"{who}/{key}"] = mean_interval([s[who][key] for s in per_seed.values()])
     summary["copy_best_flip"] = mean_interval([s["copy_best_flip"] for s in per_seed.values()])
-    write_json_atomic(OUT, {"per_seed": per_seed, "summary": summary, "measures": __doc__.split("\n\n")[2]})
+    env = {**environment("float32", __file__), "dtype": "float32 (the network), float64 (the pipeline)",
+           "network_source_sha256": source_sha256(N.__file__), "pixels_source_sha256": source_sha256(P.__file__)}
+    write_json_atomic(OUT, {"per_seed": per_seed, "summary": summary, "measures": __doc__.split("\n\n")[2],
+                            "env": env})
     for key, value in summary.items():
         print(f"{key:32s} {value['mean']:.4f}  {value['ci95']}")
     return 0
