@@ -87,17 +87,27 @@ def _stop_resource_tracker() -> None:
 
 @contextlib.contextmanager
 def signals_held():
-    """SIGINT and SIGTERM held back (delivered on leaving) in the main thread: a worker interrupted
-    half-started (spawned, not yet registered) would be left waiting for its start-up data, holding
-    the resource tracker's pipe, and the clean-up's wait for the tracker would never end."""
+    """SIGINT and SIGTERM held back (delivered on leaving): a worker interrupted half-started
+    (spawned, not yet sent its start-up data) would wait for that data for ever, and the clean-up's
+    wait for it would never end. The mask holds them in the main thread (and in the worker, which
+    inherits it until _worker_main); a signal the kernel hands to another thread (one of BLAS's)
+    still runs its Python handler in the main thread, so the handlers only note it until the end."""
     holding = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+    held, handlers = [], {}
     if holding:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(signum) is not None:                 # (None: a handler not from Python, kept)
+                handlers[signum] = signal.signal(signum, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
         if holding:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+            for signum in dict.fromkeys(held):                       # each noted signal once, to its own handler
+                signal.raise_signal(signum)
 
 
 def run_workers(fn, jobs: list, workers: int, on_done=None) -> list:

@@ -73,6 +73,30 @@ def run_code(tmp_path, code, *args):
                           timeout=HANG, start_new_session=True)
 
 
+def test_a_signal_another_thread_receives_is_held_until_the_worker_has_started():
+    # SIGTERM to a process is handed by the kernel to any thread that does not block it (one of
+    # BLAS's): its Python handler runs in the main thread, which must not raise inside
+    # process.start() (a worker left without its start-up data waits for ever); it runs on leaving
+    import threading
+    from rnem.processes import signals_held
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with signals_held():
+            def blas_like_thread():                                 # started before the mask: not blocking
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+                signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+            other = threading.Thread(target=blas_like_thread)
+            other.start()
+            other.join()
+            for _ in range(1000):                                   # bytecodes at which a handler would run
+                pass
+            assert seen == []
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_script_without_a_main_guard_runs_here_instead_of_hanging(tmp_path):
     done = run_code(tmp_path, f"""
         import relational_nem_bouncing_balls as R
