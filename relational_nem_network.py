@@ -277,7 +277,8 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
     area = float(ball_disks(scenes, size, slice(0, 1))[0].sum(axis=-1).mean())          # pixels of one ball
     gamma0 = network.initial_gamma(rng_for(seed, f"{purpose}/gamma0"), n, components, D)
     visible = scenes["visible"].reshape(n, D)
-    out = {"ari": [], "real": [], "max": [], "loss": 0.0, "moved": [], "moves": [], "attention": [], "real_k": []}
+    out = {"ari": [], "real": [], "max": [], "loss": 0.0, "moved": [], "moves": [], "attention": [], "real_k": [],
+           "pairs": []}
     for lo in range(0, min(n, limit or n), EVAL_CHUNK):
         rows = slice(lo, min(n, lo + EVAL_CHUNK))
         x_in = frames[:, rows] if noisy is None else noisy[:, rows]
@@ -296,8 +297,13 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
             out["moved"].append(moved)
             out["moves"].append(moves)
         if net.kind == "r_nem":                                # a_ki at step t, from the components of gamma_t
-            out["attention"] += [net.attention(s[0]) for s in steps[1:]]
+            attention = [net.attention(s[0]) for s in steps[1:]]                             # T-2 of (chunk, K, K)
+            out["attention"] += attention
             out["real_k"] += [dyn.real_components(s[2], frames[t, rows], area) for t, s in enumerate(steps) if t]
+            out["pairs"].append((np.stack(attention),                                        # (T-2, chunk, K, K)
+                                 np.stack([dyn.owners(g, seen[t + 1]) for t, g in enumerate(gamma[:-1])]),
+                                 dyn.owned_balls(disks[1:-1], seen[1:-1]),                    # (T-2, chunk, B)
+                                 scenes["pair"][1:T - 1, rows]))                              # (T-2, chunk, B, B)
         if keep is not None and rows.start <= keep < rows.stop:
             i = keep - lo
             out["keep"] = {"psi": np.stack([p[i] for p in psi]), "gamma": np.stack([g[i] for g in gamma]),
@@ -309,6 +315,10 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
     attention, real_k = out.pop("attention"), out.pop("real_k")
     out["attention"] = (dyn.attention_on(np.concatenate(attention), np.concatenate(real_k))
                         if attention else None)
+    pairs = out.pop("pairs")
+    if pairs:                                                # along the sequences: (T-2, n, ...)
+        out["attention"]["collisions"] = dyn.attention_around_collisions(
+            *(np.concatenate(a, axis=1) for a in zip(*pairs)))
     return out
 
 
@@ -672,6 +682,9 @@ SUMMARY_MEASURES = (("balls/ari_last", "balls/ari_all", "balls/bce_real", "balls
                      "balls_noisy/bce_copy_best", "balls_noisy/motion/slope",
                      "balls_k8/ari_last", "balls_k8/bce_max", "balls_k8/attention/on_real",
                      "balls_k8/attention/on_empty", "balls_k8/attention/sum_over_others",
+                     *(f"{part}/attention/collisions/{key}" for part in ("balls", "balls_k8")
+                       for key in ("on_colliding", "on_apart")),
+                     *(f"balls/attention/collisions/by_lag/{lag}" for lag in dyn.COLLISION_LAGS),
                      "more_balls/ari_last", "more_balls/bce_real", "more_balls/bce_max", "more_balls/bce_copy_best",
                      "more_balls/relational_bce_real", "more_balls/relational_bce_max",
                      "more_balls_noisy/ari_last", "more_balls_noisy/bce_max", "more_balls_noisy/bce_copy_best")

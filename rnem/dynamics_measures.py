@@ -1,8 +1,8 @@
 """Does a network on frames know how the balls move? Measures of its predictions against the
 true balls: the motion fraction (how much of a ball's displacement the component that owns it
 predicts), the position of a component's prediction, its error in simulation beside holding the
-last frame, the Brier score of a predicted frame, and the attention on real against empty
-components. Every function is plain numpy on arrays; the network script calls them.
+last frame, the Brier score of a predicted frame, the attention on real against empty
+components and on the components of two balls around their collision. Every function is plain numpy on arrays; the network script calls them.
 
 Pixels are flat: D = S * S in row-major order, row 0 the top of the box (rnem.frames)."""
 from __future__ import annotations
@@ -48,6 +48,13 @@ def motion_windows(disk_now, disk_next, wide_now, wide_next, visible):
     window &= ~others & visible[..., None, :]
     kept = lambda d: (d & window).sum(axis=-1) >= OWNED_FRACTION * np.maximum(d.sum(axis=-1), 1)  # noqa: E731
     return window, kept(disk_now) & kept(disk_next) & (disk_now.sum(-1) > 0)
+
+
+def owned_balls(disk, seen):
+    """(..., B) bool: the balls whose seen pixels (seen (..., B, D) bool) are at least OWNED_FRACTION
+    of their disk (disk (..., B, D) bool), those a component can be said to own."""
+    area = disk.sum(axis=-1)
+    return (area > 0) & (seen.sum(axis=-1) >= OWNED_FRACTION * area)
 
 
 def predicted_displacements(psi_next, owner, disk_now, disk_next, window, usable, size: int):
@@ -112,3 +119,37 @@ def attention_on(attention, real) -> dict:
     mean = lambda m: float(attention[m].mean()) if m.any() else None                           # noqa: E731
     return {"on_real": mean(to_real), "on_empty": mean(to_empty),
             "sum_over_others": float((attention * off).sum(axis=-1).mean())}
+
+
+COLLISION_LAGS = tuple(range(-3, 5))   # steps from a collision at which attention_around_collisions looks
+
+
+def attention_around_collisions(attention, owner, owned, pair, lags=COLLISION_LAGS) -> dict:
+    """Does component k attend to i when their balls collide (the paper's Figure 2)? attention
+    (T, N, K, K) a_ki at step t, owner (T, N, B) the component that owns each ball at step t, owned
+    (T, N, B) bool where that ball is seen well enough to be owned, pair (T, N, B, B) bool: balls b
+    and c collide between the frame step t sees and the one it predicts. A pair of balls counts at
+    step t if both are owned, by two different components; its weight is a[owner b, owner c].
+    Returns by_lag {L: the mean weight at step t + L over collisions at step t, both orders of each
+    pair}, on_colliding (L = 0), on_apart (the mean over pairs with no collision within
+    max |lags| steps either side) and the number of (step, pair) terms of each."""
+    T, N, B = owner.shape
+    n_idx = np.arange(N)[:, None, None]
+    weight = attention[np.arange(T)[:, None, None, None], n_idx[None], owner[:, :, :, None],
+                       owner[:, :, None, :]]                                                   # (T, N, B, B)
+    counts = (owned[..., :, None] & owned[..., None, :]
+              & (owner[..., :, None] != owner[..., None, :]))                                  # (T, N, B, B)
+    by_lag, n_lag = {}, {}
+    for L in lags:                                       # the collision at step t - L, the weight at t
+        lo, hi = max(0, L), min(T, T + L)
+        hit = pair[lo - L:hi - L] & counts[lo:hi]
+        n_lag[L] = int(hit.sum())
+        by_lag[L] = float(weight[lo:hi][hit].mean()) if hit.any() else None
+    reach = max(abs(L) for L in lags)
+    near = np.zeros_like(pair)
+    for d in range(-reach, reach + 1):                   # a collision within reach steps of t
+        near[max(0, d):T + min(0, d)] |= pair[max(0, -d):T - max(0, d)]
+    apart = counts & ~near
+    return {"by_lag": {str(L): v for L, v in by_lag.items()}, "on_colliding": by_lag.get(0),
+            "on_apart": float(weight[apart].mean()) if apart.any() else None,
+            "n_colliding": n_lag.get(0, 0), "n_apart": int(apart.sum())}

@@ -256,8 +256,10 @@ def network_summary_figures(summary: dict, plt) -> dict:
         return fig
     def dynamics():
         """Does the network know how the balls move: the headline simulation per step beside the two
-        baselines (BCE; position error), the motion fraction and the attention on real and empty components."""
-        fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+        baselines (BCE; position error), the motion fraction, the attention on real and empty
+        components, and the attention between two balls' components around their collision."""
+        fig, grid = plt.subplots(2, 3, figsize=(15, 8.4))
+        axes = grid.ravel()
         baselines = None
         for i, m in enumerate(models):
             per_step = (summary["models"][m].get("simulation_per_step") or {}).get(HEADLINE_PROTOCOL)
@@ -301,6 +303,32 @@ def network_summary_figures(summary: dict, plt) -> dict:
             ax.set_xticklabels([textwrap.fill(NETWORK_MODELS[m], 12) for m in models], fontsize=7)
             ax.set_title(title + f"\n(dark: {keys[0][1]}; light: {keys[1][1]})", fontsize=9)
         axes[2].axhline(1.0, color="0.5", lw=0.8)
+        lags, drawn = None, False
+        for i, m in enumerate(models):
+            measures = summary["models"][m]["measures"]
+            lags = lags or sorted((int(key.rsplit("/", 1)[1]) for key in measures
+                                   if key.startswith("balls/attention/collisions/by_lag/")))
+            entries = [measures.get(f"balls/attention/collisions/by_lag/{lag}") or {} for lag in lags]
+            apart = measures.get("balls/attention/collisions/on_apart") or {}
+            if not lags or any(e.get("mean") is None for e in entries) or apart.get("mean") is None:
+                continue
+            lo, hi = zip(*[e.get("ci95") or [e["mean"]] * 2 for e in entries])
+            axes[4].plot(lags, [e["mean"] for e in entries], "o-", ms=3, color=colours(i), label=NETWORK_MODELS[m])
+            axes[4].fill_between(lags, lo, hi, color=colours(i), alpha=0.2)
+            drawn = True
+            axes[4].axhline(apart["mean"], ls="--", color=colours(i), lw=0.9,
+                            label=f"{NETWORK_MODELS[m]}: balls apart (no collision within "
+                            f"{max(abs(lag) for lag in lags)} steps)")
+        axes[4].axvline(0, color="0.6", lw=0.8)
+        axes[4].set(xlabel="steps after the collision (0: the step that predicts the first frame after it)",
+                    ylabel="mean a_ki between the two balls' components")
+        axes[4].set_title("attention around a collision of two balls, 4 balls\n(mean over seeds, 95 % interval)",
+                          fontsize=9)
+        if drawn:
+            axes[4].legend(fontsize=7)
+        else:                                          # no model with attention, or no collision in a step measured
+            axes[4].text(0.5, 0.5, "not measured", ha="center", va="center", transform=axes[4].transAxes)
+        axes[5].axis("off")
         fig.suptitle("does the network know how the balls move? (mean over seeds, 95 % interval, dots: seeds)",
                      fontsize=10)
         fig.tight_layout()

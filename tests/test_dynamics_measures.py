@@ -99,3 +99,42 @@ def test_attention_on_real_and_empty_components():
     frame = np.zeros((1, 10), bool)
     frame[0, :6] = True
     assert dyn.real_components(gamma, frame, area=4.0).tolist() == [[True, True, False]]
+
+
+def test_attention_around_collisions_a_network_that_attends_only_to_a_collision():
+    # 3 balls owned by components 2, 0, 1 of K = 4 (component 3 empty); balls 0 and 1 collide at step 3
+    T, K = 8, 4
+    owner = np.tile(np.array([2, 0, 1]), (T, 1, 1))                                  # (T, N=1, B=3)
+    owned = np.ones((T, 1, 3), bool)
+    pair = np.zeros((T, 1, 3, 3), bool)
+    pair[3, 0, 0, 1] = pair[3, 0, 1, 0] = True
+    attention = np.full((T, 1, K, K), 0.1)
+    attention[4, 0, 2, 0] = attention[4, 0, 0, 2] = 0.9                             # components of balls 0, 1, one step after
+    out = dyn.attention_around_collisions(attention, owner, owned, pair, lags=(-1, 0, 1, 2))
+    assert out["by_lag"] == {"-1": pytest.approx(0.1), "0": pytest.approx(0.1), "1": pytest.approx(0.9),
+                             "2": pytest.approx(0.1)}
+    assert out["on_colliding"] == pytest.approx(0.1) and out["n_colliding"] == 2       # both orders of the pair
+    # apart: every other (step, ordered pair) of distinct owners, outside steps 1..5 for balls 0 and 1
+    assert out["on_apart"] == pytest.approx(0.1) and out["n_apart"] == T * 6 - 5 * 2
+    owner[4, 0, 1] = 2                                                                 # one component owns both balls
+    assert dyn.attention_around_collisions(attention, owner, owned, pair, lags=(1,))["by_lag"]["1"] is None
+    owned[:] = False
+    assert dyn.attention_around_collisions(attention, owner, owned, pair)["on_apart"] is None
+
+
+def test_attention_around_collisions_equals_a_loop_over_steps_and_pairs():
+    rng = np.random.default_rng(0)
+    T, N, B, K, lags = 9, 5, 4, 6, (-2, 0, 3)
+    attention = rng.random((T, N, K, K))
+    owner = rng.integers(0, K, (T, N, B))
+    owned = rng.random((T, N, B)) < 0.8
+    pair = rng.random((T, N, B, B)) < 0.05
+    out = dyn.attention_around_collisions(attention, owner, owned, pair, lags)
+    ok = lambda t, n, b, c: owned[t, n, b] and owned[t, n, c] and owner[t, n, b] != owner[t, n, c]  # noqa: E731
+    a = lambda t, n, b, c: attention[t, n, owner[t, n, b], owner[t, n, c]]                        # noqa: E731
+    cells = [(t, n, b, c) for t in range(T) for n in range(N) for b in range(B) for c in range(B)]
+    for L in lags:
+        w = [a(*x) for x in cells if ok(*x) and 0 <= x[0] - L < T and pair[x[0] - L, x[1], x[2], x[3]]]
+        assert out["by_lag"][str(L)] == pytest.approx(np.mean(w))
+    far = [a(*x) for x in cells if ok(*x) and not any(pair[s, x[1], x[2], x[3]] for s in range(T) if abs(s - x[0]) <= 3)]
+    assert out["on_apart"] == pytest.approx(np.mean(far)) and out["n_apart"] == len(far)
