@@ -38,7 +38,7 @@ from rnem import tracker, tracks  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_int_list, parse_seeds, parser_from_config  # noqa: E402
-from rnem.environment import environment, source_sha256  # noqa: E402
+from rnem.environment import code_sha256, environment  # noqa: E402
 from rnem.files import RUNS_DIR, check_folder_writable, check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import render_binary  # noqa: E402
 from rnem.processes import exit_if_worker_startup, run_workers  # noqa: E402
@@ -219,7 +219,7 @@ def chain(cfg: InteractionsConfig, log=print) -> tuple:
                        "seconds": {"tracking": t_track, "training": t_train,
                                    "total": time.perf_counter() - t_round},
                        "rollout": rollouts, "one_step": one_step, "long_horizon": long_horizon})
-    payload = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
+    payload = {"config": dataclasses.asdict(cfg), "source_sha256": code_sha256(__file__)[0],
                "env": environment("float64", __file__), "simulator_config": state_config.payload_config(eval_cfg),
                "numbers_depend_on": "seed and config (float64); the closed-loop measures move with the BLAS kernel "
                                     "as the oracle-trained ones do (rnem.sweeps.CHAOTIC_METRICS)",

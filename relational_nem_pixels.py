@@ -40,7 +40,7 @@ from rnem import simulator, state_models  # noqa: E402
 from rnem.blas import with_one_blas_thread  # noqa: E402
 from rnem.entry import run_main  # noqa: E402
 from rnem.cli import ConfigError, config_field, parse_seeds, parser_from_config  # noqa: E402
-from rnem.environment import environment, repository_path, source_sha256  # noqa: E402
+from rnem.environment import code_sha256, environment, repository_path, source_sha256  # noqa: E402
 from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import squared_distances  # noqa: E402
 from rnem.layers import ParamBuffer, sigmoid  # noqa: E402
@@ -402,7 +402,7 @@ def run(cfg: PixelConfig, log=print, with_sample: bool = True) -> dict:
     models = load_dynamics(cfg, names)
     groups = [(k, n, make_frames(cfg, k, n, "pixels/data")) for k, n in group_sizes(cfg, cfg.n_eval)]
     models_path = default_models(cfg)
-    result = {"config": dataclasses.asdict(cfg), "source_sha256": source_sha256(__file__),
+    result = {"config": dataclasses.asdict(cfg), "source_sha256": code_sha256(__file__)[0],
               "models": repository_path(models_path) if models else None,
               "models_sha256": source_sha256(models_path) if models else None,
               "numbers_depend_on": "seed and config; float64 numpy; the learned renderer's matrix products (BLAS)",

@@ -179,8 +179,7 @@ def main(argv=None) -> int:
                   f"{flag}")
             if flag:
                 failed.append(f"{title}: {family}")
-    result["code_sha256"] = environment.source_sha256(R.__file__)
-    result["package_sha256"] = environment.package_sha256()
+    result["code_sha256"], result["package_sha256"] = environment.code_sha256(R.__file__)
     files.write_json_atomic(args.out, result)
     print(f"wrote {args.out}")
     if failed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 
 import numpy as np
 
@@ -33,18 +34,37 @@ def cpu_model() -> str:
 
 
 def source_sha256(path: str) -> str:
-    """sha256 of the file at path (hex)."""
+    """sha256 of the file at path (hex), as it is now."""
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
 def package_sha256() -> str:
-    """sha256 over every module of this package (rnem/*.py, by name, each name then its sha256):
-    with a script's own sha256, the code that made a result."""
+    """sha256 over every module of this package (rnem/*.py, by name, each name then its sha256),
+    as they are now."""
     digest = hashlib.sha256()
     for name in sorted(n for n in os.listdir(PACKAGE) if n.endswith(".py")):
         digest.update(f"{name} {source_sha256(os.path.join(PACKAGE, name))}\n".encode())
     return digest.hexdigest()
+
+
+_LOADED = {}     # what code_sha256 hashed first in this process: {path: sha256, PACKAGE: package_sha256}
+
+
+def code_sha256(script: str) -> tuple[str, str]:
+    """(the script's sha256, package_sha256) as this process first saw them: both are taken when
+    this module is imported, at the start of every script, before any work, so that a result
+    records the code that ran even when the files are edited during a long run."""
+    if PACKAGE not in _LOADED:
+        _LOADED[PACKAGE] = package_sha256()
+    key = os.path.realpath(script)
+    if key not in _LOADED:
+        _LOADED[key] = source_sha256(script)
+    return _LOADED[key], _LOADED[PACKAGE]
+
+
+_main = getattr(sys.modules.get("__main__"), "__file__", None)     # the script that runs, if any
+code_sha256(_main if _main and os.path.isfile(_main) else __file__)  # at import: before any work
 
 
 def environment(dtype: str, script: str) -> dict:
@@ -58,4 +78,4 @@ def environment(dtype: str, script: str) -> dict:
             "cpu": cpu_model(), "blas": blas, "dtype": dtype,
             "numbers_depend_on": ("source_sha256, package_sha256, config" if dtype == "float64" else
                                   f"source_sha256, package_sha256, config and the BLAS kernel ({blas['kernel']})"),
-            "source_sha256": source_sha256(script), "package_sha256": package_sha256()}
+            **dict(zip(("source_sha256", "package_sha256"), code_sha256(script)))}

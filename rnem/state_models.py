@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnem.cli import ConfigError, stored_config
-from rnem.environment import package_sha256, source_sha256
+from rnem.environment import code_sha256
 from rnem.model_files import read_model_file, write_model_file
 from rnem.layers import MLP, PairLayer, ParamBuffer, Workspace, affine_shapes, context_index, init_affine, relu_
 from rnem.simulator_model import SimulatorModel
@@ -401,7 +401,7 @@ def save_models(path: str, models: dict, cfg: Config, histories: dict, timings: 
     """Writes every model's parameter vector with the config, history and source sha256 (and
     `extra`, more metadata) to an .npz (numpy arrays only: the metadata is one JSON string,
     loadable without pickle); written to a temporary file and renamed into place."""
-    meta = {"format": MODEL_FILE_FORMAT, "source_sha256": source_sha256(script), "package_sha256": package_sha256(),
+    meta = {"format": MODEL_FILE_FORMAT, **dict(zip(("source_sha256", "package_sha256"), code_sha256(script))),
             "config": payload_config(cfg),
             "models": {model_name(kind, cfg.recipe): {"kind": kind, "n_params": model.n_params,
                                                       "dtype": model.dtype.name}

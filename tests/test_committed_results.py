@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import subprocess
+import sys
 import traceback
 
 import numpy as np
@@ -97,6 +98,22 @@ def test_seed0_models_give_the_committed_evaluation(name, slow_slices_result):
     run = load(name)
     assert run["env"]["dtype"] == "float64" and run["config"]["seed"] == 0 and not run["config"]["quick"]
     same_evaluation(run, slow_slices_result[name]["evaluation"], name)
+
+def test_a_result_records_its_script_as_it_was_when_the_run_started(tmp_path):
+    # a script that edits itself mid-run (as a developer may during a long training) still records
+    # the sha256 of the code that ran; source_sha256 reads the file as it is now
+    script = tmp_path / "edits_itself.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {ROOT!r})\n"
+                      "from rnem import environment\n"
+                      "open(__file__, 'a').write('# edited\\n')\n"
+                      "print(environment.environment('float64', __file__)['source_sha256'], "
+                      "environment.source_sha256(__file__))\n")
+    before = environment.source_sha256(str(script))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    recorded, now = done.stdout.split()
+    assert recorded == before != now == environment.source_sha256(str(script))
+
 
 
 def evaluation_again(model_file: str, cfg: state_config.Config) -> dict:
