@@ -365,11 +365,17 @@ def network_verdict() -> str:
     holds = curtain_holds_per_seed(long)
     curtain = (f"; behind the paper's curtain it predicts a ball coming out better than copying the frame and than "
                f"RNN-EM ({sum(holds)} of {len(holds)} seeds)") if holds else ""
+    hit, apart = (long["models"]["r_nem"]["measures"][f"balls/attention/collisions/{key}"]
+                  for key in ("on_colliding", "on_apart"))
+    lights = "" if hit.get("mean") is None else (
+        f"; its attention lights up when two balls collide, as in the paper's Figure 2 (a_ki {hit['mean']:.2f} "
+        f"between their components against {apart['mean']:.2f} between balls apart, higher in "
+        f"{sum(a > b for a, b in zip(hit['per_seed'], apart['per_seed']))} of {len(hit['per_seed'])} seeds)")
     return f"""- **The paper's network, learned end to end** (`relational_nem_network.py`): R-NEM groups the
   balls (ARI {mean(first, 'r_nem', 'balls/ari_last'):.2f}, five seeds) and predicts the next frame better than RNN-EM and an RNN (K = 1)
   in {held(first, 'balls/bce_max: r_nem < rnn_em < rnn')} seeds, the paper's ordering; trained longer, it learns more of the motion than RNN-EM
   ({mean(long, 'r_nem', 'balls/motion/slope'):.2f} against {mean(long, 'rnn_em', 'balls/motion/slope'):.2f}, {held(long, 'balls/motion/slope: r_nem > rnn_em')} seeds) and simulates positions better ({mean(long, 'r_nem', f'{sim}/position_error_px_at_step'):.1f} px against {mean(long, 'rnn_em', f'{sim}/position_error_px_at_step'):.1f} after 5
-  steps, {held(long, f'{sim}/position_error_px_at_step: r_nem < rnn_em')}){curtain}. **Not reproduced**: 0.8 of the motion, the simulated BCE ordering R-NEM < RNN-EM < RNN
+  steps, {held(long, f'{sim}/position_error_px_at_step: r_nem < rnn_em')}){curtain}{lights}. **Not reproduced**: 0.8 of the motion, the simulated BCE ordering R-NEM < RNN-EM < RNN
   ({held(long, f'{sim}/bce_real: r_nem < rnn_em < rnn')} seeds; blur scores best under the paper's BCE), beating both holding the last frame and a
   uniform grey ({sum(below['holds_per_seed'])} of {len(below['seeds'])}), R-NEM above RNN-EM on 6-8 balls in every seed (ARI: {held(long, 'more_balls/ari_last: r_nem > rnn_em')}). Seeds so far: {seeds}.
 """

@@ -325,7 +325,7 @@ def network_summary_figures(summary: dict, plt) -> dict:
         axes[4].set_title("attention around a collision of two balls, 4 balls\n(mean over seeds, 95 % interval)",
                           fontsize=9)
         if drawn:
-            axes[4].legend(fontsize=7)
+            axes[4].legend(fontsize=7, loc="upper left")
         else:                                          # no model with attention, or no collision in a step measured
             axes[4].text(0.5, 0.5, "not measured", ha="center", va="center", transform=axes[4].transAxes)
         axes[5].axis("off")
