@@ -290,18 +290,18 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
         out["max"].append(np.stack([p.max(axis=1) for p in psi]))
         disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=MOTION_MARGIN_PX)  # (T, chunk, B, D)
         seen = disks & visible[rows, None, :]
+        owner = np.stack([dyn.owners(gamma[t - 1], seen[t]) for t in range(1, T - 1)])  # (T-2, chunk, B): at step t
         for t in range(1, T - 1):                              # psi_{t+1} of the component that owns the ball at t
             window, usable = dyn.motion_windows(disks[t], disks[t + 1], wide[t], wide[t + 1], visible[rows])
-            moved, moves = dyn.predicted_displacements(psi[t], dyn.owners(gamma[t - 1], seen[t]), disks[t],
-                                                       disks[t + 1], window, usable, size)
+            moved, moves = dyn.predicted_displacements(psi[t], owner[t - 1], disks[t], disks[t + 1], window, usable,
+                                                       size)
             out["moved"].append(moved)
             out["moves"].append(moves)
         if net.kind == "r_nem":                                # a_ki at step t, from the components of gamma_t
             attention = [net.attention(s[0]) for s in steps[1:]]                             # T-2 of (chunk, K, K)
             out["attention"] += attention
             out["real_k"] += [dyn.real_components(s[2], frames[t, rows], area) for t, s in enumerate(steps) if t]
-            out["pairs"].append((np.stack(attention),                                        # (T-2, chunk, K, K)
-                                 np.stack([dyn.owners(g, seen[t + 1]) for t, g in enumerate(gamma[:-1])]),
+            out["pairs"].append((np.stack(attention), owner,            # (T-2, chunk, K, K), (T-2, chunk, B)
                                  dyn.owned_balls(disks[1:-1], seen[1:-1]),                    # (T-2, chunk, B)
                                  scenes["pair"][1:T - 1, rows]))                              # (T-2, chunk, B, B)
         if keep is not None and rows.start <= keep < rows.stop:

@@ -2,7 +2,8 @@
 true balls: the motion fraction (how much of a ball's displacement the component that owns it
 predicts), the position of a component's prediction, its error in simulation beside holding the
 last frame, the Brier score of a predicted frame, the attention on real against empty
-components and on the components of two balls around their collision. Every function is plain numpy on arrays; the network script calls them.
+components and between the components of two balls around their collision. Every function is
+plain numpy on arrays; the network script calls them.
 
 Pixels are flat: D = S * S in row-major order, row 0 the top of the box (rnem.frames)."""
 from __future__ import annotations
