@@ -26,10 +26,13 @@ import relational_nem_network as N  # noqa: E402
 import relational_nem_pixels as P  # noqa: E402
 from rnem import tracker  # noqa: E402
 from rnem.cli import stored_config  # noqa: E402
-from rnem.environment import environment, source_sha256  # noqa: E402
+from rnem.environment import code_sha256, environment  # noqa: E402
 from rnem.files import write_json_atomic  # noqa: E402
 from rnem.measures import BCE_CLIP  # noqa: E402
 from rnem.sweeps import mean_interval  # noqa: E402
+
+for _script in (N.__file__, P.__file__):   # their sha256 as imported, before any work
+    code_sha256(_script)
 
 OUT = os.path.join(ROOT, "benchmarks", "network_vs_pixels.json")
 LAST = 10
@@ -71,7 +74,7 @@ def main() -> int:
             summary[f"{who}/{key}"] = mean_interval([s[who][key] for s in per_seed.values()])
     summary["copy_best_flip"] = mean_interval([s["copy_best_flip"] for s in per_seed.values()])
     env = {**environment("float32", __file__), "dtype": "float32 (the network), float64 (the pipeline)",
-           "network_source_sha256": source_sha256(N.__file__), "pixels_source_sha256": source_sha256(P.__file__)}
+           "network_source_sha256": code_sha256(N.__file__)[0], "pixels_source_sha256": code_sha256(P.__file__)[0]}
     write_json_atomic(OUT, {"per_seed": per_seed, "summary": summary, "measures": __doc__.split("\n\n")[2],
                             "env": env})
     for key, value in summary.items():
