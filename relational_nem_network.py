@@ -43,13 +43,13 @@ from rnem.files import check_output_path, write_json_atomic  # noqa: E402
 from rnem.frames import ball_pixels  # noqa: E402
 from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
+from rnem.motion_references import REFERENCES, reference_motion  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
-from rnem.scenes import RADIUS, ball_scenes, collision_region, hidden_balls  # noqa: E402
+from rnem.scenes import RADIUS, ball_disks, ball_scenes, collision_region, hidden_balls  # noqa: E402
 from rnem.simulator import max_balls, rng_for  # noqa: E402
 from rnem.sweeps import over_seeds  # noqa: E402
 
 LAST_STEPS = 10             # ARI "last": the mean over the last this many steps
-MOTION_MARGIN_PX = 1.0     # the motion fraction's window: a ball's disks at t and t + 1, this many pixels wider
 PAPER_CLIP = 1e-6           # the paper's clip of predicted probabilities in its BCE
 EVAL_CHUNK = 64             # sequences per forward pass when measuring (bounds the memory of the caches)
 EXTRAPOLATE_BALLS = (6, 7, 8)   # the paper's harder test: more balls than in training, the same weights
@@ -249,12 +249,6 @@ def best_flip_rate(frames) -> float:
     return float((frames[1:] != frames[:-1]).mean())
 
 
-def ball_disks(scenes: dict, size: int, rows=slice(None), wider: float = 0.0) -> np.ndarray:
-    """(T, n, B, D) bool: the pixels of each ball's disk (its radius plus `wider` pixels) in every frame."""
-    disks = ball_pixels(scenes["states"][:, rows, :, :2], scenes["radii"][rows] + wider / size, size)
-    return disks.reshape(disks.shape[:3] + (-1,))
-
-
 def input_noise(frames, cfg: NetworkConfig, purpose: str):
     """frames (T, n, D) with the training's bit-flip noise (cfg.bitflip) drawn by rng_for(seed, purpose)."""
     return network.bitflip(frames, rng_for(cfg.seed, f"{purpose}/noise"), cfg.bitflip)
@@ -288,7 +282,7 @@ def run_network(net, scenes: dict, components: int, seed: int, purpose: str, kee
         out["ari"].append(grouping_ari(gamma, scenes["labels"][1:, rows], scenes["visible"][rows], size))
         out["real"].append(np.stack([(s[2] * p).sum(axis=1) for s, p in zip(steps, psi)]))   # (T-1, chunk, D)
         out["max"].append(np.stack([p.max(axis=1) for p in psi]))
-        disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=MOTION_MARGIN_PX)  # (T, chunk, B, D)
+        disks, wide = ball_disks(scenes, size, rows), ball_disks(scenes, size, rows, wider=dyn.MOTION_MARGIN_PX)  # (T, chunk, B, D)
         seen = disks & visible[rows, None, :]
         owner = np.stack([dyn.owners(gamma[t - 1], seen[t]) for t in range(1, T - 1)])  # (T-2, chunk, B): at step t
         for t in range(1, T - 1):                              # psi_{t+1} of the component that owns the ball at t
@@ -484,7 +478,8 @@ def test(net, cfg: NetworkConfig) -> dict:
     sims = {name: simulate_measure(net, cfg, scenes, cfg.components, "network/test-sim", name,
                                    keep if name == "clean" else None) for name in SIM_PROTOCOLS}
     clean = sims["clean"]
-    out["balls"] |= {"simulation": sims, "sim_bce": clean["bce_real"], "sim_bce_per_step": clean["bce_real_per_step"]}
+    out["balls"] |= {"simulation": sims, "sim_bce": clean["bce_real"], "sim_bce_per_step": clean["bce_real_per_step"],
+                     "motion_references": reference_motion(scenes, cfg.frame_steps)}
     if keep is not None:
         out["balls"]["sim_sample"] = clean.pop("sample")
     more = [make_scenes(cfg, cfg.n_eval // len(EXTRAPOLATE_BALLS), "network/test-more", k) for k in EXTRAPOLATE_BALLS]
@@ -643,9 +638,19 @@ def trained_slice(net, cfg: NetworkConfig) -> dict:
     return {"test_ari_last": run["ari"][-LAST_STEPS:, first].mean(axis=0).tolist(), "test_bce_real": bce_real.tolist()}
 
 
+def references_slice(cfg: NetworkConfig) -> dict:
+    """The motion fraction of each physics reference (rnem.motion_references) on the first
+    SLICE_SEQUENCES test sequences: the test data's part of the slice, no network needed."""
+    scenes = make_scenes(cfg, cfg.n_eval, "network/test")
+    first = {key: value[:, :SLICE_SEQUENCES] if key in ("states", "pair", "frames", "labels") else value[:SLICE_SEQUENCES]
+             for key, value in scenes.items()}                  # (T, n, ...) and (n, ...) arrays: the first sequences
+    return {name: m["slope"] for name, m in reference_motion(first, cfg.frame_steps).items()}
+
+
 def result_slice(net, cfg: NetworkConfig) -> dict:
     """Numbers a fast test recomputes from the committed code (tests/test_committed_results.py)."""
-    return {"sequences": SLICE_SEQUENCES, "untrained_val_loss": untrained_slice(cfg), **trained_slice(net, cfg)}
+    return {"sequences": SLICE_SEQUENCES, "untrained_val_loss": untrained_slice(cfg), **trained_slice(net, cfg),
+            "motion_references_slope": references_slice(cfg)}
 
 
 @with_one_blas_thread
@@ -676,7 +681,9 @@ SUMMARY_MEASURES = (("balls/ari_last", "balls/ari_all", "balls/bce_real", "balls
                      "balls/bce_copy_clipped", "balls/relational_bce_real", "balls/relational_bce_max",
                      "balls/relational_bce_copy_best", "balls/sim_bce", "balls/reemerging_bce_real",
                      "balls/reemerging_bce_max", "balls/reemerging_bce_copy_best", "balls/motion/slope",
-                     "balls/motion/correlation", "balls/attention/on_real", "balls/attention/on_empty",
+                     "balls/motion/correlation", *(f"balls/motion_references/{name}/{key}" for name in REFERENCES
+                                                   for key in ("slope", "correlation")),
+                     "balls/attention/on_real", "balls/attention/on_empty",
                      "balls/attention/sum_over_others",
                      "balls_noisy/ari_last", "balls_noisy/ari_all", "balls_noisy/bce_real", "balls_noisy/bce_max",
                      "balls_noisy/bce_copy_best", "balls_noisy/motion/slope",

@@ -30,6 +30,7 @@
     rollout_measures errors, horizon, energy and distribution distances of a rollout
     scenes       frames of balls with everything true about them (states, collisions, labels, the curtain)
     dynamics_measures  whether a network learned the motion: motion fraction, positions, Brier, attention
+    motion_references  the motion fraction of physics that knows two frames' true centres (its references)
     network      the paper's network (RNN-EM, R-NEM): encoder, Upsilon, recurrence, decoder, unrolled EM
     tracks       tracks of the E-step tracker turned into training states: velocities, usable windows
 """

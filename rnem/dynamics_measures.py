@@ -13,6 +13,7 @@ import numpy as np
 OWNED_FRACTION = 0.5   # a ball is measured only where at least this part of its disk is in the window (not
 #                        hidden behind another ball or the curtain), and a component "owns" a ball's pixels by
 #                        the largest gamma mass on them
+MOTION_MARGIN_PX = 1.0  # the motion fraction's window: a ball's disks at t and t + 1, this many pixels wider
 MIN_MASS = 1.0         # a prediction with less than this much probability (in pixels) in the window has no centroid
 
 

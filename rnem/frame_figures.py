@@ -11,7 +11,7 @@ import numpy as np
 
 from rnem.cli import ConfigError, current_names
 from rnem import provenance
-from rnem.names import HEADLINE_PROTOCOL, MAIN_NETWORKS, NETWORK_NAMES
+from rnem.names import HEADLINE_PROTOCOL, MAIN_NETWORKS, MOTION_REFERENCE_NAMES, NETWORK_NAMES
 from rnem.pictures import component_rgb, gamma_rgb, truth_rgb
 from rnem.result_files import load_run, network_sample, pixel_sample, require_keys
 from rnem.scenes import hidden_balls
@@ -256,7 +256,8 @@ def network_summary_figures(summary: dict, plt) -> dict:
         return fig
     def dynamics():
         """Does the network know how the balls move: the headline simulation per step beside the two
-        baselines (BCE; position error), the motion fraction, the attention on real and empty
+        baselines (BCE; position error), the motion fraction beside what physics from two frames
+        predicts (where the summary has it), the attention on real and empty
         components, and the attention between two balls' components around their collision."""
         fig, grid = plt.subplots(2, 3, figsize=(15, 8.4))
         axes = grid.ravel()
@@ -303,6 +304,13 @@ def network_summary_figures(summary: dict, plt) -> dict:
             ax.set_xticklabels([textwrap.fill(NETWORK_MODELS[m], 12) for m in models], fontsize=7)
             ax.set_title(title + f"\n(dark: {keys[0][1]}; light: {keys[1][1]})", fontsize=9)
         axes[2].axhline(1.0, color="0.5", lw=0.8)
+        data = next((summary["models"][m]["measures"] for m in models if (summary["models"][m]["measures"].get(
+            "balls/motion_references/simulator/slope") or {}).get("mean") is not None), None)   # the test data's
+        if data:                                       # physics from the true centres (rnem.motion_references)
+            for (name, label), style in zip(MOTION_REFERENCE_NAMES.items(), (":", "-.", "--", (0, (1, 4)))):
+                axes[2].axhline(data[f"balls/motion_references/{name}/slope"]["mean"], ls=style, color="0.25",
+                                lw=0.9, label=label)
+            axes[2].legend(fontsize=6, loc="lower left", framealpha=0.9)
         lags, drawn = None, False
         for i, m in enumerate(models):
             measures = summary["models"][m]["measures"]

@@ -8,3 +8,7 @@ NETWORK_NAMES = {"rnn": "RNN (K = 1)", "rnn_em": "RNN-EM", "r_nem_sum": "R-NEM w
                  "rnn_em_masses": "RNN-EM, two ball types"}
 MAIN_NETWORKS = ("rnn", "rnn_em", "r_nem_sum", "r_nem", "r_nem_k8")      # trained on 4 balls, no curtain, equal masses
 HEADLINE_PROTOCOL = "original"   # the simulation protocol the figures and tables lead with (docs/network.md says why)
+MOTION_REFERENCE_NAMES = {"constant_velocity": "constant velocity from two frames",          # rnem.motion_references
+                          "walls": "free flight with the walls, from two frames",
+                          "simulator": "the simulator (walls and collisions), from two frames",
+                          "walls_true_velocity": "free flight with the walls, from the true velocity"}

@@ -47,6 +47,12 @@ def hidden_balls(scenes: dict, size: int):
     return behind, behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
 
 
+def ball_disks(scenes: dict, size: int, rows=slice(None), wider: float = 0.0) -> np.ndarray:
+    """(T, n, B, D) bool: the pixels of each ball's disk (its radius plus `wider` pixels) in every frame."""
+    disks = ball_pixels(scenes["states"][:, rows, :, :2], scenes["radii"][rows] + wider / size, size)
+    return disks.reshape(disks.shape[:3] + (-1,))
+
+
 def collision_region(scenes: dict, t: int, size: int):
     """The pixels where frame t (t >= 1) shows a collision: (region (n, S, S) bool: the disks,
     one pixel wider, at frames t - 1 and t of every ball that collided between them; rows (n,)

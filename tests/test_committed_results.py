@@ -342,7 +342,18 @@ def network_again(name) -> dict:
         out = {"untrained_val_loss": N.untrained_slice(cfg)}
         if model:                                             # the test sequences, where the model is committed
             out |= N.trained_slice(N.load_network(os.path.join(ROOT, model))[0], cfg)
+    if "motion_references_slope" in result["slice"]:          # the test data's part: once per data (seeds share it)
+        out["motion_references_slope"] = references_slice_of(**{key: getattr(cfg, key) for key in NETWORK_DATA})
     return out
+
+
+NETWORK_DATA = ("seed", "size", "n_balls", "t_frames", "frame_steps", "curtain", "masses", "n_eval")
+
+
+@functools.lru_cache(maxsize=None)
+def references_slice_of(**data) -> dict:
+    import relational_nem_network as N
+    return N.references_slice(N.NetworkConfig(**data))
 
 
 def slow_slice_jobs() -> dict:
@@ -407,6 +418,17 @@ def test_network_result_slices_are_recomputed(name, slow_slices_result):
     if network_model(name):
         assert again["test_bce_real"] == pytest.approx(committed["test_bce_real"], rel=NETWORK_RTOL), name
         assert again["test_ari_last"] == pytest.approx(committed["test_ari_last"], abs=NETWORK_ARI_ATOL), name
+    if "motion_references_slope" in committed:                # float64 physics and pixels: the same everywhere
+        assert again["motion_references_slope"] == pytest.approx(committed["motion_references_slope"], rel=1e-9), name
+
+
+def test_every_long_network_result_records_the_physics_references():
+    # the motion fraction's references (rnem.motion_references) are in every result of the long training,
+    # in full and in the slice the test above recomputes
+    for name in NETWORK_RESULTS:
+        if name.startswith("results/network_long/"):
+            result = load(name)
+            assert set(result["test"]["balls"]["motion_references"]) == set(result["slice"]["motion_references_slope"])
 
 
 def test_network_models_are_the_seed0_results():
