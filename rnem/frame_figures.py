@@ -310,7 +310,8 @@ def network_summary_figures(summary: dict, plt) -> dict:
             for (name, label), style in zip(MOTION_REFERENCE_NAMES.items(), (":", "-.", "--", (0, (1, 4)))):
                 axes[2].axhline(data[f"balls/motion_references/{name}/slope"]["mean"], ls=style, color="0.25",
                                 lw=0.9, label=label)
-            axes[2].legend(fontsize=6, loc="lower left", framealpha=0.9)
+            axes[2].set_ylim(0, 1.45)                  # room for the legend above the bars and lines
+            axes[2].legend(fontsize=6, loc="upper left", framealpha=0.9)
         lags, drawn = None, False
         for i, m in enumerate(models):
             measures = summary["models"][m]["measures"]
