@@ -49,7 +49,10 @@ COMMITTED_JSON = sorted(name for name in subprocess.run(["git", "ls-files", "*.j
                         if not name.startswith("benchmarks/"))    # kernel_check.json: a measurement, not a result
 
 
+@functools.lru_cache(maxsize=None)
 def load(name):
+    """A committed JSON file, parsed once per session (many tests read the same files): read-only,
+    no test changes what it returns."""
     with open(os.path.join(ROOT, name)) as f:
         return json.load(f)
 
