@@ -45,7 +45,7 @@ from rnem.measures import ari_batch, bce  # noqa: E402
 from rnem.model_files import read_model_file, write_model_file  # noqa: E402
 from rnem.motion_references import REFERENCES, reference_motion  # noqa: E402
 from rnem.optim import Adam  # noqa: E402
-from rnem.scenes import RADIUS, ball_disks, ball_scenes, collision_region, hidden_balls  # noqa: E402
+from rnem.scenes import RADIUS, ball_disks, ball_scenes, collision_region, hidden_balls, scene_rows  # noqa: E402
 from rnem.simulator import max_balls, rng_for  # noqa: E402
 from rnem.sweeps import over_seeds  # noqa: E402
 
@@ -641,9 +641,7 @@ def trained_slice(net, cfg: NetworkConfig) -> dict:
 def references_slice(cfg: NetworkConfig) -> dict:
     """The motion fraction of each physics reference (rnem.motion_references) on the first
     SLICE_SEQUENCES test sequences: the test data's part of the slice, no network needed."""
-    scenes = make_scenes(cfg, cfg.n_eval, "network/test")
-    first = {key: value[:, :SLICE_SEQUENCES] if key in ("states", "pair", "frames", "labels") else value[:SLICE_SEQUENCES]
-             for key, value in scenes.items()}                  # (T, n, ...) and (n, ...) arrays: the first sequences
+    first = scene_rows(make_scenes(cfg, cfg.n_eval, "network/test"), slice(0, SLICE_SEQUENCES))
     return {name: m["slope"] for name, m in reference_motion(first, cfg.frame_steps).items()}
 
 

@@ -616,7 +616,7 @@ def long_goals_table(summary: dict) -> str:
 
 
 def physics_cell(constant_velocity: dict, simulator: dict) -> str:
-    """' (from two frames: constant velocity 0.73, the simulator 0.85)', or '' where not measured."""
+    """' (physics from two frames: constant velocity 0.74, the simulator 0.85)', or '' where not measured."""
     if not constant_velocity or constant_velocity.get("mean") is None:
         return ""
     return (f" (physics from two frames: constant velocity {constant_velocity['mean']:.2f}, "

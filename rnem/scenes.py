@@ -47,6 +47,13 @@ def hidden_balls(scenes: dict, size: int):
     return behind, behind & (np.cumsum(~behind, axis=0) - ~behind > 0)
 
 
+def scene_rows(scenes: dict, rows) -> dict:
+    """The same scenes for the sequences `rows` only (a slice or indices): states, pair, frames and
+    labels are (T, n, ...), visible and radii (n, ...)."""
+    return {key: value[:, rows] if key in ("states", "pair", "frames", "labels") else value[rows]
+            for key, value in scenes.items()}
+
+
 def ball_disks(scenes: dict, size: int, rows=slice(None), wider: float = 0.0) -> np.ndarray:
     """(T, n, B, D) bool: the pixels of each ball's disk (its radius plus `wider` pixels) in every frame."""
     disks = ball_pixels(scenes["states"][:, rows, :, :2], scenes["radii"][rows] + wider / size, size)
