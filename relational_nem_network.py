@@ -68,6 +68,8 @@ class NetworkConfig:
                                         "--n-balls")
     components: int = config_field(5, "K, components per sequence")
     hidden: int = config_field(100, "M, the recurrent state of a component")
+    attention_width: int = config_field(0, "A, the width of the attention MLP's tanh layer (--kind r_nem; 0: M / 2, "
+                                           "this project's default; the paper's is 100 beside 250 for M)")
     masses: bool = config_field(False, "the paper's two ball types (1.25x the radius and 6x the mass)")
     curtain: float = config_field(0.0, "width of an unseen vertical band at a random place per sequence, in box "
                                        "units (0: none); the network is not told where it is")
@@ -110,6 +112,7 @@ class NetworkConfig:
 def check_config(cfg: NetworkConfig) -> None:
     """ConfigError naming the option and its valid range, before any work."""
     ranges = {"size": (8, 128), "n_balls": (1, max_balls(RADIUS)), "components": (1, 16), "hidden": (2, 1024),
+              "attention_width": (0, 1024),
               "t_frames": (LAST_STEPS + 2, 200), "frame_steps": (1, 4), "n_train": (1, 100_000), "n_val": (1, 10_000),
               "n_eval": (len(EXTRAPOLATE_BALLS), 10_000), "observed": (2, cfg.t_frames - 1), "batch": (1, 1024),
               "steps": (1, 1_000_000), "eval_every": (1, 1_000_000), "patience": (0, 1000),
@@ -118,6 +121,9 @@ def check_config(cfg: NetworkConfig) -> None:
     for name, (lo, hi) in ranges.items():
         if not lo <= getattr(cfg, name) <= hi:
             raise ConfigError(f"--{name.replace('_', '-')} must be in {lo}..{hi} (got {getattr(cfg, name)})")
+    if cfg.attention_width and cfg.kind != "r_nem":
+        raise ConfigError(f"--attention-width must be 0 unless --kind is r_nem (the only network with attention; "
+                          f"got {cfg.attention_width} with --kind {cfg.kind})")
     if not 0 < cfg.lr <= 1:
         raise ConfigError(f"--lr must be in (0, 1] (got {cfg.lr})")
     if not 0 < cfg.lr_drop <= 1:
@@ -160,14 +166,13 @@ def check_config(cfg: NetworkConfig) -> None:
 RETEST_OPTIONS = ("retest", "summarise", "out", "sample")   # the options --retest and --summarise take
 
 MODEL_FILE_FORMAT = "relational-nem-network 1"
-NETWORK_SHAPE = ("kind", "size", "hidden", "dtype")       # the config fields that decide a network's parameters
 
 
-def new_network(cfg) -> network.Network:
-    """The network cfg (a NetworkConfig or its dict) describes, with its seeded initial weights."""
-    get = cfg.get if isinstance(cfg, dict) else lambda name: getattr(cfg, name)
-    return network.Network(get("kind"), get("size") ** 2, get("hidden"), rng=rng_for(get("seed"), "network/init"),
-                           dtype=np.dtype(get("dtype")))
+def new_network(cfg: NetworkConfig) -> network.Network:
+    """The network cfg describes (kind, size, hidden, attention_width, dtype), with its seeded initial
+    weights."""
+    return network.Network(cfg.kind, cfg.size ** 2, cfg.hidden, rng=rng_for(cfg.seed, "network/init"),
+                           attention=cfg.attention_width or None, dtype=np.dtype(cfg.dtype))
 
 
 def save_network(path: str, net, cfg: NetworkConfig, training: dict) -> None:
@@ -184,9 +189,8 @@ def load_network(path: str, option: str = "--retest"):
     meta, arrays = read_model_file(path, option, MODEL_FILE_FORMAT)
     config = meta.get("config")
     try:
-        net = new_network({name: config[name] for name in NETWORK_SHAPE + ("seed",)})
-        stored_config(NetworkConfig, config)
-    except (KeyError, TypeError, ValueError) as err:
+        net = new_network(stored_config(NetworkConfig, config))
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"{option} {path}: its config does not describe a network ({type(err).__name__}: {err})")
     flat = arrays.get(config["kind"])
     if flat is None or flat.shape != net.flat.shape or not np.isfinite(flat).all():

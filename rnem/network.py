@@ -13,7 +13,7 @@ One EM step for component k (B sequences, K components, D pixels, M hidden units
 R-NEM's Upsilon_k = [th_k ; sum_{i != k} a_ki e_ki] with th = MLP_enc(theta) (ReLU), the pair
 embedding emb_ki = ReLU(LN(th_k W_f + th_i W_c + b)) (= MLP_emb([th_k; th_i]) without building
 the K (K - 1) concatenations), e_ki = MLP_eff(emb_ki) (ReLU, width M) and the attention
-a_ki = sigmoid(MLP_att(emb_ki) w + c) (tanh, width M / 2); without attention a_ki = 1.
+a_ki = sigmoid(MLP_att(emb_ki) w + c) (tanh, width A, M / 2 unless given); without attention a_ki = 1.
 A layer `block` is act(LN(x W + b)); its parameters are name.W, name.b, name.g, name.s.
 """
 from __future__ import annotations
@@ -75,10 +75,11 @@ def block_backward(dy, cache, name: str, G: dict):
 class Network:
     """The parameters of one network (one flat vector, named views) and its step pairs.
     kind: one of KINDS; pixels: D; hidden: M; encoder, decoder: the layer widths (small in tests);
+    attention: A, the width of MLP_att's tanh layer (R-NEM only; None: M // 2);
     dtype: of the parameters and of every activation (float32 to train, float64 for the gradient checks)."""
 
     def __init__(self, kind: str, pixels: int, hidden: int = 100, rng=None, encoder=ENCODER, decoder=DECODER,
-                 dtype=np.float64):
+                 attention: int | None = None, dtype=np.float64):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
         rng = rng if rng is not None else np.random.default_rng(0)
@@ -92,7 +93,8 @@ class Network:
             shapes |= {"emb.Wf": (M, M), "emb.Wc": (M, M), "emb.b": (M,), "emb.g": (M,), "emb.s": (M,)}
             shapes |= block_shapes("eff", M, M)
             if kind == "r_nem":
-                shapes |= block_shapes("att", M, M // 2) | {"att.w": (M // 2, 1), "att.c": (1,)}
+                A = attention or M // 2
+                shapes |= block_shapes("att", M, A) | {"att.w": (A, 1), "att.c": (1,)}
         shapes |= block_shapes("dec0", M, decoder) | {"dec1.W": (decoder, pixels), "dec1.b": (pixels,)}
         self.layout = ParamBuffer(shapes)
         self.flat = np.zeros(self.layout.size, dtype)
@@ -122,7 +124,7 @@ class Network:
         e, c_eff = block_forward(emb, P, "eff", "relu")                             # (B, K, K, M) effects
         others = (1.0 - np.eye(K, dtype=theta.dtype))[:, :, None]                   # (K, K, 1): i != k
         if self.kind == "r_nem":
-            a1, c_att = block_forward(emb, P, "att", "tanh")                        # (B, K, K, M/2)
+            a1, c_att = block_forward(emb, P, "att", "tanh")                        # (B, K, K, A)
             a = sigmoid(mm(a1, P["att.w"]) + P["att.c"])                               # (B, K, K, 1) attention
         else:
             a1 = c_att = None

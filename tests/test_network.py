@@ -10,8 +10,8 @@ TOL = 1e-6          # float64 centred differences through layer norms and sigmoi
 SMALL = dict(pixels=8, hidden=6, encoder=(6, 4), decoder=6)   # hidden 6: attention width 3 (LN of 2 values is +-1)
 
 
-def make(kind, seed=0):
-    net = network.Network(kind, rng=np.random.default_rng(seed), **SMALL)
+def make(kind, seed=0, attention=None):
+    net = network.Network(kind, rng=np.random.default_rng(seed), attention=attention, **SMALL)
     rng = np.random.default_rng(seed + 1)
     net.flat[...] += 0.1 * rng.standard_normal(net.flat.shape)           # biases and gains off their start
     return net
@@ -25,9 +25,9 @@ def check_params(net, loss, grad, names=None):
         assert rel_error(views[name], numeric) < TOL, name
 
 
-@pytest.mark.parametrize("kind", network.KINDS)
-def test_upsilon_gradients(kind):
-    net = make(kind)
+@pytest.mark.parametrize("kind, attention", [(kind, None) for kind in network.KINDS] + [("r_nem", 5)])
+def test_upsilon_gradients(kind, attention):
+    net = make(kind, attention=attention)
     rng = np.random.default_rng(2)
     theta = rng.random((2, 3, SMALL["hidden"]))
     U, _ = net.upsilon_forward(theta)
@@ -174,3 +174,14 @@ def test_float32_network_follows_the_float64_one():
     assert g32.dtype == np.float32 and s32[-1][3].dtype == np.float32
     assert abs(l32 - l64) < 1e-5 * abs(l64)
     assert np.abs(g32 - g64).max() < 1e-4 * np.abs(g64).max()
+
+
+def test_attention_width():
+    """--attention A sets the width of MLP_att's tanh layer; M // 2 when not given, with the same
+    initial weights as a network built without the argument."""
+    wide = network.Network("r_nem", rng=np.random.default_rng(0), attention=5, **SMALL)
+    assert wide.params["att.W"].shape == (SMALL["hidden"], 5) and wide.params["att.w"].shape == (5, 1)
+    default = network.Network("r_nem", rng=np.random.default_rng(0), **SMALL)
+    half = network.Network("r_nem", rng=np.random.default_rng(0), attention=SMALL["hidden"] // 2, **SMALL)
+    assert default.params["att.W"].shape == (SMALL["hidden"], SMALL["hidden"] // 2)
+    assert np.array_equal(default.flat, half.flat)

@@ -1,4 +1,5 @@
 """relational_nem_network.py as a program: bad input, a tiny training whose loss falls, the ARI."""
+import dataclasses
 import json
 import os
 import signal
@@ -29,6 +30,8 @@ TINY = ["--size", "12", "--hidden", "8", "--t-frames", "12", "--n-train", "8", "
     (["--train-balls", "0,4"], "--train-balls must be a list of numbers of balls in 1..22"), (["--select-from", "7", "--steps", "6"],
                                                                 "--select-from must be in 0..6"),
     (["--lr-drop-at", "-2"], "--lr-drop-at must be in 0..1000000"), (["--retest", "none.npz"], "--retest must be a"), (["--dtype", "float16"], "invalid choice"),
+    (["--attention-width", "-1"], "--attention-width must be in 0..1024"),
+    (["--attention-width", "10", "--kind", "rnn_em"], "--attention-width must be 0 unless --kind is r_nem"),
     (["--iterations", "5"], "unrecognized arguments: --iterations 5 (--iterations is now --steps)"),    # an old name
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch, args, message):
@@ -209,6 +212,21 @@ def test_summary_checks_the_orderings_seed_by_seed(tmp_path):
     assert check["holds_per_seed"] == [True, False] and not check["holds_in_every_seed"]
     assert summary["models"]["r_nem"]["measures"]["balls/bce_real"]["mean"] == 57.5
     assert summary["models"]["rnn"]["measures"]["balls/bce_real_over_copy"]["per_seed"] == [0.7, 0.7]
+
+
+def test_attention_width_is_kept_in_the_model_file(tmp_path):
+    """A network of --attention-width A comes back from its file with A; a file written before the
+    option existed (no attention_width in its config) is read as M / 2."""
+    cfg = N.NetworkConfig(size=8, hidden=6, attention_width=7)
+    net = N.new_network(cfg)
+    assert net.params["att.W"].shape == (6, 7)
+    N.save_network(str(tmp_path / "w.npz"), net, cfg, {"history": [], "selected": {}})
+    again, meta = N.load_network(str(tmp_path / "w.npz"))
+    assert again.params["att.W"].shape == (6, 7) and np.array_equal(again.flat, net.flat)
+    old = N.NetworkConfig(size=8, hidden=6)
+    old_dict = {k: v for k, v in dataclasses.asdict(old).items() if k != "attention_width"}
+    N.write_model_file(str(tmp_path / "old.npz"), {**meta, "config": old_dict}, {"r_nem": N.new_network(old).flat})
+    assert N.load_network(str(tmp_path / "old.npz"))[0].params["att.W"].shape == (6, 3)
 
 
 def test_save_then_retest_gives_the_same_measures(tiny_run, tmp_path, capsys, monkeypatch):
