@@ -49,12 +49,17 @@ COMMITTED_JSON = sorted(name for name in subprocess.run(["git", "ls-files", "*.j
                         if not name.startswith("benchmarks/"))    # kernel_check.json: a measurement, not a result
 
 
+def refuse_constant(constant):
+    raise ValueError(f"{constant} is not JSON")
+
+
 @functools.lru_cache(maxsize=None)
 def load(name):
     """A committed JSON file, parsed once per session (many tests read the same files): read-only,
-    no test changes what it returns."""
+    no test changes what it returns. Strict: NaN and Infinity, which json writes but JSON does not
+    have, raise ValueError."""
     with open(os.path.join(ROOT, name)) as f:
-        return json.load(f)
+        return json.load(f, parse_constant=refuse_constant)
 
 
 def config_of(payload) -> state_config.Config:
@@ -276,11 +281,10 @@ def test_pixel_seeds_seed0_is_the_seed0_file(name):
 
 
 def test_committed_json_is_strict():
-    def refuse(constant):
-        raise ValueError(f"{constant} is not JSON")
     for name in COMMITTED_JSON:
-        with open(os.path.join(ROOT, name)) as f:
-            json.load(f, parse_constant=refuse)
+        load(name)                                     # raises on NaN or Infinity
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        json.loads('{"a": NaN}', parse_constant=refuse_constant)
 
 
 
