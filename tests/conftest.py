@@ -111,7 +111,8 @@ def pytest_runtestloop(session):
     folder = tempfile.mkdtemp(prefix="rnem-tests-")
     out = os.path.join(folder, "slow_slices.json")
     code = f"import test_committed_results as T; T.slow_slices({out!r})"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), ROOT])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), ROOT]),
+           "OPENBLAS_NUM_THREADS": "1"}                      # one core: the foreground tests have the other
     with open(os.path.join(folder, "stderr.txt"), "wb") as err:      # a file, not a pipe: it never fills and blocks
         _background.update(folder=folder, out=out, process=subprocess.Popen(
             [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
